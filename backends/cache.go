@@ -1,0 +1,103 @@
+package backends
+
+import (
+	"context"
+	"time"
+)
+
+// Cache is a byte-valued key/value cache scoped to one named namespace
+// (<root>/<env>/cache/<name>/). Typed[T] adds codecs on top.
+//
+// Keys are validated with ValidateKey, values with ValidateValue against the
+// configured maximum, TTLs with ValidateTTL (0 means no expiry).
+type Cache interface {
+	// Get returns the value, or ErrNotFound when the key is missing or expired.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value with the given TTL (0 = no expiry).
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Delete removes the key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Exists reports whether the key is present and not expired.
+	Exists(ctx context.Context, key string) (bool, error)
+	// Clear removes every key of this cache's namespace and nothing else.
+	Clear(ctx context.Context) error
+	// GetMany returns the values of the keys that exist; missing keys are
+	// simply absent from the map.
+	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
+	// SetMany stores every item (each with its own TTL).
+	SetMany(ctx context.Context, items []CacheItem) error
+}
+
+// CacheItem is one entry for SetMany.
+type CacheItem struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration // 0 = no expiry
+}
+
+// CacheOptions configures a cache implementation.
+type CacheOptions struct {
+	// Namespace scopes the keys (root + env). Env is required.
+	Namespace Namespace
+	// Name of the cache: the fourth key segment (ValidateName rules).
+	Name string
+	// MaxValueSize is the largest value accepted, in bytes.
+	// Default: DefaultMaxValueSize (1 MiB).
+	MaxValueSize int
+}
+
+// Validate checks the options and returns a copy with defaults applied.
+func (o CacheOptions) Validate() (CacheOptions, error) {
+	o.Namespace = o.Namespace.WithDefaults()
+	if err := o.Namespace.Validate(); err != nil {
+		return o, err
+	}
+	if err := ValidateName("cache name", o.Name); err != nil {
+		return o, err
+	}
+	if o.MaxValueSize < 0 {
+		return o, Invalid("max value size", o.MaxValueSize, "must not be negative")
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = DefaultMaxValueSize
+	}
+	return o, nil
+}
+
+// CacheOpKind says what one operation of a batch does.
+type CacheOpKind int
+
+// The kinds of batched cache operations.
+const (
+	CacheOpGet CacheOpKind = iota + 1
+	CacheOpSet
+	CacheOpDelete
+	CacheOpExists
+)
+
+// CacheOp is one operation of a batch.
+type CacheOp struct {
+	Kind  CacheOpKind
+	Key   string
+	Value []byte        // CacheOpSet only
+	TTL   time.Duration // CacheOpSet only
+}
+
+// CacheResult is the outcome of one CacheOp, in the same position.
+// For Get: Value and Found. For Exists: Found. Err is per operation (an
+// invalid key fails only its own op); ErrNotFound is never used here, a
+// missing key is Found == false.
+type CacheResult struct {
+	Value []byte
+	Found bool
+	Err   error
+}
+
+// CacheBatcher is the optional capability the cache actor uses for
+// auto-pipelining: run many independent operations in as few round trips as
+// the backend allows (Redis: one pipeline; etcd: Txn chunks within the
+// server's max-txn-ops). The returned slice has len(ops) entries. A transport
+// failure sets Err on every affected op; DoBatch never panics on bad input.
+type CacheBatcher interface {
+	DoBatch(ctx context.Context, ops []CacheOp) []CacheResult
+}

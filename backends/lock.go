@@ -1,0 +1,128 @@
+package backends
+
+import (
+	"context"
+	"time"
+)
+
+// Locker grants named distributed locks. Names follow ValidateName.
+//
+// Every granted Lease carries a fencing token that strictly increases per
+// lock name across all owners (Redis: a counter bumped inside the acquire
+// script; etcd: the lock key's create revision). Pass it to the resource you
+// protect and reject writes carrying an older token.
+type Locker interface {
+	// Acquire blocks until the lock is obtained or ctx ends (then ctx.Err(),
+	// wrapped, and no stale entry is left behind). It does not busy-poll:
+	// etcd waits on its predecessor's delete; Redis on a release notification
+	// with a bounded, jittered fallback.
+	Acquire(ctx context.Context, name string, opts LockOptions) (Lease, error)
+	// TryAcquire returns ErrNotObtained at once when the lock is held.
+	TryAcquire(ctx context.Context, name string, opts LockOptions) (Lease, error)
+}
+
+// LockOptions configures one acquisition.
+type LockOptions struct {
+	// TTL is how long the lock stays held without a Refresh.
+	// Default: 15s. On etcd it is rounded up to whole seconds, minimum 2s
+	// (etcd grants no shorter lease).
+	TTL time.Duration
+	// Owner identifies the holder in Lease.Owner and in diagnostics.
+	// Default: a random unique string.
+	Owner string
+	// AutoRenew keeps the lease alive (refreshing at TTL/3) until Release
+	// or loss; Done() closes if a renewal finds the lock lost.
+	AutoRenew bool
+}
+
+// DefaultLockTTL is used when LockOptions.TTL is zero.
+const DefaultLockTTL = 15 * time.Second
+
+// Validate checks the options and returns a copy with defaults applied
+// (Owner is left empty for the implementation to generate).
+func (o LockOptions) Validate() (LockOptions, error) {
+	if err := ValidateTTL("ttl", o.TTL); err != nil {
+		return o, err
+	}
+	if o.TTL == 0 {
+		o.TTL = DefaultLockTTL
+	}
+	if len(o.Owner) > MaxNameLen {
+		return o, Invalid("owner", o.Owner, "longer than 128 bytes")
+	}
+	return o, nil
+}
+
+// Lease is a held lock.
+type Lease interface {
+	// Name is the lock name.
+	Name() string
+	// Owner is the holder's identity.
+	Owner() string
+	// TTL is the lease time granted (after backend rounding).
+	TTL() time.Duration
+	// Token is the fencing token: strictly increasing per lock name.
+	Token() uint64
+	// Refresh extends the lease to ttl from now (0 = the original TTL).
+	// ErrNotHeld when the lock is no longer ours.
+	Refresh(ctx context.Context, ttl time.Duration) error
+	// Release frees the lock. ErrNotHeld when it is no longer ours.
+	Release(ctx context.Context) error
+	// Done is closed when the lease ends: released, expired, revoked, or an
+	// auto-renewal found it lost.
+	Done() <-chan struct{}
+}
+
+// LockerOptions configures a Locker implementation.
+type LockerOptions struct {
+	// Namespace scopes the keys (root + env). Env is required.
+	Namespace Namespace
+}
+
+// Elector runs leader elections. Names follow ValidateName.
+type Elector interface {
+	// Campaign blocks until this candidate becomes leader of election or ctx
+	// ends. value is published as the leader's value (e.g. its address).
+	Campaign(ctx context.Context, election, value string) (Leadership, error)
+	// Leader returns the current leader, or ErrNotFound when there is none.
+	Leader(ctx context.Context, election string) (LeaderInfo, error)
+	// Observe sends the current leader (if any) and then every change until
+	// ctx ends, when the channel is closed. A change to "no leader" is sent
+	// as a LeaderInfo with an empty Value and Epoch 0.
+	Observe(ctx context.Context, election string) (<-chan LeaderInfo, error)
+}
+
+// LeaderInfo describes a leader.
+type LeaderInfo struct {
+	Election string
+	Value    string
+	// Epoch strictly increases with every new leadership of an election
+	// (etcd: the leader key's create revision; Redis: a counter).
+	Epoch uint64
+}
+
+// Leadership is held leadership.
+type Leadership interface {
+	Election() string
+	Value() string
+	// Epoch is the fencing value of this leadership term.
+	Epoch() uint64
+	// Resign gives up leadership so the next candidate takes over.
+	// ErrNotHeld when it was already lost.
+	Resign(ctx context.Context) error
+	// Done is closed when leadership ends (resigned, session expired).
+	Done() <-chan struct{}
+}
+
+// ElectorOptions configures an Elector implementation.
+type ElectorOptions struct {
+	// Namespace scopes the keys (root + env). Env is required.
+	Namespace Namespace
+	// TTL is the leadership session TTL: a leader that stops renewing is
+	// replaced after at most TTL. Default: 10s; etcd rounds up to whole
+	// seconds, minimum 2s.
+	TTL time.Duration
+}
+
+// DefaultElectionTTL is used when ElectorOptions.TTL is zero.
+const DefaultElectionTTL = 10 * time.Second
