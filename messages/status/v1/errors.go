@@ -1,0 +1,104 @@
+package statusv1
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/baton-go/baton/backends"
+)
+
+// ErrInternal is what Err returns for CODE_INTERNAL, and for a status that
+// is missing, unspecified or carries a code this version does not know.
+var ErrInternal = errors.New("baton: internal error")
+
+// codeErrors maps codes to errors. Its order is the precedence FromError
+// uses when an error matches several entries: the specific backends
+// sentinels first, then the caller's context errors, then unavailable (an
+// unreachable backend whose wait ran into the caller's deadline reports
+// the deadline, as the backends contract asks), then internal.
+var codeErrors = []struct {
+	code Code
+	err  error
+}{
+	{Code_CODE_NOT_FOUND, backends.ErrNotFound},
+	{Code_CODE_NOT_OBTAINED, backends.ErrNotObtained},
+	{Code_CODE_NOT_HELD, backends.ErrNotHeld},
+	{Code_CODE_CONFLICT, backends.ErrConflict},
+	{Code_CODE_INVALID_ARGUMENT, backends.ErrInvalidArgument},
+	{Code_CODE_CLOSED, backends.ErrClosed},
+	{Code_CODE_COMPACTED, backends.ErrCompacted},
+	{Code_CODE_NOT_SUPPORTED, backends.ErrNotSupported},
+	{Code_CODE_CANCELED, context.Canceled},
+	{Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
+	{Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
+	{Code_CODE_INTERNAL, ErrInternal},
+}
+
+// OK returns a new success status.
+func OK() *Status { return &Status{Code: Code_CODE_OK} }
+
+// FromError turns the outcome of a backend call into a Status: nil is
+// CODE_OK; an error matching a backends sentinel, context.Canceled,
+// context.DeadlineExceeded or ErrInternal under errors.Is gets that code;
+// anything else is CODE_INTERNAL. The message is err.Error().
+func FromError(err error) *Status {
+	if err == nil {
+		return OK()
+	}
+	for _, ce := range codeErrors {
+		if errors.Is(err, ce.err) {
+			return &Status{Code: ce.code, Message: err.Error()}
+		}
+	}
+	return &Status{Code: Code_CODE_INTERNAL, Message: err.Error()}
+}
+
+// Err turns a Status back into an error: nil for CODE_OK, otherwise an
+// error that matches the code's sentinel under errors.Is (a backends
+// sentinel, context.Canceled, context.DeadlineExceeded or ErrInternal) and
+// whose text is the status message. A nil, unspecified or unknown status
+// yields ErrInternal, so a response that forgot its status never passes
+// as success.
+func (x *Status) Err() error {
+	code := x.GetCode()
+	if code == Code_CODE_OK {
+		return nil
+	}
+	for _, ce := range codeErrors {
+		if ce.code == code {
+			return &statusError{msg: x.GetMessage(), sentinel: ce.err}
+		}
+	}
+	msg := "unexpected status code " + code.String()
+	if x == nil {
+		msg = "response without status"
+	}
+	if m := x.GetMessage(); m != "" {
+		msg += ": " + m
+	}
+	return &statusError{msg: msg, sentinel: ErrInternal}
+}
+
+// statusError is an error rebuilt from a Status. It unwraps to the
+// sentinel, so errors.Is works as it did where the error was made.
+type statusError struct {
+	msg      string
+	sentinel error
+}
+
+// Error returns the message, adding the sentinel's text only when the
+// message does not already contain it (FromError's messages usually do).
+func (e *statusError) Error() string {
+	s := e.sentinel.Error()
+	switch {
+	case e.msg == "":
+		return s
+	case strings.Contains(e.msg, s):
+		return e.msg
+	default:
+		return e.msg + ": " + s
+	}
+}
+
+func (e *statusError) Unwrap() error { return e.sentinel }
