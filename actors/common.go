@@ -1,0 +1,76 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/baton-go/baton/backends"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
+	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
+)
+
+// respond answers the current request if it has a sender; a request sent
+// with Send (no sender) gets no answer, by protoactor's design.
+func respond(ctx actor.Context, msg any) {
+	if ctx.Sender() != nil {
+		ctx.Respond(msg)
+	}
+}
+
+// subscriberPID is the PID named in a request, or its sender.
+func subscriberPID(ctx actor.Context, s *subscriptionv1.Subscriber) *actor.PID {
+	if s.GetId() != "" {
+		return actor.NewPID(s.GetAddress(), s.GetId())
+	}
+	return ctx.Sender()
+}
+
+// SubscriberOf converts a PID into the Subscriber message field.
+func SubscriberOf(pid *actor.PID) *subscriptionv1.Subscriber {
+	if pid == nil {
+		return nil
+	}
+	return &subscriptionv1.Subscriber{Address: pid.Address, Id: pid.Id}
+}
+
+// rejectUnknown answers a message the actor does not serve with an
+// invalid-argument Status, so a caller gets an error instead of a timeout,
+// and the actor keeps running. Lifecycle messages are ignored.
+func rejectUnknown(ctx actor.Context, msg any) {
+	switch msg.(type) {
+	case actor.SystemMessage, actor.AutoReceiveMessage, *actor.Terminated, *actor.ReceiveTimeout:
+		return
+	}
+	if ctx.Sender() == nil {
+		ctx.Logger().Debug("baton: dropped unknown message without sender", "type", fmt.Sprintf("%T", msg))
+		return
+	}
+	ctx.Respond(statusv1.FromError(backends.Invalid("message", fmt.Sprintf("%T", msg),
+		"not served by "+ctx.Self().Id)))
+}
+
+// statusOf finds the status of a response: the message itself when it is a
+// Status, or its field named "status" of type baton.status.v1.Status.
+func statusOf(msg any) (*statusv1.Status, bool) {
+	if s, ok := msg.(*statusv1.Status); ok {
+		return s, true
+	}
+	pm, ok := msg.(proto.Message)
+	if !ok {
+		return nil, false
+	}
+	m := pm.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("status")
+	if fd == nil || fd.Kind() != protoreflect.MessageKind ||
+		fd.Message().FullName() != (&statusv1.Status{}).ProtoReflect().Descriptor().FullName() {
+		return nil, false
+	}
+	if !m.Has(fd) {
+		return nil, true // a response that forgot its status: Err() reports internal
+	}
+	s, ok := m.Get(fd).Message().Interface().(*statusv1.Status)
+	return s, ok
+}

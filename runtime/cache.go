@@ -1,0 +1,245 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	cachev1 "github.com/baton-go/baton/messages/cache/v1"
+)
+
+// CacheClient is the typed facade of one named cache served by a cache
+// actor: it implements backends.Cache by messaging the actor, so plain Go
+// code gets the actor's auto-pipelining. Wrap it with backends.NewTyped for
+// typed values. It is safe for concurrent use.
+type CacheClient struct {
+	root   *actor.RootContext
+	pid    *actor.PID
+	name   string
+	locker backends.Locker // for GetOrLoad across nodes; may be nil
+	flight singleflight.Group
+}
+
+var _ backends.Cache = (*CacheClient)(nil)
+
+// NewCacheClient returns a facade for cache name served by the actor at pid.
+// locker, if not nil, makes GetOrLoad exclusive across nodes.
+func NewCacheClient(root *actor.RootContext, pid *actor.PID, name string, locker backends.Locker) *CacheClient {
+	return &CacheClient{root: root, pid: pid, name: name, locker: locker}
+}
+
+// Name returns the cache name.
+func (c *CacheClient) Name() string { return c.name }
+
+func ttlpb(ttl time.Duration) *durationpb.Duration {
+	if ttl == 0 {
+		return nil
+	}
+	return durationpb.New(ttl)
+}
+
+// Get implements backends.Cache.
+func (c *CacheClient) Get(ctx context.Context, key string) ([]byte, error) {
+	resp, err := actors.Request[*cachev1.GetResponse](ctx, c.root, c.pid, &cachev1.GetRequest{Name: c.name, Key: key})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetValue() == nil {
+		return []byte{}, nil
+	}
+	return resp.GetValue(), nil
+}
+
+// Set implements backends.Cache.
+func (c *CacheClient) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := backends.ValidateTTL("ttl", ttl); err != nil {
+		return err
+	}
+	_, err := actors.Request[*cachev1.SetResponse](ctx, c.root, c.pid,
+		&cachev1.SetRequest{Name: c.name, Key: key, Value: value, Ttl: ttlpb(ttl)})
+	return err
+}
+
+// Delete implements backends.Cache.
+func (c *CacheClient) Delete(ctx context.Context, key string) error {
+	_, err := actors.Request[*cachev1.DeleteResponse](ctx, c.root, c.pid, &cachev1.DeleteRequest{Name: c.name, Key: key})
+	return err
+}
+
+// Exists implements backends.Cache.
+func (c *CacheClient) Exists(ctx context.Context, key string) (bool, error) {
+	resp, err := actors.Request[*cachev1.ExistsResponse](ctx, c.root, c.pid, &cachev1.ExistsRequest{Name: c.name, Key: key})
+	if err != nil {
+		return false, err
+	}
+	return resp.GetExists(), nil
+}
+
+// Clear implements backends.Cache.
+func (c *CacheClient) Clear(ctx context.Context) error {
+	_, err := actors.Request[*cachev1.ClearResponse](ctx, c.root, c.pid, &cachev1.ClearRequest{Name: c.name})
+	return err
+}
+
+// GetMany implements backends.Cache.
+func (c *CacheClient) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	resp, err := actors.Request[*cachev1.GetManyResponse](ctx, c.root, c.pid, &cachev1.GetManyRequest{Name: c.name, Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.GetValues()
+	if out == nil {
+		out = map[string][]byte{}
+	}
+	for k, v := range out {
+		if v == nil {
+			out[k] = []byte{}
+		}
+	}
+	return out, nil
+}
+
+// SetMany implements backends.Cache.
+func (c *CacheClient) SetMany(ctx context.Context, items []backends.CacheItem) error {
+	req := &cachev1.SetManyRequest{Name: c.name, Items: make([]*cachev1.Item, 0, len(items))}
+	for _, it := range items {
+		if err := backends.ValidateTTL("ttl", it.TTL); err != nil {
+			return err
+		}
+		req.Items = append(req.Items, &cachev1.Item{Key: it.Key, Value: it.Value, Ttl: ttlpb(it.TTL)})
+	}
+	_, err := actors.Request[*cachev1.SetManyResponse](ctx, c.root, c.pid, req)
+	return err
+}
+
+// Stats returns the actor's auto-pipelining counters for this cache.
+func (c *CacheClient) Stats(ctx context.Context) (batches, ops, maxBatch uint64, err error) {
+	resp, err := actors.Request[*cachev1.StatsResponse](ctx, c.root, c.pid, &cachev1.StatsRequest{Name: c.name})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return resp.GetBatches(), resp.GetOps(), resp.GetMaxBatch(), nil
+}
+
+// LoadOptions tunes GetOrLoad.
+type LoadOptions struct {
+	// TTL of a loaded value; 0 = no expiry.
+	TTL time.Duration
+	// Jitter adds a random extra of up to this fraction of TTL (0..1), so
+	// keys loaded together do not expire together. Default: 0.
+	Jitter float64
+	// NegativeTTL, when positive, caches a loader's ErrNotFound for this
+	// long: later GetOrLoad calls return ErrNotFound without loading.
+	NegativeTTL time.Duration
+	// LockTTL bounds how long one node may hold the cross-node load lock
+	// (it must cover the loader's run time). Default: 15s.
+	LockTTL time.Duration
+}
+
+// negativePrefix marks the companion key that records a cached miss; the
+// group-separator byte keeps it out of the way of ordinary keys.
+const negativePrefix = "\x1dneg:"
+
+// GetOrLoad returns the cached value of key or, on a miss, runs loader
+// once and caches its result. Concurrent callers for the same key share one
+// load: within a process by single-flight, across nodes by a distributed
+// lock (when the client has a Locker), re-checking the cache after the lock
+// is taken so a value loaded elsewhere is not loaded again. A loader that
+// returns an error matching ErrNotFound is cached as a miss for
+// opts.NegativeTTL when that is positive.
+func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
+	if err := backends.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	if err := backends.ValidateTTL("ttl", opts.TTL); err != nil {
+		return nil, err
+	}
+	if opts.Jitter < 0 || opts.Jitter > 1 {
+		return nil, backends.Invalid("jitter", opts.Jitter, "must be between 0 and 1")
+	}
+	if v, err := c.lookup(ctx, key, opts); err == nil || !errors.Is(err, errMiss) {
+		return v, err
+	}
+	v, err, _ := c.flight.Do(key, func() (any, error) {
+		return c.loadExclusive(ctx, key, opts, loader)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+var errMiss = errors.New("miss")
+
+// lookup returns the cached value, ErrNotFound for a cached miss, or errMiss.
+func (c *CacheClient) lookup(ctx context.Context, key string, opts LoadOptions) ([]byte, error) {
+	keys := []string{key}
+	if opts.NegativeTTL > 0 && len(negativePrefix)+len(key) <= backends.MaxKeyLen {
+		keys = append(keys, negativePrefix+key)
+	}
+	got, err := c.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := got[key]; ok {
+		return v, nil
+	}
+	if _, ok := got[negativePrefix+key]; ok {
+		return nil, fmt.Errorf("cache %s: %q (cached miss): %w", c.name, key, backends.ErrNotFound)
+	}
+	return nil, errMiss
+}
+
+func (c *CacheClient) loadExclusive(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
+	if c.locker != nil {
+		ttl := opts.LockTTL
+		if ttl <= 0 {
+			ttl = 15 * time.Second
+		}
+		lease, err := c.locker.Acquire(ctx, loadLockName(c.name, key), backends.LockOptions{TTL: ttl})
+		if err != nil {
+			return nil, fmt.Errorf("cache %s: load lock for %q: %w", c.name, key, err)
+		}
+		defer func() {
+			rc, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = lease.Release(rc)
+		}()
+		// Someone else may have loaded it while we waited for the lock.
+		if v, err := c.lookup(ctx, key, opts); err == nil || !errors.Is(err, errMiss) {
+			return v, err
+		}
+	}
+	v, err := loader(ctx)
+	if err != nil {
+		if errors.Is(err, backends.ErrNotFound) && opts.NegativeTTL > 0 && len(negativePrefix)+len(key) <= backends.MaxKeyLen {
+			_ = c.Set(ctx, negativePrefix+key, []byte{1}, opts.NegativeTTL)
+		}
+		return nil, err
+	}
+	ttl := opts.TTL
+	if ttl > 0 && opts.Jitter > 0 {
+		ttl += time.Duration(rand.Float64() * opts.Jitter * float64(ttl))
+	}
+	if err := c.Set(ctx, key, v, ttl); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// loadLockName is a valid lock name (no '/', bounded length) unique per
+// cache and key.
+func loadLockName(cache, key string) string {
+	sum := sha256.Sum256([]byte(cache + "\x00" + key))
+	return "cache-load-" + hex.EncodeToString(sum[:16])
+}

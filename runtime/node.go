@@ -1,0 +1,438 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/etcd"
+	"github.com/baton-go/baton/backends/redis"
+	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
+)
+
+// Option configures a Node.
+type Option func(*nodeOptions)
+
+type nodeOptions struct {
+	logger   *slog.Logger
+	system   *actor.ActorSystem
+	embedded EmbeddedStarter
+}
+
+// WithLogger sends the node's logs — and protoactor's, and the backends'
+// — to logger. Default: nothing is printed.
+func WithLogger(l *slog.Logger) Option { return func(o *nodeOptions) { o.logger = l } }
+
+// WithActorSystem runs the node's actors in an existing actor system (the
+// node then does not shut it down on Stop). Default: a system of its own,
+// with protoactor's logs routed to the node's logger.
+func WithActorSystem(s *actor.ActorSystem) Option { return func(o *nodeOptions) { o.system = s } }
+
+// EmbeddedServer is a running embedded etcd (see package runtime/embedded).
+type EmbeddedServer interface {
+	Endpoints() []string
+	Close() error
+}
+
+// EmbeddedStarter starts an embedded etcd in dataDir ("" = a temporary dir).
+type EmbeddedStarter func(ctx context.Context, dataDir string, logger *slog.Logger) (EmbeddedServer, error)
+
+// WithEmbeddedEtcd provides the embedded default; use embedded.Option(),
+// which passes embedded.Start. Without it, a configuration with no backend
+// is rejected, so programs that never use the embedded server don't link it.
+func WithEmbeddedEtcd(start EmbeddedStarter) Option {
+	return func(o *nodeOptions) { o.embedded = start }
+}
+
+// Node is one Baton node: the connector supervision tree, one actor per
+// component, and typed facades over them.
+//
+//	node, err := runtime.New(cfg, runtime.WithLogger(logger))
+//	if err != nil { … }
+//	if err := node.Start(ctx); err != nil { … }
+//	defer node.Stop(context.Background())
+//	cache := node.Cache("sessions")
+//
+// Start and Stop are safe to call once each; every method after Stop
+// returns (or its facade answers with) backends.ErrClosed.
+type Node struct {
+	cfg  SystemConfig
+	opts nodeOptions
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	state   nodeState
+	stopErr error
+
+	system    *actor.ActorSystem
+	ownSystem bool
+	embedded  EmbeddedServer
+	redisConn *redis.Connector
+	etcdConn  *etcd.Connector
+	ns        backends.Namespace
+
+	supervisor *actor.PID
+	cachePID   *actor.PID
+
+	// stops run in reverse order on Stop.
+	stops []namedStop
+
+	caches map[string]*CacheClient
+}
+
+type nodeState int
+
+const (
+	stateNew nodeState = iota
+	stateStarting
+	stateRunning
+	stateStopped
+)
+
+type namedStop struct {
+	name string
+	stop func(ctx context.Context) error
+}
+
+// New validates cfg and returns a node that is not yet started.
+func New(cfg SystemConfig, opts ...Option) (*Node, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, caches: map[string]*CacheClient{}}
+	for _, o := range opts {
+		o(&n.opts)
+	}
+	if cfg.UsesEmbedded() && n.opts.embedded == nil {
+		return nil, backends.Invalid("backends", "none",
+			"no redis or etcd configured: configure one, or pass embedded.Option() for the embedded etcd default")
+	}
+	n.log = n.opts.logger
+	if n.log == nil {
+		n.log = actors.DiscardLogger()
+	}
+	n.ns = backends.Namespace{Root: cfg.Root, Env: cfg.Env}
+	return n, nil
+}
+
+// Config returns the node's configuration (with defaults applied).
+func (n *Node) Config() SystemConfig { return n.cfg }
+
+// ActorSystem returns the actor system the node's actors live in.
+func (n *Node) ActorSystem() *actor.ActorSystem { return n.system }
+
+// Start connects the backends (failing with ErrUnavailable, within ctx, when
+// one cannot be reached), then starts the connector supervisor and the
+// component actors. On failure everything started so far is stopped.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	switch n.state {
+	case stateStopped:
+		n.mu.Unlock()
+		return fmt.Errorf("node: start: %w", backends.ErrClosed)
+	case stateStarting, stateRunning:
+		n.mu.Unlock()
+		return fmt.Errorf("node: already started: %w", backends.ErrInvalidArgument)
+	}
+	n.state = stateStarting
+	n.mu.Unlock()
+
+	defer func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if err != nil {
+			_ = n.runStops(context.WithoutCancel(ctx))
+			n.state = stateStopped
+			return
+		}
+		n.state = stateRunning
+	}()
+	return n.start(ctx)
+}
+
+func (n *Node) onStop(name string, f func(ctx context.Context) error) {
+	n.stops = append(n.stops, namedStop{name: name, stop: f})
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := n.cfg
+	// 1. The embedded default.
+	if cfg.UsesEmbedded() {
+		srv, err := n.opts.embedded(ctx, cfg.Embedded.DataDir, n.log)
+		if err != nil {
+			return fmt.Errorf("node: embedded etcd: %w", err)
+		}
+		n.embedded = srv
+		n.onStop("embedded etcd", func(context.Context) error { return srv.Close() })
+		ec := etcd.DefaultConfig()
+		ec.Endpoints = srv.Endpoints()
+		cfg.Etcd = &ec
+		n.cfg.Etcd = &ec
+	}
+
+	// 2. The actor system.
+	if n.opts.system != nil {
+		n.system = n.opts.system
+	} else {
+		n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(n.log))
+		n.ownSystem = true
+		sys := n.system
+		n.onStop("actor system", func(context.Context) error { sys.Shutdown(); return nil })
+	}
+
+	// 3. Connectors: connect now so a dead backend fails Start within ctx.
+	var conns []backends.Connector
+	uses := n.uses()
+	if uses[backends.BackendRedis] {
+		c, err := redis.NewConnector(*cfg.Redis, n.log.With("backend", "redis"))
+		if err != nil {
+			return err
+		}
+		n.redisConn = c
+		conns = append(conns, c)
+	}
+	if uses[backends.BackendEtcd] {
+		c, err := etcd.NewConnector(*cfg.Etcd, n.log.With("backend", "etcd"))
+		if err != nil {
+			return err
+		}
+		n.etcdConn = c
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c := c
+		if err := c.Connect(ctx); err != nil {
+			return fmt.Errorf("node: connect %s: %w", c.Backend(), err)
+		}
+		n.onStop("connector "+c.Backend(), func(ctx context.Context) error { return c.Disconnect(ctx) })
+	}
+
+	// 4. The connector supervisor.
+	sup, err := n.spawn("baton-connectors", actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
+		Connectors:     conns,
+		HealthInterval: cfg.Connector.HealthInterval,
+		ConnectTimeout: cfg.Components.OpTimeout,
+		Backoff:        actors.Backoff{Initial: cfg.Connector.BackoffInitial, Max: cfg.Connector.BackoffMax},
+		Logger:         n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	n.supervisor = sup
+	if err := n.waitConnectorsUp(ctx); err != nil {
+		return err
+	}
+
+	// 5. Component actors.
+	if err := n.startCache(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (n *Node) uses() map[string]bool {
+	b := n.cfg.Backends
+	return map[string]bool{b.Cache: true, b.Lock: true, b.Discovery: true, b.Config: true}
+}
+
+// spawn starts a named top-level actor and registers its stop.
+func (n *Node) spawn(name string, props *actor.Props) (*actor.PID, error) {
+	pid, err := n.system.Root.SpawnNamed(props, name)
+	if err != nil {
+		return nil, fmt.Errorf("node: spawn %s: %w", name, err)
+	}
+	root := n.system.Root
+	n.onStop("actor "+name, func(ctx context.Context) error {
+		return waitFuture(ctx, root.StopFuture(pid))
+	})
+	return pid, nil
+}
+
+func waitFuture(ctx context.Context, f *actor.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Wait() }()
+	select {
+	case err := <-done:
+		if errors.Is(err, actor.ErrTimeout) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (n *Node) backendOf(component string) string {
+	switch component {
+	case backends.ComponentCache:
+		return n.cfg.Backends.Cache
+	case backends.ComponentLock, backends.ComponentElection:
+		return n.cfg.Backends.Lock
+	case backends.ComponentDiscovery:
+		return n.cfg.Backends.Discovery
+	default:
+		return n.cfg.Backends.Config
+	}
+}
+
+func (n *Node) startCache() error {
+	backend := n.backendOf(backends.ComponentCache)
+	opts := func(name string) backends.CacheOptions {
+		return backends.CacheOptions{Namespace: n.ns, Name: name, MaxValueSize: n.cfg.Components.MaxValueSize}
+	}
+	newCache := func(name string) (backends.Cache, error) {
+		if backend == backends.BackendRedis {
+			return redis.NewCache(n.redisConn, opts(name))
+		}
+		return etcd.NewCache(n.etcdConn, opts(name))
+	}
+	pid, err := n.spawn("baton-cache", actors.NewCacheActorProps(actors.CacheActorConfig{
+		NewCache: newCache, Backend: backend, Supervisor: n.supervisor,
+		OpTimeout: n.cfg.Components.OpTimeout, MaxBatch: n.cfg.Components.CacheMaxBatch,
+		DefaultTTL: n.cfg.Components.CacheDefaultTTL, Logger: n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	n.cachePID = pid
+	return nil
+}
+
+// Cache returns the facade of the named cache (created on first use).
+func (n *Node) Cache(name string) *CacheClient {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c, ok := n.caches[name]; ok {
+		return c
+	}
+	c := NewCacheClient(n.rootOrNil(), n.cachePIDOrDead(), name, n.lockerLocked())
+	n.caches[name] = c
+	return c
+}
+
+// rootOrNil returns the root context, nil before Start (facades then
+// answer ErrClosed); callers hold n.mu.
+func (n *Node) rootOrNil() *actor.RootContext {
+	if n.system == nil {
+		return nil
+	}
+	return n.system.Root
+}
+
+// cachePIDOrDead returns the cache actor, or a PID nobody answers (the
+// facade then reports ErrUnavailable) before Start.
+func (n *Node) cachePIDOrDead() *actor.PID {
+	if n.cachePID != nil {
+		return n.cachePID
+	}
+	return actor.NewPID("nonhost", "baton-cache-not-started")
+}
+
+// lockerLocked returns the node's locker facade for GetOrLoad, if any.
+func (n *Node) lockerLocked() backends.Locker { return nil }
+
+// Stop stops the component actors, the supervisor, the connectors, the
+// actor system (if the node owns it) and the embedded server, in reverse
+// order of start; errors are joined. Later calls return ErrClosed.
+func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state == stateStopped {
+		return fmt.Errorf("node: stop: %w", backends.ErrClosed)
+	}
+	n.state = stateStopped
+	return n.runStops(ctx)
+}
+
+func (n *Node) runStops(ctx context.Context) error {
+	var errs []error
+	for i := len(n.stops) - 1; i >= 0; i-- {
+		s := n.stops[i]
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := s.stop(sctx); err != nil && !errors.Is(err, backends.ErrClosed) {
+			errs = append(errs, fmt.Errorf("stop %s: %w", s.name, err))
+		}
+		cancel()
+	}
+	n.stops = nil
+	return errors.Join(errs...)
+}
+
+// ConnectorHealth is the state of one backend connector.
+type ConnectorHealth struct {
+	Backend string // "redis" or "etcd"
+	State   string // "up", "down", "connecting", "closed"
+	Attempt uint32 // failed attempts since last up
+	Err     error  // last failure while not up
+}
+
+// Health asks the connector supervisor for the state of every backend and
+// round-trips to each server (HealthCheck) within ctx.
+func (n *Node) Health(ctx context.Context) ([]ConnectorHealth, error) {
+	n.mu.Lock()
+	root, sup, running := n.rootOrNil(), n.supervisor, n.state == stateRunning
+	n.mu.Unlock()
+	if !running {
+		return nil, fmt.Errorf("node: health: %w", backends.ErrClosed)
+	}
+	resp, err := actors.Request[*connectorv1.StateResponse](ctx, root, sup, &connectorv1.StateRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ConnectorHealth, 0, len(resp.GetConnectors()))
+	for _, c := range resp.GetConnectors() {
+		h := ConnectorHealth{Backend: c.GetBackend(), Attempt: c.GetAttempt(),
+			State: strings.ToLower(strings.TrimPrefix(c.GetState().String(), "STATE_"))}
+		if c.GetCause() != nil {
+			h.Err = c.GetCause().Err()
+		}
+		var conn backends.Connector
+		switch c.GetBackend() {
+		case backends.BackendRedis:
+			conn = n.redisConn
+		case backends.BackendEtcd:
+			conn = n.etcdConn
+		}
+		if conn != nil && h.State == "up" {
+			if err := conn.HealthCheck(ctx); err != nil {
+				h.State, h.Err = "down", err
+			}
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// waitConnectorsUp polls the supervisor (bounded by ctx) until every
+// connector actor reports UP.
+func (n *Node) waitConnectorsUp(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := actors.Request[*connectorv1.StateResponse](ctx, n.system.Root, n.supervisor, &connectorv1.StateRequest{})
+		if err != nil {
+			return fmt.Errorf("node: waiting for connectors: %w", err)
+		}
+		up := true
+		for _, c := range resp.GetConnectors() {
+			up = up && c.GetState() == connectorv1.State_STATE_UP
+		}
+		if up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return backends.Unavailable("node: waiting for connectors", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

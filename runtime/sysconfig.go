@@ -1,0 +1,382 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/etcd"
+	"github.com/baton-go/baton/backends/redis"
+)
+
+// SystemConfig is the one configuration of a node: which backend serves each
+// component, how to reach the backends, the environment and the component
+// defaults. Load it from YAML with LoadConfig (environment variables
+// override the file) or build it in code; Validate reports the first bad
+// field by name and value.
+//
+// With no backend configured at all (no Redis and no etcd section), the node
+// starts an embedded etcd server and uses it for every component.
+type SystemConfig struct {
+	// NodeID identifies this node (lock owners, registrations, instance
+	// layer of the config center). Default: "<hostname>-<pid>".
+	NodeID string `yaml:"node_id"`
+	// Env is the environment isolating keys (dev, test, prod, …).
+	// Default: "dev".
+	Env string `yaml:"env"`
+	// Root is the first key segment. Default: "baton".
+	Root string `yaml:"root"`
+
+	// Backends picks "redis" or "etcd" per component. An empty entry means
+	// etcd when an etcd section (or the embedded default) is present, else
+	// redis.
+	Backends BackendChoice `yaml:"backends"`
+
+	// Redis connection settings; nil when no component uses Redis.
+	Redis *redis.Config `yaml:"redis"`
+	// Etcd connection settings; nil when no component uses etcd (or when
+	// the embedded default is used).
+	Etcd *etcd.Config `yaml:"etcd"`
+	// Embedded configures the embedded etcd used when neither Redis nor
+	// etcd is configured.
+	Embedded EmbeddedConfig `yaml:"embedded"`
+
+	// Connector tunes connection supervision.
+	Connector ConnectorSettings `yaml:"connector"`
+	// Components holds the component defaults; the config center's
+	// system/component/instance layers override them at run time (hot
+	// reload).
+	Components ComponentSettings `yaml:"components"`
+}
+
+// BackendChoice names the backend of each component.
+type BackendChoice struct {
+	Cache     string `yaml:"cache"`
+	Lock      string `yaml:"lock"` // locks and elections
+	Discovery string `yaml:"discovery"`
+	Config    string `yaml:"config"`
+}
+
+// EmbeddedConfig configures the embedded etcd default.
+type EmbeddedConfig struct {
+	// DataDir keeps the embedded etcd's data so it survives restarts.
+	// Default: a fresh temporary directory removed on Stop.
+	DataDir string `yaml:"data_dir"`
+}
+
+// ConnectorSettings tunes the connector actors.
+type ConnectorSettings struct {
+	// HealthInterval is the time between health checks. Default: 1s.
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// BackoffInitial and BackoffMax bound the capped, jittered exponential
+	// restart delay after a failed connection. Defaults: 100ms and 10s.
+	BackoffInitial time.Duration `yaml:"backoff_initial"`
+	BackoffMax     time.Duration `yaml:"backoff_max"`
+}
+
+// ComponentSettings are the defaults of the component actors. Each can be
+// overridden, while the node runs, through the config center keys
+// "system/<name>", "component/<component>/<name>" and
+// "instance/<component>/<node id>/<name>" (see runtime package docs).
+type ComponentSettings struct {
+	// CacheDefaultTTL applies to cache Sets with ttl 0 through the node's
+	// facade when positive. Default: 0 (no expiry).
+	CacheDefaultTTL time.Duration `yaml:"cache_default_ttl"`
+	// CacheMaxBatch caps how many queued cache requests one backend round
+	// trip carries. Default: 256.
+	CacheMaxBatch int `yaml:"cache_max_batch"`
+	// LockTTL is the lock TTL used when a request gives none. Default: 15s.
+	LockTTL time.Duration `yaml:"lock_ttl"`
+	// ElectionTTL is the leadership session TTL. Default: 10s.
+	ElectionTTL time.Duration `yaml:"election_ttl"`
+	// RegistrationTTL is the service registration TTL used when Register
+	// gives none. Default: 10s.
+	RegistrationTTL time.Duration `yaml:"registration_ttl"`
+	// OpTimeout bounds one backend operation issued by an actor.
+	// Default: 5s.
+	OpTimeout time.Duration `yaml:"op_timeout"`
+	// MaxValueSize is the largest cache/config value accepted. Default: 1 MiB.
+	MaxValueSize int `yaml:"max_value_size"`
+}
+
+// DefaultConfig returns the embedded-default configuration with every
+// default spelled out.
+func DefaultConfig() SystemConfig {
+	c := SystemConfig{}
+	c.applyDefaults()
+	return c
+}
+
+// UsesEmbedded reports whether the node runs the embedded etcd: neither
+// Redis nor etcd is configured.
+func (c SystemConfig) UsesEmbedded() bool { return c.Redis == nil && c.Etcd == nil }
+
+func (c *SystemConfig) applyDefaults() {
+	if c.NodeID == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "node"
+		}
+		c.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Env == "" {
+		c.Env = "dev"
+	}
+	if c.Root == "" {
+		c.Root = backends.DefaultRoot
+	}
+	def := backends.BackendRedis
+	if c.Etcd != nil || c.UsesEmbedded() {
+		def = backends.BackendEtcd
+	}
+	for _, b := range []*string{&c.Backends.Cache, &c.Backends.Lock, &c.Backends.Discovery, &c.Backends.Config} {
+		if *b == "" {
+			*b = def
+		}
+	}
+	if c.Connector.HealthInterval == 0 {
+		c.Connector.HealthInterval = time.Second
+	}
+	if c.Connector.BackoffInitial == 0 {
+		c.Connector.BackoffInitial = 100 * time.Millisecond
+	}
+	if c.Connector.BackoffMax == 0 {
+		c.Connector.BackoffMax = 10 * time.Second
+	}
+	s := &c.Components
+	if s.CacheMaxBatch == 0 {
+		s.CacheMaxBatch = 256
+	}
+	if s.LockTTL == 0 {
+		s.LockTTL = backends.DefaultLockTTL
+	}
+	if s.ElectionTTL == 0 {
+		s.ElectionTTL = backends.DefaultElectionTTL
+	}
+	if s.RegistrationTTL == 0 {
+		s.RegistrationTTL = backends.DefaultRegistrationTTL
+	}
+	if s.OpTimeout == 0 {
+		s.OpTimeout = 5 * time.Second
+	}
+	if s.MaxValueSize == 0 {
+		s.MaxValueSize = backends.DefaultMaxValueSize
+	}
+}
+
+// WithDefaults returns a copy with every unset field defaulted.
+func (c SystemConfig) WithDefaults() SystemConfig {
+	c.applyDefaults()
+	return c
+}
+
+// Validate checks the configuration (after defaults) and returns the first
+// problem as an ErrInvalidArgument naming the field and the value.
+func (c SystemConfig) Validate() error {
+	c.applyDefaults()
+	if err := backends.ValidateName("node_id", c.NodeID); err != nil {
+		return err
+	}
+	if err := (backends.Namespace{Root: c.Root, Env: c.Env}).Validate(); err != nil {
+		return err
+	}
+	uses := map[string]bool{}
+	for _, b := range []struct{ field, v string }{
+		{"backends.cache", c.Backends.Cache}, {"backends.lock", c.Backends.Lock},
+		{"backends.discovery", c.Backends.Discovery}, {"backends.config", c.Backends.Config},
+	} {
+		if err := backends.ValidateBackend(b.field, b.v); err != nil {
+			return err
+		}
+		uses[b.v] = true
+		switch {
+		case b.v == backends.BackendRedis && c.Redis == nil:
+			return backends.Invalid(b.field, b.v, "no redis section configured (set redis.url or redis.addrs)")
+		case b.v == backends.BackendEtcd && c.Etcd == nil && !c.UsesEmbedded():
+			return backends.Invalid(b.field, b.v, "no etcd section configured (set etcd.endpoints)")
+		}
+	}
+	if c.Redis != nil && uses[backends.BackendRedis] {
+		if err := c.Redis.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Etcd != nil && uses[backends.BackendEtcd] {
+		if err := c.Etcd.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"connector.health_interval", c.Connector.HealthInterval},
+		{"connector.backoff_initial", c.Connector.BackoffInitial},
+		{"connector.backoff_max", c.Connector.BackoffMax},
+		{"components.lock_ttl", c.Components.LockTTL},
+		{"components.election_ttl", c.Components.ElectionTTL},
+		{"components.registration_ttl", c.Components.RegistrationTTL},
+		{"components.op_timeout", c.Components.OpTimeout},
+	} {
+		if d.v <= 0 {
+			return backends.Invalid(d.field, d.v, "must be positive")
+		}
+	}
+	if c.Components.CacheDefaultTTL < 0 {
+		return backends.Invalid("components.cache_default_ttl", c.Components.CacheDefaultTTL, "must not be negative")
+	}
+	if c.Connector.BackoffMax < c.Connector.BackoffInitial {
+		return backends.Invalid("connector.backoff_max", c.Connector.BackoffMax, "must not be below connector.backoff_initial")
+	}
+	if c.Components.CacheMaxBatch < 1 || c.Components.CacheMaxBatch > 10000 {
+		return backends.Invalid("components.cache_max_batch", c.Components.CacheMaxBatch, "must be between 1 and 10000")
+	}
+	if c.Components.MaxValueSize < 1 || c.Components.MaxValueSize > 64<<20 {
+		return backends.Invalid("components.max_value_size", c.Components.MaxValueSize, "must be between 1 and 64 MiB")
+	}
+	return nil
+}
+
+// LoadConfig reads a YAML file, applies BATON_* environment overrides (see
+// ApplyEnv), fills defaults and validates. Unknown YAML fields are errors, so
+// a typo never silently falls back to a default.
+func LoadConfig(path string) (SystemConfig, error) {
+	var c SystemConfig
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, backends.Invalid("config file", path, err.Error())
+		}
+		if c, err = ParseConfig(data); err != nil {
+			return c, err
+		}
+	}
+	if err := c.ApplyEnv(os.LookupEnv); err != nil {
+		return c, err
+	}
+	c.applyDefaults()
+	return c, c.Validate()
+}
+
+// ParseConfig decodes YAML (no environment, no defaults).
+func ParseConfig(data []byte) (SystemConfig, error) {
+	var c SystemConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty document (io.EOF) is a valid, all-defaults configuration.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, backends.Invalid("config file", "yaml", strings.ReplaceAll(err.Error(), "yaml: ", ""))
+	}
+	return c, nil
+}
+
+// Environment variables read by ApplyEnv. Lists are comma-separated.
+const (
+	EnvNodeID            = "BATON_NODE_ID"
+	EnvEnv               = "BATON_ENV"
+	EnvRoot              = "BATON_ROOT"
+	EnvCacheBackend      = "BATON_CACHE_BACKEND"
+	EnvLockBackend       = "BATON_LOCK_BACKEND"
+	EnvDiscoveryBackend  = "BATON_DISCOVERY_BACKEND"
+	EnvConfigBackend     = "BATON_CONFIG_BACKEND"
+	EnvRedisURL          = "BATON_REDIS_URL"
+	EnvRedisAddrs        = "BATON_REDIS_ADDRS"
+	EnvRedisUsername     = "BATON_REDIS_USERNAME"
+	EnvRedisPassword     = "BATON_REDIS_PASSWORD"
+	EnvRedisDB           = "BATON_REDIS_DB"
+	EnvEtcdEndpoints     = "BATON_ETCD_ENDPOINTS"
+	EnvEtcdUsername      = "BATON_ETCD_USERNAME"
+	EnvEtcdPassword      = "BATON_ETCD_PASSWORD"
+	EnvEmbeddedDataDir   = "BATON_EMBEDDED_DATA_DIR"
+	EnvOpTimeout         = "BATON_OP_TIMEOUT"
+	EnvConnectorInterval = "BATON_CONNECTOR_HEALTH_INTERVAL"
+)
+
+// ApplyEnv overrides fields from environment variables looked up with
+// lookup (os.LookupEnv in LoadConfig). Setting a Redis or etcd variable
+// creates that section.
+func (c *SystemConfig) ApplyEnv(lookup func(string) (string, bool)) error {
+	str := func(name string, dst *string) {
+		if v, ok := lookup(name); ok {
+			*dst = v
+		}
+	}
+	list := func(v string) []string {
+		var out []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	str(EnvNodeID, &c.NodeID)
+	str(EnvEnv, &c.Env)
+	str(EnvRoot, &c.Root)
+	str(EnvCacheBackend, &c.Backends.Cache)
+	str(EnvLockBackend, &c.Backends.Lock)
+	str(EnvDiscoveryBackend, &c.Backends.Discovery)
+	str(EnvConfigBackend, &c.Backends.Config)
+	str(EnvEmbeddedDataDir, &c.Embedded.DataDir)
+	redisSection := func() *redis.Config {
+		if c.Redis == nil {
+			c.Redis = &redis.Config{}
+		}
+		return c.Redis
+	}
+	etcdSection := func() *etcd.Config {
+		if c.Etcd == nil {
+			c.Etcd = &etcd.Config{}
+		}
+		return c.Etcd
+	}
+	if v, ok := lookup(EnvRedisURL); ok {
+		redisSection().URL = v
+	}
+	if v, ok := lookup(EnvRedisAddrs); ok {
+		redisSection().Addrs = list(v)
+	}
+	if v, ok := lookup(EnvRedisUsername); ok {
+		redisSection().Username = v
+	}
+	if v, ok := lookup(EnvRedisPassword); ok {
+		redisSection().Password = v
+	}
+	if v, ok := lookup(EnvRedisDB); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return backends.Invalid(EnvRedisDB, v, "not an integer")
+		}
+		redisSection().DB = n
+	}
+	if v, ok := lookup(EnvEtcdEndpoints); ok {
+		etcdSection().Endpoints = list(v)
+	}
+	if v, ok := lookup(EnvEtcdUsername); ok {
+		etcdSection().Username = v
+	}
+	if v, ok := lookup(EnvEtcdPassword); ok {
+		etcdSection().Password = v
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{EnvOpTimeout, &c.Components.OpTimeout}, {EnvConnectorInterval, &c.Connector.HealthInterval}} {
+		if v, ok := lookup(d.name); ok {
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				return backends.Invalid(d.name, v, "not a duration (e.g. 500ms, 2s)")
+			}
+			*d.dst = dur
+		}
+	}
+	return nil
+}
