@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -23,5 +24,9 @@ func SystemConfig(logger *slog.Logger) *actor.Config {
 			return logger.With("lib", "protoactor", "system", system.ID)
 		}),
 		actor.WithDeadLetterRequestLogging(false),
+		// protoactor throttles dead-letter logs with a goroutine that lives
+		// for one interval; a short one lets it end soon after shutdown.
+		actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
+		actor.WithDeadLetterThrottleCount(10),
 	)
 }
