@@ -20,10 +20,10 @@ import (
 // server is a backend server started for one test, with the means to kill
 // and restart it on the same address.
 type server struct {
-	backend string
-	stop    func()
-	start   func()
-	conn    backends.Connector
+	backend  string
+	stop     func()
+	start    func()
+	conn     backends.Connector
 	newCache func(name string) (backends.Cache, error)
 }
 
