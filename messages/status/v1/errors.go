@@ -48,7 +48,12 @@ func FromError(err error) *Status {
 	}
 	for _, ce := range codeErrors {
 		if errors.Is(err, ce.err) {
-			return &Status{Code: ce.code, Message: err.Error()}
+			st := &Status{Code: ce.code, Message: err.Error()}
+			var ia *backends.InvalidArgumentError
+			if ce.code == Code_CODE_INVALID_ARGUMENT && errors.As(err, &ia) {
+				st.InvalidArgument = &InvalidArgument{Field: ia.Field, Value: ia.Value, Reason: ia.Reason}
+			}
+			return st
 		}
 	}
 	return &Status{Code: Code_CODE_INTERNAL, Message: err.Error()}
@@ -67,7 +72,11 @@ func (x *Status) Err() error {
 	}
 	for _, ce := range codeErrors {
 		if ce.code == code {
-			return &statusError{msg: x.GetMessage(), sentinel: ce.err}
+			e := &statusError{msg: x.GetMessage(), sentinel: ce.err}
+			if ia := x.GetInvalidArgument(); code == Code_CODE_INVALID_ARGUMENT && ia != nil {
+				e.detail = &backends.InvalidArgumentError{Field: ia.GetField(), Value: ia.GetValue(), Reason: ia.GetReason()}
+			}
+			return e
 		}
 	}
 	msg := "unexpected status code " + code.String()
@@ -85,6 +94,7 @@ func (x *Status) Err() error {
 type statusError struct {
 	msg      string
 	sentinel error
+	detail   error // *backends.InvalidArgumentError, when the status carried one
 }
 
 // Error returns the message, adding the sentinel's text only when the
@@ -101,4 +111,11 @@ func (e *statusError) Error() string {
 	}
 }
 
-func (e *statusError) Unwrap() error { return e.sentinel }
+// Unwrap returns the sentinel and, for invalid arguments, the rebuilt
+// *backends.InvalidArgumentError (which errors.As finds).
+func (e *statusError) Unwrap() []error {
+	if e.detail != nil {
+		return []error{e.detail, e.sentinel}
+	}
+	return []error{e.sentinel}
+}

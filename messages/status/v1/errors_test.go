@@ -178,3 +178,28 @@ func TestWireRoundTrip(t *testing.T) {
 		assert.Equal(t, "op: "+sentinel.Error(), out.Err().Error())
 	}
 }
+
+// TestInvalidArgumentDetailSurvivesTheWire: the field, value and reason of
+// an invalid argument reach the other side of an actor or a node.
+func TestInvalidArgumentDetailSurvivesTheWire(t *testing.T) {
+	orig := fmt.Errorf("cache get: %w", backends.Invalid("key", "a\x00b", "contains a NUL byte"))
+	wire, err := proto.Marshal(statusv1.FromError(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st statusv1.Status
+	if err := proto.Unmarshal(wire, &st); err != nil {
+		t.Fatal(err)
+	}
+	got := st.Err()
+	var ia *backends.InvalidArgumentError
+	if !errors.As(got, &ia) {
+		t.Fatalf("errors.As(%v) found no *InvalidArgumentError", got)
+	}
+	if ia.Field != "key" || ia.Reason != "contains a NUL byte" {
+		t.Fatalf("detail = %+v", ia)
+	}
+	if !errors.Is(got, backends.ErrInvalidArgument) {
+		t.Fatalf("%v does not match ErrInvalidArgument", got)
+	}
+}

@@ -131,9 +131,12 @@ type Status struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Code  Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=baton.status.v1.Code" json:"code,omitempty"`
 	// The error text as the failing side printed it; empty on success.
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// For CODE_INVALID_ARGUMENT: which input was rejected, so the receiving
+	// side can rebuild a backends.InvalidArgumentError.
+	InvalidArgument *InvalidArgument `protobuf:"bytes,3,opt,name=invalid_argument,json=invalidArgument,proto3" json:"invalid_argument,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
@@ -180,14 +183,91 @@ func (x *Status) GetMessage() string {
 	return ""
 }
 
+func (x *Status) GetInvalidArgument() *InvalidArgument {
+	if x != nil {
+		return x.InvalidArgument
+	}
+	return nil
+}
+
+// InvalidArgument names the rejected input of a CODE_INVALID_ARGUMENT
+// status (backends.InvalidArgumentError).
+type InvalidArgument struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field, e.g. "key" or "ttl".
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The rejected value as printed for humans (quoted, shortened).
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Why it was rejected, e.g. "must not be empty".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidArgument) Reset() {
+	*x = InvalidArgument{}
+	mi := &file_baton_status_v1_status_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidArgument) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidArgument) ProtoMessage() {}
+
+func (x *InvalidArgument) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_status_v1_status_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidArgument.ProtoReflect.Descriptor instead.
+func (*InvalidArgument) Descriptor() ([]byte, []int) {
+	return file_baton_status_v1_status_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InvalidArgument) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *InvalidArgument) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *InvalidArgument) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_baton_status_v1_status_proto protoreflect.FileDescriptor
 
 const file_baton_status_v1_status_proto_rawDesc = "" +
 	"\n" +
-	"\x1cbaton/status/v1/status.proto\x12\x0fbaton.status.v1\"M\n" +
+	"\x1cbaton/status/v1/status.proto\x12\x0fbaton.status.v1\"\x9a\x01\n" +
 	"\x06Status\x12)\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x15.baton.status.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xaa\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12K\n" +
+	"\x10invalid_argument\x18\x03 \x01(\v2 .baton.status.v1.InvalidArgumentR\x0finvalidArgument\"U\n" +
+	"\x0fInvalidArgument\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\xaa\x02\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x12\n" +
@@ -218,18 +298,20 @@ func file_baton_status_v1_status_proto_rawDescGZIP() []byte {
 }
 
 var file_baton_status_v1_status_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_baton_status_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_baton_status_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_baton_status_v1_status_proto_goTypes = []any{
-	(Code)(0),      // 0: baton.status.v1.Code
-	(*Status)(nil), // 1: baton.status.v1.Status
+	(Code)(0),               // 0: baton.status.v1.Code
+	(*Status)(nil),          // 1: baton.status.v1.Status
+	(*InvalidArgument)(nil), // 2: baton.status.v1.InvalidArgument
 }
 var file_baton_status_v1_status_proto_depIdxs = []int32{
 	0, // 0: baton.status.v1.Status.code:type_name -> baton.status.v1.Code
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: baton.status.v1.Status.invalid_argument:type_name -> baton.status.v1.InvalidArgument
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_baton_status_v1_status_proto_init() }
@@ -243,7 +325,7 @@ func file_baton_status_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_status_v1_status_proto_rawDesc), len(file_baton_status_v1_status_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
