@@ -1,0 +1,695 @@
+package etcd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/baton-go/baton/backends"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// errLockLeaseLost is the cause when a contender's own lease ended while it
+// was still waiting for its turn.
+var errLockLeaseLost = errors.New("etcd: lease lost while waiting")
+
+// errLockWatchClosed is the cause when a watch ended without the caller's
+// ctx ending: the client was closed underneath it.
+var errLockWatchClosed = errors.New("etcd: watch closed")
+
+// Locker is backends.Locker on etcd (see the package doc for the layout).
+// Close releases every lease it still holds and aborts waiting Acquires.
+type Locker struct {
+	conn *Connector
+	ns   backends.Namespace
+
+	// ctx ends on Close: it aborts waits and stops every monitor goroutine.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	held   map[*lockHold]struct{}
+}
+
+var (
+	_ backends.Locker = (*Locker)(nil)
+	_ backends.Closer = (*Locker)(nil)
+)
+
+// NewLocker returns a Locker for opts.Namespace on conn.
+func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
+	if conn == nil {
+		return nil, backends.Invalid("connector", "<nil>", "must not be nil")
+	}
+	ns := opts.Namespace.WithDefaults()
+	if err := ns.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Locker{conn: conn, ns: ns, ctx: ctx, cancel: cancel, held: make(map[*lockHold]struct{})}, nil
+}
+
+// Acquire blocks until the lock is held or ctx ends. Waiters are served in
+// the order they arrived (FIFO by create revision) and wake on their
+// predecessor's delete, without polling. When ctx ends the contender's key
+// and lease are removed before the wrapped ctx.Err() is returned.
+func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	return l.acquire(ctx, "etcd: lock acquire", name, opts, true)
+}
+
+// TryAcquire takes the lock only if it is free; ErrNotObtained otherwise
+// (its own key and lease are removed again).
+func (l *Locker) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	return l.acquire(ctx, "etcd: lock try acquire", name, opts, false)
+}
+
+func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
+	if err := backends.ValidateName("lock name", name); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	opts, err := opts.Validate()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if opts.Owner == "" {
+		opts.Owner = lockRandomOwner()
+	}
+	if l.isClosed() {
+		return nil, fmt.Errorf("%s: locker: %w", op, backends.ErrClosed)
+	}
+	cli, err := l.conn.client()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	// Close aborts a waiting Acquire as if its ctx had ended.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	stop := context.AfterFunc(l.ctx, wcancel)
+	defer stop()
+
+	pfx := l.ns.Prefix(backends.ComponentLock, name)
+	e, err := lockEnqueue(wctx, l.conn, cli, pfx, opts.Owner, leaseSeconds(opts.TTL))
+	if err != nil {
+		return nil, l.waitErr(ctx, op, err)
+	}
+	if !e.first {
+		if !wait {
+			lockRevoke(ctx, l.conn, cli, e.id)
+			return nil, fmt.Errorf("%s %q: %w", op, name, backends.ErrNotObtained)
+		}
+		if err := lockWaitTurn(wctx, l.conn, cli, pfx, &e); err != nil {
+			lockRevoke(ctx, l.conn, cli, e.id)
+			return nil, l.waitErr(ctx, op, err)
+		}
+	}
+	h, err := l.hold(wctx, cli, e, opts.AutoRenew)
+	if err != nil {
+		lockRevoke(ctx, l.conn, cli, e.id)
+		return nil, l.waitErr(ctx, op, err)
+	}
+	return &lockLease{h: h, name: name, owner: opts.Owner}, nil
+}
+
+// waitErr maps an error of a waiting Acquire, telling Close apart from the
+// caller's ctx.
+func (l *Locker) waitErr(ctx context.Context, op string, err error) error {
+	if ctx.Err() == nil && l.ctx.Err() != nil {
+		return fmt.Errorf("%s: locker: %w", op, backends.ErrClosed)
+	}
+	return mapCtxErr(ctx, op, err)
+}
+
+// hold turns a queue entry that reached the front into a held lock: it
+// renews the lease once so the TTL counts from now, then starts the monitor.
+func (l *Locker) hold(ctx context.Context, cli *clientv3.Client, e lockEntry, autoRenew bool) (*lockHold, error) {
+	if e.waited {
+		start := time.Now()
+		octx, cancel := l.conn.opContext(ctx)
+		resp, err := cli.KeepAliveOnce(octx, e.id)
+		cancel()
+		if err != nil {
+			if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+				err = errLockLeaseLost
+			}
+			return nil, err
+		}
+		e.granted, e.ttl = start, time.Duration(resp.TTL)*time.Second
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, fmt.Errorf("locker: %w", backends.ErrClosed)
+	}
+	h := newLockHold(l.ctx, l.conn, cli, e, autoRenew, &l.wg, func(h *lockHold) {
+		l.mu.Lock()
+		delete(l.held, h)
+		l.mu.Unlock()
+	})
+	l.held[h] = struct{}{}
+	return h, nil
+}
+
+func (l *Locker) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// Close releases every lock still held (best effort, bounded by the
+// connector's RequestTimeout each), aborts waiting Acquires and stops all
+// background goroutines. Later calls return ErrClosed.
+func (l *Locker) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("etcd: locker: %w", backends.ErrClosed)
+	}
+	l.closed = true
+	holds := make([]*lockHold, 0, len(l.held))
+	for h := range l.held {
+		holds = append(holds, h)
+	}
+	l.mu.Unlock()
+	lockReleaseAll(l.conn, holds, "etcd: lock close")
+	l.cancel()
+	l.wg.Wait()
+	return nil
+}
+
+// lockReleaseAll releases holds concurrently within one RequestTimeout. A
+// hold that could not be released (etcd unreachable) is ended as lost: its
+// keep-alive stops with the component, so it expires by TTL.
+func lockReleaseAll(conn *Connector, holds []*lockHold, op string) {
+	ctx, cancel := conn.opContext(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, h := range holds {
+		wg.Go(func() {
+			if err := h.release(ctx, op); err != nil {
+				h.lose()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// lockRandomOwner is the default owner: 16 random hex digits.
+func lockRandomOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// lockEntry is one contender's key in a queue (lock or election).
+type lockEntry struct {
+	key     string
+	rev     int64 // create revision of key: the fencing token / epoch
+	id      clientv3.LeaseID
+	ttl     time.Duration // as granted by etcd
+	granted time.Time     // when the lease was last (re)started, our clock
+	first   bool          // the key was the oldest under the prefix at once
+	waited  bool
+}
+
+// lockEnqueue grants a lease of secs seconds and adds the contender's key
+// <pfx><lease id hex> = value, reading the oldest key of the prefix in the
+// same Txn so that the uncontended case costs two round trips. On error the
+// lease is revoked again.
+func lockEnqueue(ctx context.Context, conn *Connector, cli *clientv3.Client, pfx, value string, secs int64) (lockEntry, error) {
+	start := time.Now()
+	octx, cancel := conn.opContext(ctx)
+	g, err := cli.Grant(octx, secs)
+	cancel()
+	if err != nil {
+		return lockEntry{}, err
+	}
+	e := lockEntry{
+		key:     fmt.Sprintf("%s%x", pfx, int64(g.ID)),
+		id:      g.ID,
+		ttl:     time.Duration(g.TTL) * time.Second,
+		granted: start,
+	}
+	octx, cancel = conn.opContext(ctx)
+	resp, err := cli.Txn(octx).
+		If(clientv3.Compare(clientv3.CreateRevision(e.key), "=", 0)).
+		Then(
+			clientv3.OpPut(e.key, value, clientv3.WithLease(g.ID)),
+			clientv3.OpGet(pfx, clientv3.WithFirstCreate()...),
+		).Commit()
+	cancel()
+	if err != nil {
+		lockRevoke(ctx, conn, cli, g.ID)
+		return lockEntry{}, err
+	}
+	if !resp.Succeeded {
+		// A fresh lease id is unique, so its key cannot exist yet.
+		lockRevoke(ctx, conn, cli, g.ID)
+		return lockEntry{}, fmt.Errorf("etcd: key %q already exists", e.key)
+	}
+	e.rev = resp.Header.Revision
+	kvs := resp.Responses[1].GetResponseRange().GetKvs()
+	e.first = len(kvs) == 0 || kvs[0].CreateRevision == e.rev
+	return e, nil
+}
+
+// lockRevoke revokes a lease, deleting the keys attached to it, even when
+// ctx has already ended (bounded by RequestTimeout). Errors are ignored: the
+// lease then simply expires after its TTL.
+func lockRevoke(ctx context.Context, conn *Connector, cli *clientv3.Client, id clientv3.LeaseID) {
+	rctx, cancel := conn.opContext(context.WithoutCancel(ctx))
+	defer cancel()
+	_, _ = cli.Revoke(rctx, id)
+}
+
+// lockWaitTurn blocks until no key under pfx has a create revision below
+// e.rev. It watches only the immediate predecessor, from the revision at
+// which it was read, for its delete, then looks again; meanwhile it keeps
+// the contender's lease alive. It returns ctx.Err() when ctx ends.
+func lockWaitTurn(ctx context.Context, conn *Connector, cli *clientv3.Client, pfx string, e *lockEntry) error {
+	e.waited = true
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	kach, err := cli.KeepAlive(kctx, e.id)
+	if err != nil {
+		return err
+	}
+	for {
+		octx, cancel := conn.opContext(ctx)
+		resp, err := cli.Get(octx, pfx, append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(e.rev-1))...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		if err := lockWaitDelete(ctx, cli, string(resp.Kvs[0].Key), resp.Header.Revision, kach); err != nil {
+			return err
+		}
+	}
+}
+
+// lockWaitDelete returns nil once key is deleted at or after rev, or when the
+// watch must be re-established (compaction); an error when the contender's
+// lease ends, the watch is closed or ctx ends.
+func lockWaitDelete(ctx context.Context, cli *clientv3.Client, key string, rev int64, kach <-chan *clientv3.LeaseKeepAliveResponse) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := cli.Watch(wctx, key, clientv3.WithRev(rev), clientv3.WithFilterPut())
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case _, ok := <-kach:
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return errLockLeaseLost
+			}
+		case wr, ok := <-wch:
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return errLockWatchClosed
+			}
+			if wr.CompactRevision != 0 {
+				return nil // history gone: look at the queue again
+			}
+			if err := wr.Err(); err != nil {
+				return err
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.DELETE {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// lockHold states.
+const (
+	lockHeld = iota
+	lockReleased
+	lockLost
+)
+
+// lockHold is a held queue position (a lock lease or a leadership). A
+// monitor goroutine watches the key for its delete and, with autoRenew,
+// keeps the lease alive; Done closes when either says the hold is over.
+type lockHold struct {
+	conn      *Connector
+	cli       *clientv3.Client
+	key       string
+	rev       int64
+	autoRenew bool
+	onEnd     func(*lockHold)
+
+	opMu sync.Mutex // serializes Refresh and Release round trips
+
+	mu      sync.Mutex
+	id      clientv3.LeaseID
+	ttl     time.Duration
+	granted time.Time
+	state   int
+
+	done     chan struct{}
+	endOnce  sync.Once
+	relet    chan struct{} // the lease changed: restart the keep-alive
+	stop     context.CancelFunc
+	finished chan struct{} // the monitor goroutine returned
+}
+
+func newLockHold(parent context.Context, conn *Connector, cli *clientv3.Client, e lockEntry, autoRenew bool,
+	wg *sync.WaitGroup, onEnd func(*lockHold)) *lockHold {
+	ctx, cancel := context.WithCancel(parent)
+	h := &lockHold{
+		conn: conn, cli: cli, key: e.key, rev: e.rev, autoRenew: autoRenew, onEnd: onEnd,
+		id: e.id, ttl: e.ttl, granted: e.granted,
+		done: make(chan struct{}), relet: make(chan struct{}, 1),
+		stop: cancel, finished: make(chan struct{}),
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(h.finished)
+		h.monitor(ctx)
+	}()
+	return h
+}
+
+func (h *lockHold) lease() clientv3.LeaseID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.id
+}
+
+func (h *lockHold) isHeld() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state == lockHeld
+}
+
+// end records the final state once and closes Done.
+func (h *lockHold) end(state int) {
+	h.endOnce.Do(func() {
+		h.mu.Lock()
+		h.state = state
+		h.mu.Unlock()
+		close(h.done)
+		if state == lockLost {
+			h.conn.logger.Debug("etcd: lock or leadership lost", "key", h.key, "token", h.rev)
+		}
+		if h.onEnd != nil {
+			h.onEnd(h)
+		}
+	})
+}
+
+// monitor ends the hold when the key is deleted (released elsewhere, lease
+// expired, removed by hand), when auto-renewal finds the lease gone, or when
+// the client is closed (the connector was disconnected: nothing can renew or
+// release through it any more, so the hold is treated as lost at once).
+func (h *lockHold) monitor(ctx context.Context) {
+	var (
+		kach    <-chan *clientv3.LeaseKeepAliveResponse
+		kaID    clientv3.LeaseID
+		kcancel = context.CancelFunc(func() {})
+	)
+	defer func() { kcancel() }()
+	startKeepAlive := func() bool {
+		kcancel()
+		if !h.autoRenew {
+			return true
+		}
+		var kctx context.Context
+		kctx, kcancel = context.WithCancel(ctx)
+		kaID = h.lease()
+		ch, err := h.cli.KeepAlive(kctx, kaID)
+		if err != nil {
+			return false
+		}
+		kach = ch
+		return true
+	}
+	if !startKeepAlive() {
+		h.end(lockLost)
+		return
+	}
+	from := h.rev + 1
+	for {
+		wctx, wcancel := context.WithCancel(ctx)
+		wch := h.cli.Watch(wctx, h.key, clientv3.WithRev(from), clientv3.WithFilterPut())
+		lost, recheck := h.watchLoop(ctx, wch, &kach, &kaID, startKeepAlive)
+		wcancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if lost {
+			h.end(lockLost)
+			return
+		}
+		if recheck {
+			// The watch could not start at the wanted revision
+			// (compacted): see whether the key is still ours.
+			octx, cancel := h.conn.opContext(ctx)
+			resp, err := h.cli.Get(octx, h.key)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != h.rev {
+				h.end(lockLost)
+				return
+			}
+			from = resp.Header.Revision + 1
+		}
+	}
+}
+
+func (h *lockHold) watchLoop(ctx context.Context, wch clientv3.WatchChan, kach *<-chan *clientv3.LeaseKeepAliveResponse,
+	kaID *clientv3.LeaseID, restart func() bool) (lost, recheck bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return false, false
+		case <-h.relet:
+			if !restart() {
+				return true, false
+			}
+		case _, ok := <-*kach:
+			if ok {
+				continue
+			}
+			if ctx.Err() != nil {
+				return false, false
+			}
+			if h.lease() != *kaID {
+				// Refresh moved the key to a new lease and revoked
+				// the old one: follow it.
+				if !restart() {
+					return true, false
+				}
+				continue
+			}
+			return true, false
+		case wr, ok := <-wch:
+			if !ok {
+				return ctx.Err() == nil, false
+			}
+			if wr.CompactRevision != 0 {
+				return false, true
+			}
+			if wr.Err() != nil {
+				return false, true
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == mvccpb.DELETE {
+					return true, false
+				}
+			}
+		}
+	}
+}
+
+// stopMonitor ends the monitor goroutine and waits for it.
+func (h *lockHold) stopMonitor() {
+	h.stop()
+	<-h.finished
+}
+
+// release deletes the key if it is still ours and revokes the lease.
+func (h *lockHold) release(ctx context.Context, op string) error {
+	h.opMu.Lock()
+	defer h.opMu.Unlock()
+	if !h.isHeld() {
+		return fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	octx, cancel := h.conn.opContext(ctx)
+	resp, err := h.cli.Txn(octx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
+		Then(clientv3.OpDelete(h.key)).Commit()
+	cancel()
+	if err != nil {
+		if h.cli.Ctx().Err() != nil {
+			// Nothing can reach etcd through this client again: the lease
+			// expires on its own.
+			h.stopMonitor()
+			h.end(lockLost)
+		}
+		return mapCtxErr(ctx, op, err)
+	}
+	h.stopMonitor()
+	lockRevoke(ctx, h.conn, h.cli, h.lease())
+	if !resp.Succeeded {
+		h.end(lockLost)
+		return fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	h.end(lockReleased)
+	return nil
+}
+
+// refresh restarts the lease's TTL. ttl 0 keeps the current TTL; a TTL that
+// rounds to a different number of seconds moves the key to a new lease.
+func (h *lockHold) refresh(ctx context.Context, op string, ttl time.Duration) error {
+	if err := backends.ValidateTTL("ttl", ttl); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	h.opMu.Lock()
+	defer h.opMu.Unlock()
+	if !h.isHeld() {
+		return fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	h.mu.Lock()
+	id, cur := h.id, h.ttl
+	h.mu.Unlock()
+	secs := int64(cur / time.Second)
+	if ttl > 0 {
+		secs = leaseSeconds(ttl)
+	}
+	if secs == int64(cur/time.Second) {
+		return h.keepAliveOnce(ctx, op, id)
+	}
+	return h.moveLease(ctx, op, id, secs)
+}
+
+func (h *lockHold) keepAliveOnce(ctx context.Context, op string, id clientv3.LeaseID) error {
+	start := time.Now()
+	octx, cancel := h.conn.opContext(ctx)
+	defer cancel()
+	ka, err := h.cli.KeepAliveOnce(octx, id)
+	if err != nil {
+		if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+			h.lose()
+			return fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+		}
+		return mapCtxErr(ctx, op, err)
+	}
+	// The lease lives, but is the key still ours?
+	resp, err := h.cli.Get(octx, h.key, clientv3.WithKeysOnly())
+	if err != nil {
+		return mapCtxErr(ctx, op, err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != h.rev {
+		h.lose()
+		return fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	h.mu.Lock()
+	h.granted, h.ttl = start, time.Duration(ka.TTL)*time.Second
+	h.mu.Unlock()
+	return nil
+}
+
+// moveLease gives the key a new lease of secs seconds: etcd cannot change
+// the TTL of a lease, but a Put can re-attach a key to another lease without
+// touching its value or create revision (so the token stays).
+func (h *lockHold) moveLease(ctx context.Context, op string, old clientv3.LeaseID, secs int64) error {
+	start := time.Now()
+	octx, cancel := h.conn.opContext(ctx)
+	g, err := h.cli.Grant(octx, secs)
+	cancel()
+	if err != nil {
+		return mapCtxErr(ctx, op, err)
+	}
+	octx, cancel = h.conn.opContext(ctx)
+	resp, err := h.cli.Txn(octx).
+		If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
+		Then(clientv3.OpPut(h.key, "", clientv3.WithIgnoreValue(), clientv3.WithLease(g.ID))).
+		Commit()
+	cancel()
+	if err != nil {
+		lockRevoke(ctx, h.conn, h.cli, g.ID)
+		return mapCtxErr(ctx, op, err)
+	}
+	if !resp.Succeeded {
+		lockRevoke(ctx, h.conn, h.cli, g.ID)
+		h.lose()
+		return fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	h.mu.Lock()
+	h.id, h.ttl, h.granted = g.ID, time.Duration(g.TTL)*time.Second, start
+	h.mu.Unlock()
+	select {
+	case h.relet <- struct{}{}:
+	default:
+	}
+	lockRevoke(ctx, h.conn, h.cli, old)
+	return nil
+}
+
+// lose ends the hold as lost and stops its monitor.
+func (h *lockHold) lose() {
+	h.stop()
+	h.end(lockLost)
+}
+
+func (h *lockHold) grantedTTL() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ttl
+}
+
+// lockLease is a held lock: backends.Lease.
+type lockLease struct {
+	h     *lockHold
+	name  string
+	owner string
+}
+
+var _ backends.Lease = (*lockLease)(nil)
+
+func (l *lockLease) Name() string  { return l.name }
+func (l *lockLease) Owner() string { return l.owner }
+
+// TTL is the lease time etcd granted (whole seconds, at least 2s).
+func (l *lockLease) TTL() time.Duration { return l.h.grantedTTL() }
+
+// Token is the create revision of the lock key.
+func (l *lockLease) Token() uint64 { return uint64(l.h.rev) }
+
+// Refresh restarts the TTL from now (ttl 0 = the current TTL). A ttl that
+// rounds to another number of seconds moves the key to a new lease in one
+// transaction guarded by the key's create revision; the token is unchanged.
+// ErrNotHeld when the key or lease is gone.
+func (l *lockLease) Refresh(ctx context.Context, ttl time.Duration) error {
+	return l.h.refresh(ctx, "etcd: lock refresh", ttl)
+}
+
+// Release deletes the lock key if it is still ours and revokes the lease;
+// ErrNotHeld otherwise. Done is closed afterwards either way.
+func (l *lockLease) Release(ctx context.Context) error {
+	return l.h.release(ctx, "etcd: lock release")
+}
+
+// Done closes when the lock is released or lost.
+func (l *lockLease) Done() <-chan struct{} { return l.h.done }
