@@ -1,0 +1,997 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-go/baton/backends"
+)
+
+// RunConfig runs the config center cases against target.NewConfig, including
+// the generic helpers built on any ConfigCenter (layered resolution, Bind,
+// the snapshot fallback).
+//
+// Cases run one at a time: first the ordinary ones, then the fault cases that
+// trim history, stop or restart target.Server. A fault case leaves the
+// server up and healthy before it returns (also when it fails).
+func RunConfig(t *testing.T, target Target) {
+	t.Helper()
+	require.NotNil(t, target.NewConfig, "conformance: %s has no config factory", target.Name)
+	s := configSuite{target: target}
+	runCases(t, []testCase{
+		{"set-get-delete", false, s.setGetDelete},
+		{"versions-increase", false, s.versionsIncrease},
+		{"compare-and-set", false, s.compareAndSet},
+		{"list-by-prefix", false, s.listByPrefix},
+		{"special-keys", false, s.specialKeys},
+		{"invalid-args", false, s.invalidArgs},
+		{"max-value-size", false, s.maxValueSize},
+		{"watch-key", false, s.watchKey},
+		{"watch-prefix", false, s.watchPrefix},
+		{"watch-resume-from-version", false, s.watchResumeFromVersion},
+		{"history-and-rollback", false, s.historyAndRollback},
+		{"history-limit", false, s.historyLimit},
+		{"layered-resolution", false, s.layeredResolution},
+		{"env-isolation", false, s.envIsolation},
+		{"bind-valid-and-invalid-update", false, s.bindUpdates},
+		{"bind-document", false, s.bindDocument},
+		// Fault cases: after every ordinary case.
+		{"gap-resync-exact-difference", false, s.gapResync},
+		{"watch-continues-after-restart", false, s.watchContinuesAfterRestart},
+		{"snapshot-fallback-while-down", false, s.snapshotFallback},
+	})
+}
+
+type configSuite struct{ target Target }
+
+func (s configSuite) newConfig(t *testing.T, opts backends.ConfigOptions) backends.ConfigCenter {
+	t.Helper()
+	cc := s.target.NewConfig(t, opts)
+	require.NotNil(t, cc, "the config factory returned nil")
+	return cc
+}
+
+// fresh builds a config center in an environment of its own.
+func (s configSuite) fresh(t *testing.T) backends.ConfigCenter {
+	t.Helper()
+	return s.newConfig(t, backends.ConfigOptions{Namespace: uniqueNamespace()})
+}
+
+func setKey(t *testing.T, cc backends.ConfigCenter, key, value string) {
+	t.Helper()
+	require.NoError(t, cc.Set(ctxFor(t, opTimeout), key, value), "set %q", key)
+}
+
+// setItem writes key and returns the stored item (read back for its version).
+func setItem(t *testing.T, cc backends.ConfigCenter, key, value string) backends.ConfigItem {
+	t.Helper()
+	setKey(t, cc, key, value)
+	return getItem(t, cc, key)
+}
+
+func getItem(t *testing.T, cc backends.ConfigCenter, key string) backends.ConfigItem {
+	t.Helper()
+	it, err := cc.GetItem(ctxFor(t, opTimeout), key)
+	require.NoError(t, err, "get item %q", key)
+	return it
+}
+
+func delKey(t *testing.T, cc backends.ConfigCenter, key string) {
+	t.Helper()
+	require.NoError(t, cc.Delete(ctxFor(t, opTimeout), key), "delete %q", key)
+}
+
+func requireConfigValue(t *testing.T, cc backends.ConfigCenter, key, want string) {
+	t.Helper()
+	got, err := cc.Get(ctxFor(t, opTimeout), key)
+	require.NoError(t, err, "get %q", key)
+	require.Equal(t, want, got, "value of %q", key)
+}
+
+func requireConfigMissing(t *testing.T, cc backends.ConfigCenter, key string) {
+	t.Helper()
+	_, err := cc.Get(ctxFor(t, opTimeout), key)
+	require.ErrorIs(t, err, backends.ErrNotFound, "get %q", key)
+	_, err = cc.GetItem(ctxFor(t, opTimeout), key)
+	require.ErrorIs(t, err, backends.ErrNotFound, "get item %q", key)
+}
+
+func listKeys(t *testing.T, cc backends.ConfigCenter, prefix string) map[string]string {
+	t.Helper()
+	m, err := cc.List(ctxFor(t, opTimeout), prefix)
+	require.NoError(t, err, "list %q", prefix)
+	return m
+}
+
+func watchConfig(t *testing.T, cc backends.ConfigCenter, key string, opts backends.WatchOptions) (*eventLog[backends.ConfigEvent], context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := cc.WatchWith(ctx, key, opts)
+	if err != nil {
+		cancel()
+	}
+	require.NoError(t, err, "watch %q %+v", key, opts)
+	require.NotNil(t, ch, "watch %q returned a nil channel", key)
+	return recordEvents(t, ch, cancel), cancel
+}
+
+// ev is a compact, comparable form of a config event for assertions.
+type ev struct {
+	Type  backends.ConfigEventType
+	Key   string
+	Value string
+}
+
+func (e ev) String() string { return fmt.Sprintf("%s %s=%q", e.Type, e.Key, e.Value) }
+
+func compact(evs []backends.ConfigEvent) []ev {
+	out := make([]ev, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, ev{Type: e.Type, Key: e.Item.Key, Value: e.Item.Value})
+	}
+	return out
+}
+
+func put(key, value string) ev { return ev{Type: backends.ConfigPut, Key: key, Value: value} }
+func del(key string) ev        { return ev{Type: backends.ConfigDelete, Key: key} }
+
+// untilPut waits for a Put of key=value and returns the events up to and
+// including it.
+func untilPut(t *testing.T, l *eventLog[backends.ConfigEvent], key, value string) []backends.ConfigEvent {
+	t.Helper()
+	evs := l.waitFor(t, opTimeout, fmt.Sprintf("put %s=%q", key, value), func(evs []backends.ConfigEvent) bool {
+		return slices.Contains(compact(evs), put(key, value))
+	})
+	return evs[:slices.Index(compact(evs), put(key, value))+1]
+}
+
+// requireIncreasing checks that versions strictly increase along evs and
+// that all lie above floor.
+func requireIncreasing(t *testing.T, evs []backends.ConfigEvent, floor uint64) {
+	t.Helper()
+	prev := floor
+	for i, e := range evs {
+		require.Greater(t, e.Item.Version, prev, "event %d (%s) version; events: %+v", i, compact(evs[i : i+1])[0], evs)
+		prev = e.Item.Version
+	}
+}
+
+// applyConfig folds events into the key → value view a watcher holds.
+func applyConfig(view map[string]string, evs []backends.ConfigEvent) map[string]string {
+	for _, e := range evs {
+		switch e.Type {
+		case backends.ConfigPut:
+			view[e.Item.Key] = e.Item.Value
+		case backends.ConfigDelete:
+			delete(view, e.Item.Key)
+		}
+	}
+	return view
+}
+
+func (s configSuite) setGetDelete(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	requireConfigMissing(t, cc, "db/host")
+
+	setKey(t, cc, "db/host", "10.0.0.1")
+	requireConfigValue(t, cc, "db/host", "10.0.0.1")
+	it := getItem(t, cc, "db/host")
+	assert.Equal(t, "db/host", it.Key, "item key is the user key")
+	assert.Equal(t, "10.0.0.1", it.Value)
+	assert.NotZero(t, it.Version)
+	assert.False(t, it.Stale, "a backend read is not stale")
+
+	setKey(t, cc, "db/host", "10.0.0.2")
+	requireConfigValue(t, cc, "db/host", "10.0.0.2")
+	setKey(t, cc, "empty", "")
+	requireConfigValue(t, cc, "empty", "")
+
+	require.NoError(t, cc.Delete(ctx, "db/host"))
+	requireConfigMissing(t, cc, "db/host")
+	assert.NoError(t, cc.Delete(ctx, "db/host"), "deleting a missing key is not an error")
+	assert.NoError(t, cc.Delete(ctx, "never-set"))
+	requireConfigValue(t, cc, "empty", "")
+}
+
+func (s configSuite) versionsIncrease(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	var prev uint64
+	step := func(what string, v uint64) {
+		t.Helper()
+		require.Greater(t, v, prev, "%s: version must exceed the previous write's", what)
+		prev = v
+	}
+	step("set a", setItem(t, cc, "a", "1").Version)
+	step("set a again", setItem(t, cc, "a", "2").Version)
+	step("set b", setItem(t, cc, "b", "1").Version)
+	it, err := cc.CompareAndSet(ctx, "b", "2", prev)
+	require.NoError(t, err)
+	step("compare-and-set b", it.Version)
+	assert.Equal(t, it, getItem(t, cc, "b"), "compare-and-set returns the stored item")
+	delKey(t, cc, "b")
+	// The delete is a write too: the next version is above it as well, so
+	// above the compare-and-set's.
+	step("set a after a delete", setItem(t, cc, "a", "3").Version)
+	same := setItem(t, cc, "a", "3")
+	step("rewrite the same value", same.Version)
+}
+
+func (s configSuite) compareAndSet(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	v1, err := cc.CompareAndSet(ctx, "k", "a", 0)
+	require.NoError(t, err, "create with expected 0")
+	assert.Equal(t, "a", v1.Value)
+	assert.Equal(t, "k", v1.Key)
+	assert.NotZero(t, v1.Version)
+
+	_, err = cc.CompareAndSet(ctx, "k", "b", 0)
+	require.ErrorIs(t, err, backends.ErrConflict, "expected 0 but the key exists")
+	requireConfigValue(t, cc, "k", "a")
+
+	v2, err := cc.CompareAndSet(ctx, "k", "b", v1.Version)
+	require.NoError(t, err, "matching version")
+	assert.Greater(t, v2.Version, v1.Version)
+	requireConfigValue(t, cc, "k", "b")
+
+	_, err = cc.CompareAndSet(ctx, "k", "c", v1.Version)
+	require.ErrorIs(t, err, backends.ErrConflict, "stale version")
+	requireConfigValue(t, cc, "k", "b")
+
+	_, err = cc.CompareAndSet(ctx, "missing", "x", 12345)
+	require.ErrorIs(t, err, backends.ErrConflict, "non-zero version on a missing key")
+	requireConfigMissing(t, cc, "missing")
+
+	delKey(t, cc, "k")
+	_, err = cc.CompareAndSet(ctx, "k", "d", v2.Version)
+	require.ErrorIs(t, err, backends.ErrConflict, "the deleted key's last version")
+	_, err = cc.CompareAndSet(ctx, "k", "d", 0)
+	require.NoError(t, err, "recreate a deleted key with expected 0")
+
+	// Racing writers with the same expectation: exactly one wins.
+	base := getItem(t, cc, "k")
+	const n = 8
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := cc.CompareAndSet(ctxFor(t, opTimeout), "k", fmt.Sprint("w", i), base.Version)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	wins := 0
+	for err := range errs {
+		if err == nil {
+			wins++
+			continue
+		}
+		assert.ErrorIs(t, err, backends.ErrConflict)
+	}
+	assert.Equal(t, 1, wins, "exactly one of %d racing compare-and-sets wins", n)
+}
+
+func (s configSuite) listByPrefix(t *testing.T) {
+	cc := s.fresh(t)
+	for k, v := range map[string]string{
+		"app/a": "1", "app/b": "2", "app/sub/c": "3", "apple": "4", "other/x": "5",
+	} {
+		setKey(t, cc, k, v)
+	}
+	assert.Equal(t, map[string]string{"app/a": "1", "app/b": "2", "app/sub/c": "3"}, listKeys(t, cc, "app/"))
+	assert.Equal(t, map[string]string{"app/a": "1", "app/b": "2", "app/sub/c": "3", "apple": "4"}, listKeys(t, cc, "app"))
+	assert.Len(t, listKeys(t, cc, ""), 5, "the empty prefix lists the whole namespace")
+	assert.Empty(t, listKeys(t, cc, "nothing/"), "no match is an empty result, not an error")
+
+	items, err := cc.ListItems(ctxFor(t, opTimeout), "app/")
+	require.NoError(t, err)
+	keys := make([]string, 0, len(items))
+	for _, it := range items {
+		keys = append(keys, it.Key)
+		assert.Equal(t, getItem(t, cc, it.Key), it, "listed item equals the item read alone")
+	}
+	assert.Equal(t, []string{"app/a", "app/b", "app/sub/c"}, keys, "ListItems is sorted by key")
+
+	delKey(t, cc, "app/b")
+	assert.Equal(t, map[string]string{"app/a": "1", "app/sub/c": "3"}, listKeys(t, cc, "app/"))
+}
+
+func (s configSuite) specialKeys(t *testing.T) {
+	cc := s.fresh(t)
+	// Glob characters matter to Redis patterns; '/' and unicode to layouts.
+	keys := []string{"a", "a*", "a?", "a[1]", `a\b`, "a^-", "b", "with space", "日本/設定", "x/y/z", "dots.and:colons", "%", strings.Repeat("k", backends.MaxKeyLen)}
+	for _, k := range keys {
+		setKey(t, cc, k, "v:"+k)
+	}
+	for _, k := range keys {
+		requireConfigValue(t, cc, k, "v:"+k)
+	}
+	assert.Equal(t, map[string]string{"a*": "v:a*"}, listKeys(t, cc, "a*"), "a prefix with '*' matches literally")
+	assert.Equal(t, map[string]string{"a[1]": "v:a[1]"}, listKeys(t, cc, "a["), "a prefix with '[' matches literally")
+	assert.Equal(t, map[string]string{"a?": "v:a?"}, listKeys(t, cc, "a?"))
+	assert.Len(t, listKeys(t, cc, "a"), 6)
+	assert.Equal(t, map[string]string{"日本/設定": "v:日本/設定"}, listKeys(t, cc, "日本/"))
+	assert.Len(t, listKeys(t, cc, ""), len(keys))
+}
+
+func (s configSuite) invalidArgs(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	setKey(t, cc, "ok", "v")
+	badKeys := map[string]string{
+		"empty":    "",
+		"nul":      "a\x00b",
+		"too long": strings.Repeat("k", backends.MaxKeyLen+1),
+	}
+	isInvalid := func(err error, what string) {
+		t.Helper()
+		assert.ErrorIs(t, err, backends.ErrInvalidArgument, what)
+		var ia *backends.InvalidArgumentError
+		assert.True(t, errors.As(err, &ia), "%s: want an *InvalidArgumentError, got %T %v", what, err, err)
+	}
+	for what, k := range badKeys {
+		_, err := cc.Get(ctx, k)
+		isInvalid(err, "get "+what)
+		_, err = cc.GetItem(ctx, k)
+		isInvalid(err, "get item "+what)
+		isInvalid(cc.Set(ctx, k, "v"), "set "+what)
+		isInvalid(cc.Delete(ctx, k), "delete "+what)
+		_, err = cc.CompareAndSet(ctx, k, "v", 0)
+		isInvalid(err, "compare-and-set "+what)
+		_, err = cc.History(ctx, k, 0)
+		isInvalid(err, "history "+what)
+		_, err = cc.Rollback(ctx, k, 1)
+		isInvalid(err, "rollback "+what)
+		wctx, cancel := context.WithCancel(ctx)
+		ch, err := cc.Watch(wctx, k)
+		isInvalid(err, "watch "+what)
+		assert.Nil(t, ch, "a rejected watch returns no channel")
+		cancel()
+	}
+	for what, p := range map[string]string{"nul": "a\x00", "too long": strings.Repeat("p", backends.MaxKeyLen+1)} {
+		_, err := cc.List(ctx, p)
+		isInvalid(err, "list prefix "+what)
+		_, err = cc.ListItems(ctx, p)
+		isInvalid(err, "list items prefix "+what)
+		wctx, cancel := context.WithCancel(ctx)
+		_, err = cc.WatchWith(wctx, p, backends.WatchOptions{Prefix: true})
+		isInvalid(err, "watch prefix "+what)
+		cancel()
+	}
+	requireConfigValue(t, cc, "ok", "v")
+	assert.Len(t, listKeys(t, cc, ""), 1, "nothing invalid was stored")
+
+	// Bad options are refused by the factory's Validate.
+	_, err := backends.ConfigOptions{Namespace: backends.Namespace{Env: ""}}.Validate()
+	isInvalid(err, "options without env")
+	_, err = backends.ConfigOptions{Namespace: uniqueNamespace(), Name: "a/b"}.Validate()
+	isInvalid(err, "config name with '/'")
+}
+
+func (s configSuite) maxValueSize(t *testing.T) {
+	cc := s.newConfig(t, backends.ConfigOptions{Namespace: uniqueNamespace(), MaxValueSize: 16})
+	ctx := ctxFor(t, opTimeout)
+	setKey(t, cc, "k", strings.Repeat("x", 16))
+	assert.ErrorIs(t, cc.Set(ctx, "k", strings.Repeat("y", 17)), backends.ErrInvalidArgument, "set over the limit")
+	_, err := cc.CompareAndSet(ctx, "k", strings.Repeat("y", 17), getItem(t, cc, "k").Version)
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "compare-and-set over the limit")
+	requireConfigValue(t, cc, "k", strings.Repeat("x", 16))
+}
+
+// watchKey covers plain Watch: only future changes of exactly one key. A
+// plain watch has no start version, so the case first writes a priming value
+// until the watch reports it, which proves the watch is established.
+func (s configSuite) watchKey(t *testing.T) {
+	cc := s.fresh(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := cc.Watch(ctx, "w/k")
+	if err != nil {
+		cancel()
+	}
+	require.NoError(t, err)
+	w := recordEvents(t, ch, cancel)
+	n := 0
+	w.waitFor(t, opTimeout, "priming put", func(evs []backends.ConfigEvent) bool {
+		if len(evs) > 0 {
+			return true
+		}
+		n++
+		_ = cc.Set(ctxFor(t, opTimeout), "w/k", fmt.Sprint("prime-", n))
+		return false
+	})
+	// Let the priming writes drain: the last one is the floor.
+	last := fmt.Sprint("prime-", n)
+	start := len(untilPut(t, w, "w/k", last))
+	floor := w.all()[start-1].Item.Version
+
+	setKey(t, cc, "w/k", "1")
+	setKey(t, cc, "w/other", "x")
+	setKey(t, cc, "w/k2", "y") // shares the prefix, not the key
+	setKey(t, cc, "w/k", "2")
+	delKey(t, cc, "w/k")
+	setKey(t, cc, "w/k", "3") // marker
+	evs := untilPut(t, w, "w/k", "3")[start:]
+	assert.Equal(t, []ev{put("w/k", "1"), put("w/k", "2"), del("w/k"), put("w/k", "3")}, compact(evs), "exactly the key's changes, in order")
+	requireIncreasing(t, evs, floor)
+	assert.Empty(t, evs[2].Item.Value, "a delete event has no value")
+
+	cancel()
+	w.waitClosed(t, opTimeout, "watch after cancel")
+}
+
+func (s configSuite) watchPrefix(t *testing.T) {
+	cc := s.fresh(t)
+	from := setItem(t, cc, "base", "x").Version
+	w, _ := watchConfig(t, cc, "p/", backends.WatchOptions{Prefix: true, FromVersion: from})
+	setKey(t, cc, "p/a", "1")
+	setKey(t, cc, "px", "no")
+	setKey(t, cc, "p/b/c", "2")
+	setKey(t, cc, "q/a", "no")
+	delKey(t, cc, "p/a")
+	setKey(t, cc, "p/z", "end")
+	evs := untilPut(t, w, "p/z", "end")
+	assert.Equal(t, []ev{put("p/a", "1"), put("p/b/c", "2"), del("p/a"), put("p/z", "end")}, compact(evs), "every change under the prefix and nothing else")
+	requireIncreasing(t, evs, from)
+}
+
+// watchResumeFromVersion: a watcher that reconnects with the last version it
+// saw gets exactly the changes it missed, in order, then live changes.
+func (s configSuite) watchResumeFromVersion(t *testing.T) {
+	cc := s.fresh(t)
+	v0 := setItem(t, cc, "base", "x").Version
+
+	w1, cancel1 := watchConfig(t, cc, "r/", backends.WatchOptions{Prefix: true, FromVersion: v0})
+	setKey(t, cc, "r/a", "1")
+	setKey(t, cc, "r/b", "2")
+	seen := untilPut(t, w1, "r/b", "2")
+	assert.Equal(t, []ev{put("r/a", "1"), put("r/b", "2")}, compact(seen))
+	last := seen[len(seen)-1].Item.Version
+	cancel1()
+	w1.waitClosed(t, opTimeout, "first watch after cancel")
+
+	// Changes while the watcher is away.
+	setKey(t, cc, "r/a", "3")
+	delKey(t, cc, "r/b")
+	setKey(t, cc, "r/c", "4")
+	setKey(t, cc, "s/x", "outside")
+
+	w2, _ := watchConfig(t, cc, "r/", backends.WatchOptions{Prefix: true, FromVersion: last})
+	setKey(t, cc, "r/d", "live")
+	evs := untilPut(t, w2, "r/d", "live")
+	assert.Equal(t, []ev{put("r/a", "3"), del("r/b"), put("r/c", "4"), put("r/d", "live")}, compact(evs),
+		"exactly the missed changes in order, then live ones, without a resync")
+	requireIncreasing(t, evs, last)
+
+	// Resuming a single key.
+	w3, _ := watchConfig(t, cc, "r/a", backends.WatchOptions{FromVersion: v0})
+	setKey(t, cc, "r/a", "5")
+	evs = untilPut(t, w3, "r/a", "5")
+	assert.Equal(t, []ev{put("r/a", "1"), put("r/a", "3"), put("r/a", "5")}, compact(evs))
+	requireIncreasing(t, evs, v0)
+
+	// Resuming at the newest version means only future changes.
+	now := getItem(t, cc, "r/a").Version // the newest write
+	w4, _ := watchConfig(t, cc, "r/", backends.WatchOptions{Prefix: true, FromVersion: now})
+	setKey(t, cc, "r/e", "future")
+	assert.Equal(t, []ev{put("r/e", "future")}, compact(untilPut(t, w4, "r/e", "future")))
+}
+
+func (s configSuite) historyAndRollback(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	i1 := setItem(t, cc, "h", "v1")
+	i2 := setItem(t, cc, "h", "v2")
+	other := setItem(t, cc, "other", "o")
+	i3 := setItem(t, cc, "h", "v3")
+
+	hist, err := cc.History(ctx, "h", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []backends.ConfigItem{i3, i2, i1}, hist, "newest first, the current value included")
+	hist, err = cc.History(ctx, "h", 2)
+	require.NoError(t, err)
+	assert.Equal(t, []backends.ConfigItem{i3, i2}, hist, "limit")
+
+	r, err := cc.Rollback(ctx, "h", i1.Version)
+	require.NoError(t, err)
+	assert.Equal(t, "h", r.Key)
+	assert.Equal(t, "v1", r.Value, "rolled back to the old value")
+	assert.Greater(t, r.Version, i3.Version, "a rollback is a new write")
+	assert.Equal(t, r, getItem(t, cc, "h"))
+	hist, err = cc.History(ctx, "h", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []backends.ConfigItem{r, i3, i2, i1}, hist)
+
+	_, err = cc.Rollback(ctx, "h", other.Version)
+	assert.ErrorIs(t, err, backends.ErrNotFound, "a version of another key")
+	_, err = cc.Rollback(ctx, "h", r.Version+1000)
+	assert.ErrorIs(t, err, backends.ErrNotFound, "a version that never existed")
+	_, err = cc.Rollback(ctx, "never-set", 1)
+	assert.ErrorIs(t, err, backends.ErrNotFound, "rollback of a key without history")
+	requireConfigValue(t, cc, "h", "v1")
+}
+
+func (s configSuite) historyLimit(t *testing.T) {
+	cc := s.newConfig(t, backends.ConfigOptions{Namespace: uniqueNamespace(), HistoryLimit: 3})
+	ctx := ctxFor(t, opTimeout)
+	var items []backends.ConfigItem
+	for i := 1; i <= 6; i++ {
+		items = append(items, setItem(t, cc, "h", fmt.Sprint("v", i)))
+	}
+	hist, err := cc.History(ctx, "h", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []backends.ConfigItem{items[5], items[4], items[3]}, hist, "only HistoryLimit versions are kept")
+	_, err = cc.Rollback(ctx, "h", items[0].Version)
+	assert.ErrorIs(t, err, backends.ErrNotFound, "a version no longer kept")
+	r, err := cc.Rollback(ctx, "h", items[3].Version)
+	require.NoError(t, err)
+	assert.Equal(t, "v4", r.Value)
+}
+
+func (s configSuite) layeredResolution(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	const comp, inst = "gateway", "gw-1"
+	sys := backends.LayerKey(backends.LayerSystem, comp, inst, "timeout")
+	cmp := backends.LayerKey(backends.LayerComponent, comp, inst, "timeout")
+	ins := backends.LayerKey(backends.LayerInstance, comp, inst, "timeout")
+
+	_, _, err := backends.Resolve(ctx, cc, comp, inst, "timeout")
+	require.ErrorIs(t, err, backends.ErrNotFound, "no layer holds the key")
+
+	resolve := func(component, instance string) (string, string) {
+		t.Helper()
+		it, layer, err := backends.Resolve(ctx, cc, component, instance, "timeout")
+		require.NoError(t, err, "resolve for %s/%s", component, instance)
+		return it.Value, layer
+	}
+	setKey(t, cc, sys, "1s")
+	v, layer := resolve(comp, inst)
+	assert.Equal(t, [2]string{"1s", backends.LayerSystem}, [2]string{v, layer})
+
+	setKey(t, cc, cmp, "2s")
+	v, layer = resolve(comp, inst)
+	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer})
+
+	setKey(t, cc, ins, "3s")
+	v, layer = resolve(comp, inst)
+	assert.Equal(t, [2]string{"3s", backends.LayerInstance}, [2]string{v, layer})
+
+	v, layer = resolve(comp, "gw-2")
+	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer}, "another instance of the component")
+	v, layer = resolve("other", inst)
+	assert.Equal(t, [2]string{"1s", backends.LayerSystem}, [2]string{v, layer}, "another component")
+	v, layer = resolve(comp, "")
+	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer}, "no instance")
+
+	l, err := backends.NewLayered(cc, comp, inst)
+	require.NoError(t, err)
+	r, err := l.Resolve(ctx, "timeout")
+	require.NoError(t, err)
+	assert.Equal(t, backends.LayerInstance, r.Layer)
+	assert.Equal(t, getItem(t, cc, ins), r.ConfigItem, "the resolved item carries its version")
+
+	delKey(t, cc, ins)
+	v, layer = resolve(comp, inst)
+	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer}, "after the instance value is deleted")
+
+	// ResolveAll merges the layers.
+	setKey(t, cc, backends.LayerKey(backends.LayerSystem, comp, inst, "retries"), "5")
+	setKey(t, cc, backends.LayerKey(backends.LayerComponent, comp, inst, "db/host"), "comp-db")
+	setKey(t, cc, backends.LayerKey(backends.LayerInstance, comp, inst, "db/host"), "inst-db")
+	setKey(t, cc, backends.LayerKey(backends.LayerInstance, comp, "gw-2", "db/host"), "other-inst")
+	setKey(t, cc, backends.LayerKey(backends.LayerComponent, "gatewayx", inst, "db/host"), "other-comp")
+	all, err := l.ResolveAll(ctx)
+	require.NoError(t, err)
+	got := make(map[string][2]string, len(all))
+	for k, it := range all {
+		got[k] = [2]string{it.Value, it.Layer}
+	}
+	assert.Equal(t, map[string][2]string{
+		"timeout": {"2s", backends.LayerComponent},
+		"retries": {"5", backends.LayerSystem},
+		"db/host": {"inst-db", backends.LayerInstance},
+	}, got)
+
+	_, _, err = backends.Resolve(ctx, cc, "a/b", inst, "timeout")
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "component with '/'")
+	_, _, err = backends.Resolve(ctx, cc, comp, "", "")
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty key")
+	_, err = backends.NewLayered(cc, "", inst)
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty component")
+}
+
+func (s configSuite) envIsolation(t *testing.T) {
+	ns1, ns2 := uniqueNamespace(), uniqueNamespace()
+	c1 := s.newConfig(t, backends.ConfigOptions{Namespace: ns1, Name: "app"})
+	c2 := s.newConfig(t, backends.ConfigOptions{Namespace: ns2, Name: "app"})
+	// Same env, a name that extends the first: must not overlap either.
+	c3 := s.newConfig(t, backends.ConfigOptions{Namespace: ns1, Name: "appx"})
+
+	setKey(t, c1, "k", "env1")
+	requireConfigMissing(t, c2, "k")
+	requireConfigMissing(t, c3, "k")
+
+	from := setItem(t, c2, "k", "env2").Version
+	w2, _ := watchConfig(t, c2, "", backends.WatchOptions{Prefix: true, FromVersion: from})
+	setKey(t, c1, "k", "env1-again")
+	setKey(t, c3, "k", "appx")
+	setKey(t, c2, "marker", "m")
+	assert.Equal(t, []ev{put("marker", "m")}, compact(untilPut(t, w2, "marker", "m")), "the watcher saw another namespace's writes")
+
+	requireConfigValue(t, c1, "k", "env1-again")
+	requireConfigValue(t, c2, "k", "env2")
+	requireConfigValue(t, c3, "k", "appx")
+	assert.Equal(t, map[string]string{"k": "env1-again"}, listKeys(t, c1, ""))
+	assert.Equal(t, map[string]string{"k": "env2", "marker": "m"}, listKeys(t, c2, ""))
+
+	delKey(t, c1, "k")
+	requireConfigValue(t, c2, "k", "env2")
+	requireConfigValue(t, c3, "k", "appx")
+}
+
+// bindSettings is the struct the Bind cases decode into.
+type bindSettings struct {
+	Host    string        `yaml:"host"`
+	Port    int           `yaml:"port"`
+	Timeout time.Duration `yaml:"timeout"`
+	Tags    []string      `yaml:"tags"`
+	DB      struct {
+		User string `yaml:"user"`
+		Pool int    `yaml:"pool"`
+	} `yaml:"db"`
+}
+
+var errBadPort = errors.New("port out of range")
+
+func validateSettings(v bindSettings) error {
+	if v.Port < 1 || v.Port > 65535 {
+		return fmt.Errorf("%w: %d", errBadPort, v.Port)
+	}
+	if v.Host == "" {
+		return errors.New("host is required")
+	}
+	return nil
+}
+
+// bindRecorder collects OnChange and OnError calls.
+type bindRecorder struct {
+	mu      sync.Mutex
+	changes [][2]bindSettings
+	errs    []error
+}
+
+func (r *bindRecorder) options() backends.BindOptions[bindSettings] {
+	return backends.BindOptions[bindSettings]{
+		Validate: validateSettings,
+		OnChange: func(old, updated bindSettings) {
+			r.mu.Lock()
+			r.changes = append(r.changes, [2]bindSettings{old, updated})
+			r.mu.Unlock()
+		},
+		OnError: func(err error) {
+			r.mu.Lock()
+			r.errs = append(r.errs, err)
+			r.mu.Unlock()
+		},
+	}
+}
+
+func (r *bindRecorder) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.changes), len(r.errs)
+}
+
+func (s configSuite) bindUpdates(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	for k, v := range map[string]string{
+		"svc/host": "example.org", "svc/port": "8080", "svc/timeout": "5s",
+		"svc/tags": `["a", "b"]`, "svc/db/user": "admin", "svc/db/pool": "4",
+		"svcx/port": "1", // shares the spelling only
+	} {
+		setKey(t, cc, k, v)
+	}
+	rec := &bindRecorder{}
+	b, err := backends.Bind(ctx, cc, "svc/", rec.options())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+
+	want := bindSettings{Host: "example.org", Port: 8080, Timeout: 5 * time.Second, Tags: []string{"a", "b"}}
+	want.DB.User, want.DB.Pool = "admin", 4
+	assert.Equal(t, want, b.Current(), "initial value")
+	assert.Equal(t, "svc", b.Prefix())
+
+	// A valid update is applied atomically and announced with old and new.
+	setKey(t, cc, "svc/port", "9090")
+	require.Eventually(t, func() bool { return b.Current().Port == 9090 }, opTimeout, tick, "valid update not applied")
+	rec.mu.Lock()
+	require.Len(t, rec.changes, 1)
+	assert.Equal(t, 8080, rec.changes[0][0].Port, "old value")
+	assert.Equal(t, 9090, rec.changes[0][1].Port, "new value")
+	assert.Equal(t, want.Host, rec.changes[0][1].Host, "untouched fields keep their value")
+	rec.mu.Unlock()
+
+	// An update the validator rejects is never installed.
+	setKey(t, cc, "svc/port", "0")
+	require.Eventually(t, func() bool { _, n := rec.counts(); return n >= 1 }, opTimeout, tick, "invalid update not reported")
+	rec.mu.Lock()
+	assert.ErrorIs(t, rec.errs[0], errBadPort, "the validator's error is passed on")
+	assert.ErrorIs(t, rec.errs[0], backends.ErrInvalidArgument)
+	rec.mu.Unlock()
+	assert.Equal(t, 9090, b.Current().Port, "the previous value stays")
+
+	// So is one that does not decode.
+	setKey(t, cc, "svc/port", "not-a-number")
+	require.Eventually(t, func() bool { _, n := rec.counts(); return n >= 2 }, opTimeout, tick, "undecodable update not reported")
+	assert.Equal(t, 9090, b.Current().Port, "the previous value stays")
+	changes, _ := rec.counts()
+	assert.Equal(t, 1, changes, "rejected updates are not announced")
+
+	// The next valid update starts from the last good value.
+	setKey(t, cc, "svc/port", "7070")
+	require.Eventually(t, func() bool { return b.Current().Port == 7070 }, opTimeout, tick, "valid update after rejected ones not applied")
+	rec.mu.Lock()
+	require.Len(t, rec.changes, 2)
+	assert.Equal(t, 9090, rec.changes[1][0].Port, "old value is the last good one")
+	rec.mu.Unlock()
+
+	// Deleting a key resets its field.
+	delKey(t, cc, "svc/db/pool")
+	require.Eventually(t, func() bool { return b.Current().DB.Pool == 0 }, opTimeout, tick, "delete not applied")
+	assert.Equal(t, "admin", b.Current().DB.User)
+	assert.Positive(t, b.Version())
+
+	// Initially invalid configuration: Bind fails with the validator's error.
+	setKey(t, cc, "bad/port", "0")
+	setKey(t, cc, "bad/host", "h")
+	_, err = backends.Bind(ctx, cc, "bad", backends.BindOptions[bindSettings]{Validate: validateSettings})
+	assert.ErrorIs(t, err, errBadPort)
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
+	_, err = backends.Bind(ctx, cc, "", backends.BindOptions[bindSettings]{})
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty prefix")
+
+	require.NoError(t, b.Close())
+	require.NoError(t, b.Close(), "close is idempotent")
+	assert.Equal(t, 7070, b.Current().Port, "the value survives Close")
+}
+
+func (s configSuite) bindDocument(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	setKey(t, cc, "doc", "host: from-doc\nport: 1000\ndb:\n  user: doc-user\n  pool: 2\n")
+	setKey(t, cc, "doc/port", "2000") // a field key overrides the document
+	rec := &bindRecorder{}
+	b, err := backends.Bind(ctx, cc, "doc", rec.options())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	want := bindSettings{Host: "from-doc", Port: 2000}
+	want.DB.User, want.DB.Pool = "doc-user", 2
+	assert.Equal(t, want, b.Current())
+
+	// A JSON document replaces the YAML one; the field key still wins.
+	setKey(t, cc, "doc", `{"host": "json-host", "port": 1, "db": {"user": "u"}}`)
+	want = bindSettings{Host: "json-host", Port: 2000}
+	want.DB.User = "u"
+	require.Eventually(t, func() bool { return b.Current().Host == "json-host" }, opTimeout, tick, "document update not applied")
+	assert.Equal(t, want, b.Current())
+
+	delKey(t, cc, "doc/port")
+	require.Eventually(t, func() bool { return b.Current().Port == 1 }, opTimeout, tick, "field key removal not applied")
+
+	// A document that is not a mapping is rejected, the value stays.
+	setKey(t, cc, "doc", "- just\n- a list\n")
+	require.Eventually(t, func() bool { _, n := rec.counts(); return n >= 1 }, opTimeout, tick, "bad document not reported")
+	assert.Equal(t, "json-host", b.Current().Host)
+
+	// Strict binding refuses keys that match no field.
+	setKey(t, cc, "strict/host", "h")
+	setKey(t, cc, "strict/port", "1")
+	setKey(t, cc, "strict/unknown", "x")
+	_, err = backends.Bind(ctx, cc, "strict", backends.BindOptions[bindSettings]{Strict: true})
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "strict with an unknown key")
+	lax, err := backends.Bind(ctx, cc, "strict", backends.BindOptions[bindSettings]{})
+	require.NoError(t, err, "non-strict ignores unknown keys")
+	assert.Equal(t, "h", lax.Current().Host)
+	require.NoError(t, lax.Close())
+}
+
+// ---- fault cases ----
+
+func (s configSuite) server(t *testing.T) Server {
+	t.Helper()
+	require.NotNil(t, s.target.Server, "conformance: %s has no Server for fault cases", s.target.Name)
+	return s.target.Server
+}
+
+// configHealthy is a health check through a config center: a read that
+// reaches the backend (found or not).
+func configHealthy(cc backends.ConfigCenter) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := cc.Get(ctx, "health-probe")
+		if errors.Is(err, backends.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+}
+
+// gapResync: the watcher's history is gone; resuming must yield a resync
+// marker and then exactly the difference between what the watcher knew and
+// the current state.
+func (s configSuite) gapResync(t *testing.T) {
+	srv := s.server(t)
+	cc := s.fresh(t)
+	a := setItem(t, cc, "g/a", "1")
+	b := setItem(t, cc, "g/b", "2")
+	e := setItem(t, cc, "g/e", "same")
+	known := map[string]uint64{a.Key: a.Version, b.Key: b.Version, e.Key: e.Version}
+	from := e.Version
+
+	// Changes the watcher never sees.
+	setKey(t, cc, "g/b", "3")
+	delKey(t, cc, "g/a")
+	setKey(t, cc, "g/c", "4")
+	setKey(t, cc, "g/d", "5") // created and deleted: no difference
+	delKey(t, cc, "g/d")
+	setKey(t, cc, "h/x", "outside")
+	srv.ForceGap(t)
+
+	w, _ := watchConfig(t, cc, "g/", backends.WatchOptions{Prefix: true, FromVersion: from, Known: known})
+	want := []ev{put("g/b", "3"), del("g/a"), put("g/c", "4")}
+	evs := w.waitFor(t, opTimeout, "resync and the difference", func(evs []backends.ConfigEvent) bool {
+		got := compact(evs)
+		for _, x := range want {
+			if !slices.Contains(got, x) {
+				return false
+			}
+		}
+		return true
+	})
+	require.Equal(t, backends.ConfigResync, evs[0].Type, "the first event after a gap is the resync marker; events: %v", compact(evs))
+	// A marker written now proves nothing else is queued before it.
+	setKey(t, cc, "g/z", "marker")
+	evs = untilPut(t, w, "g/z", "marker")
+	diff := slices.DeleteFunc(compact(evs[1:]), func(x ev) bool { return x.Key == "g/z" })
+	assert.ElementsMatch(t, want, diff, "exactly the difference, in any order")
+	for _, x := range evs[1:] {
+		assert.NotEqual(t, backends.ConfigResync, x.Type, "a second resync")
+		if x.Type == backends.ConfigPut && x.Item.Key != "g/z" {
+			assert.Equal(t, getItem(t, cc, x.Item.Key), x.Item, "a resync put carries the current item")
+		}
+	}
+}
+
+// watchContinuesAfterRestart: a live prefix watcher keeps working across a
+// server restart and its view converges to the server's state (Redis comes
+// back empty, which the watcher must learn too).
+func (s configSuite) watchContinuesAfterRestart(t *testing.T) {
+	srv := s.server(t)
+	cc := s.fresh(t)
+	t.Cleanup(func() { waitHealthy(t, "after "+t.Name(), configHealthy(cc)) })
+	from := setItem(t, cc, "base", "x").Version
+	w, _ := watchConfig(t, cc, "s/", backends.WatchOptions{Prefix: true, FromVersion: from})
+	setKey(t, cc, "s/a", "1")
+	setKey(t, cc, "s/c", "keep")
+	untilPut(t, w, "s/c", "keep")
+
+	start := stopServer(t, srv)
+	start()
+	require.True(t, waitHealthy(t, "restart", configHealthy(cc)))
+	mark := len(w.all())
+
+	retry(t, 30*time.Second, "set s/b", func(ctx context.Context) error { return cc.Set(ctx, "s/b", "2") })
+	retry(t, 30*time.Second, "set s/a", func(ctx context.Context) error { return cc.Set(ctx, "s/a", "3") })
+
+	var truth map[string]string
+	w.waitFor(t, 30*time.Second, "watcher view equals the server's", func(evs []backends.ConfigEvent) bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		m, err := cc.List(ctx, "s/")
+		if err != nil {
+			return false
+		}
+		truth = m
+		view := applyConfig(map[string]string{}, evs)
+		return len(evs) > mark && assert.ObjectsAreEqual(truth, view)
+	})
+	after := compact(w.all()[mark:])
+	assert.Contains(t, after, put("s/b", "2"), "a write after the restart was missed")
+	assert.Contains(t, after, put("s/a", "3"), "a write after the restart was missed")
+	assert.Equal(t, "2", truth["s/b"])
+}
+
+// snapshotFallback: values read while the backend was up are served, marked
+// stale, while it is down — also by a new process loading the file — and
+// writes fail.
+func (s configSuite) snapshotFallback(t *testing.T) {
+	srv := s.server(t)
+	cc := s.fresh(t)
+	t.Cleanup(func() { waitHealthy(t, "after "+t.Name(), configHealthy(cc)) })
+	path := filepath.Join(t.TempDir(), "config-snapshot.json")
+	opts := backends.SnapshotOptions{ReadTimeout: time.Second}
+	snap, err := backends.NewSnapshotFallback(cc, path, opts)
+	require.NoError(t, err)
+
+	ctx := ctxFor(t, opTimeout)
+	require.NoError(t, snap.Set(ctx, "app/host", "h1"))
+	require.NoError(t, snap.Set(ctx, "app/port", "80"))
+	require.NoError(t, snap.Set(ctx, "other", "x"))
+	live, err := snap.ListItems(ctx, "app/")
+	require.NoError(t, err)
+	require.Len(t, live, 2)
+	otherItem, err := snap.GetItem(ctx, "other")
+	require.NoError(t, err)
+	assert.False(t, otherItem.Stale)
+	assert.False(t, snap.Stale())
+
+	start := stopServer(t, srv)
+
+	isDown := func(err error) bool {
+		return errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+	}
+	check := func(sf *backends.SnapshotFallback, who string) {
+		t.Helper()
+		ctx := ctxFor(t, opTimeout)
+		it, err := sf.GetItem(ctx, "app/host")
+		require.NoError(t, err, "%s: get item while down", who)
+		assert.Equal(t, "h1", it.Value)
+		assert.True(t, it.Stale, "%s: served from the snapshot, so stale", who)
+		assert.Equal(t, live[0].Version, it.Version, "%s: the version last seen", who)
+		assert.True(t, sf.Stale())
+		v, err := sf.Get(ctx, "other")
+		require.NoError(t, err, "%s: get while down", who)
+		assert.Equal(t, "x", v)
+		m, err := sf.List(ctx, "app/")
+		require.NoError(t, err, "%s: list while down", who)
+		assert.Equal(t, map[string]string{"app/host": "h1", "app/port": "80"}, m)
+		items, err := sf.ListItems(ctx, "app/")
+		require.NoError(t, err)
+		for _, it := range items {
+			assert.True(t, it.Stale, "%s: listed item %s stale", who, it.Key)
+		}
+		_, err = sf.Get(ctx, "never-seen")
+		assert.True(t, isDown(err), "%s: a key the snapshot never saw: want unavailable, got %v", who, err)
+		_, err = sf.List(ctx, "zzz/")
+		assert.True(t, isDown(err), "%s: a prefix never listed: want unavailable, got %v", who, err)
+	}
+	check(snap, "running process")
+
+	err = snap.Set(ctx, "app/host", "h2")
+	assert.True(t, isDown(err), "a write while down must fail, got %v", err)
+	_, err = snap.CompareAndSet(ctx, "app/host", "h2", live[0].Version)
+	assert.True(t, isDown(err), "compare-and-set while down must fail, got %v", err)
+	it, err := snap.GetItem(ctx, "app/host")
+	require.NoError(t, err)
+	assert.Equal(t, "h1", it.Value, "the failed write changed nothing")
+
+	// A process started while the backend is down serves the file.
+	again, err := backends.NewSnapshotFallback(cc, path, opts)
+	require.NoError(t, err)
+	check(again, "restarted process")
+
+	start()
+	require.True(t, waitHealthy(t, "restart", configHealthy(cc)))
+	// Back up: answers come from the backend again (Redis lost its data,
+	// etcd kept it; either way nothing is stale).
+	require.Eventually(t, func() bool {
+		it, err := snap.GetItem(ctxFor(t, opTimeout), "app/host")
+		return (err == nil && !it.Stale) || errors.Is(err, backends.ErrNotFound)
+	}, 30*time.Second, 100*time.Millisecond, "reads did not return to the backend")
+	assert.False(t, snap.Stale())
+	require.NoError(t, snap.Set(ctxFor(t, opTimeout), "app/host", "h3"))
+	requireConfigValue(t, snap, "app/host", "h3")
+}
