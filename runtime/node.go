@@ -307,14 +307,18 @@ func (n *Node) startCache() error {
 	return nil
 }
 
-// Cache returns the facade of the named cache (created on first use).
+// Cache returns the facade of the named cache. Before Start and after Stop
+// its calls return ErrClosed.
 func (n *Node) Cache(name string) *CacheClient {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.state != stateRunning {
+		return NewCacheClient(nil, nil, name, nil)
+	}
 	if c, ok := n.caches[name]; ok {
 		return c
 	}
-	c := NewCacheClient(n.rootOrNil(), n.cachePIDOrDead(), name, n.lockerLocked())
+	c := NewCacheClient(n.system.Root, n.cachePID, name, n.lockerLocked())
 	n.caches[name] = c
 	return c
 }
@@ -326,15 +330,6 @@ func (n *Node) rootOrNil() *actor.RootContext {
 		return nil
 	}
 	return n.system.Root
-}
-
-// cachePIDOrDead returns the cache actor, or a PID nobody answers (the
-// facade then reports ErrUnavailable) before Start.
-func (n *Node) cachePIDOrDead() *actor.PID {
-	if n.cachePID != nil {
-		return n.cachePID
-	}
-	return actor.NewPID("nonhost", "baton-cache-not-started")
 }
 
 // lockerLocked returns the node's locker facade for GetOrLoad, if any.

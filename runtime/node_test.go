@@ -1,0 +1,115 @@
+package runtime_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/etcd"
+	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/integration/harness"
+	"github.com/baton-go/baton/runtime"
+	"github.com/baton-go/baton/runtime/embedded"
+)
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startNode starts a node and stops it (checking the error) when t ends.
+func startNode(t *testing.T, cfg runtime.SystemConfig, opts ...runtime.Option) *runtime.Node {
+	t.Helper()
+	node, err := runtime.New(cfg, opts...)
+	require.NoError(t, err)
+	require.NoError(t, node.Start(ctxFor(t, 30*time.Second)))
+	t.Cleanup(func() { _ = node.Stop(context.Background()) })
+	return node
+}
+
+func redisConfig(r *harness.Redis) *redis.Config {
+	c := redis.DefaultConfig()
+	c.Addrs = []string{r.Addr()}
+	return &c
+}
+
+func etcdConfig(e *harness.Etcd) *etcd.Config {
+	c := etcd.DefaultConfig()
+	c.Endpoints = e.Endpoints()
+	return &c
+}
+
+// TestNodeLifecycle starts and stops a node with each backend mix and checks
+// every component answers, Stop is final and nothing is left running
+// (goleak in TestMain).
+func TestNodeLifecycle(t *testing.T) {
+	r := harness.StartRedis(t)
+	e := harness.StartEtcd(t)
+	mixes := map[string]runtime.SystemConfig{
+		"embedded": {},
+		"all-redis": {Redis: redisConfig(r)},
+		"all-etcd":  {Etcd: etcdConfig(e)},
+		"mixed": {Redis: redisConfig(r), Etcd: etcdConfig(e),
+			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"}},
+	}
+	for name, cfg := range mixes {
+		t.Run(name, func(t *testing.T) {
+			cfg.Env = "test"
+			cfg.NodeID = "lifecycle-" + name
+			node, err := runtime.New(cfg, embedded.Option())
+			require.NoError(t, err)
+			ctx := ctxFor(t, 30*time.Second)
+			require.NoError(t, node.Start(ctx))
+
+			health, err := node.Health(ctx)
+			require.NoError(t, err)
+			require.NotEmpty(t, health)
+			for _, h := range health {
+				assert.Equal(t, "up", h.State, "%s", h.Backend)
+			}
+			exerciseNode(t, ctx, node)
+
+			require.NoError(t, node.Stop(context.Background()))
+			err = node.Stop(context.Background())
+			require.ErrorIs(t, err, backends.ErrClosed, "a second Stop")
+			_, err = node.Cache("c").Get(context.Background(), "k")
+			require.ErrorIs(t, err, backends.ErrClosed, "a facade after Stop")
+			require.ErrorIs(t, node.Start(context.Background()), backends.ErrClosed, "Start after Stop")
+		})
+	}
+}
+
+// exerciseNode touches every component the node serves.
+var exerciseNode = func(t *testing.T, ctx context.Context, node *runtime.Node) {
+	cache := node.Cache("lifecycle")
+	require.NoError(t, cache.Set(ctx, "k", []byte("v"), 0))
+	v, err := cache.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("v"), v)
+}
+
+func TestNodeStartFailsFastWhenBackendIsDown(t *testing.T) {
+	r := harness.StartRedis(t)
+	addr := r.Addr()
+	r.Stop()
+	cfg := redis.DefaultConfig()
+	cfg.Addrs = []string{addr}
+	node, err := runtime.New(runtime.SystemConfig{Env: "test", Redis: &cfg})
+	require.NoError(t, err)
+	start := time.Now()
+	err = node.Start(ctxFor(t, 3*time.Second))
+	require.ErrorIs(t, err, backends.ErrUnavailable)
+	assert.Less(t, time.Since(start), 4*time.Second)
+	require.ErrorIs(t, node.Stop(context.Background()), backends.ErrClosed)
+}
+
+func TestNewWithoutBackendNeedsEmbeddedOption(t *testing.T) {
+	_, err := runtime.New(runtime.SystemConfig{})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "embedded.Option()")
+}

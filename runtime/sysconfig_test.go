@@ -1,0 +1,99 @@
+package runtime_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/etcd"
+	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/runtime"
+)
+
+func TestConfigValidation(t *testing.T) {
+	redisOK := &redis.Config{Addrs: []string{"127.0.0.1:6379"}}
+	etcdOK := &etcd.Config{Endpoints: []string{"127.0.0.1:2379"}}
+	cases := []struct {
+		name  string
+		cfg   runtime.SystemConfig
+		field string // "" = valid
+	}{
+		{"embedded default", runtime.SystemConfig{}, ""},
+		{"all redis", runtime.SystemConfig{Redis: redisOK}, ""},
+		{"all etcd", runtime.SystemConfig{Etcd: etcdOK}, ""},
+		{"mixed", runtime.SystemConfig{Redis: redisOK, Etcd: etcdOK,
+			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"}}, ""},
+		{"unknown backend", runtime.SystemConfig{Redis: redisOK, Backends: runtime.BackendChoice{Cache: "memcached"}}, "backends.cache"},
+		{"redis chosen without redis section", runtime.SystemConfig{Etcd: etcdOK, Backends: runtime.BackendChoice{Lock: "redis"}}, "backends.lock"},
+		{"etcd chosen without etcd section", runtime.SystemConfig{Redis: redisOK, Backends: runtime.BackendChoice{Config: "etcd"}}, "backends.config"},
+		{"missing redis address", runtime.SystemConfig{Redis: &redis.Config{}}, "redis.addrs"},
+		{"bad redis url", runtime.SystemConfig{Redis: &redis.Config{URL: "http://x"}}, "redis.url"},
+		{"empty etcd endpoints", runtime.SystemConfig{Etcd: &etcd.Config{}}, "etcd.endpoints"},
+		{"bad env name", runtime.SystemConfig{Env: "Prod!"}, "env"},
+		{"negative op timeout", runtime.SystemConfig{Components: runtime.ComponentSettings{OpTimeout: -1}}, "components.op_timeout"},
+		{"negative lock ttl", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: -5}}, "components.lock_ttl"},
+		{"backoff max below initial", runtime.SystemConfig{Connector: runtime.ConnectorSettings{BackoffInitial: 10e9, BackoffMax: 1e9}}, "connector.backoff_max"},
+		{"node id with slash", runtime.SystemConfig{NodeID: "a/b"}, "node_id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, backends.ErrInvalidArgument)
+			var ia *backends.InvalidArgumentError
+			require.True(t, errors.As(err, &ia), "%T %v", err, err)
+			assert.Contains(t, ia.Field, tc.field, "error names the field: %v", err)
+		})
+	}
+}
+
+func TestLoadConfigYAMLAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "baton.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+env: test
+node_id: n1
+backends:
+  cache: redis
+  config: etcd
+redis:
+  url: redis://127.0.0.1:6390/2
+etcd:
+  endpoints: ["127.0.0.1:2390"]
+  dial_timeout: 3s
+components:
+  lock_ttl: 20s
+`), 0o600))
+	t.Setenv(runtime.EnvEnv, "prod")
+	t.Setenv(runtime.EnvLockBackend, "redis")
+	cfg, err := runtime.LoadConfig(path)
+	require.NoError(t, err)
+	assert.Equal(t, "prod", cfg.Env, "environment overrides the file")
+	assert.Equal(t, "n1", cfg.NodeID)
+	assert.Equal(t, "redis", cfg.Backends.Cache)
+	assert.Equal(t, "redis", cfg.Backends.Lock)
+	assert.Equal(t, "etcd", cfg.Backends.Config)
+	assert.Equal(t, "etcd", cfg.Backends.Discovery, "unset entries default to etcd when etcd is configured")
+	assert.Equal(t, "redis://127.0.0.1:6390/2", cfg.Redis.URL)
+	assert.Equal(t, "3s", cfg.Etcd.DialTimeout.String())
+	assert.Equal(t, "20s", cfg.Components.LockTTL.String())
+
+	// Unknown fields are errors, not silent defaults.
+	require.NoError(t, os.WriteFile(path, []byte("env: test\nbackend:\n  cache: redis\n"), 0o600))
+	_, err = runtime.LoadConfig(path)
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+
+	// Bad durations from the environment name the variable.
+	t.Setenv(runtime.EnvOpTimeout, "soon")
+	_, err = runtime.LoadConfig("")
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), runtime.EnvOpTimeout)
+}
