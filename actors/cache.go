@@ -234,6 +234,7 @@ func (a *CacheActor) runBatch(ctx actor.Context, name string, batch []pendingCac
 		} else {
 			r.Err = fmt.Errorf("cache batch returned %d results for %d ops: %w", len(results), len(ops), statusv1.ErrInternal)
 		}
+		r.Err = actorOpError(r.Err)
 		a.answer(ctx, p.sender, p.op.Kind, r)
 	}
 }
@@ -306,7 +307,7 @@ func (a *CacheActor) direct(name string, f func(context.Context, backends.Cache)
 	}
 	c, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)
 	defer cancel()
-	return f(c, cache)
+	return actorOpError(f(c, cache))
 }
 
 func (a *CacheActor) cache(name string) (backends.Cache, error) {

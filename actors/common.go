@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -73,4 +75,15 @@ func statusOf(msg any) (*statusv1.Status, bool) {
 	}
 	s, ok := m.Get(fd).Message().Interface().(*statusv1.Status)
 	return s, ok
+}
+
+// actorOpError keeps a backend call that ran out of the actor's own
+// OpTimeout from reading as the caller's deadline on the way back: the
+// status mapping prefers context.DeadlineExceeded to ErrUnavailable, which
+// is right for a caller's deadline but not for the actor's. The text stays.
+func actorOpError(err error) error {
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: operation timed out in the actor: %s", backends.ErrUnavailable, err.Error())
 }

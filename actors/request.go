@@ -114,8 +114,15 @@ func (p *replyProcess) SendUserMessage(_ *actor.PID, message any) {
 	p.deliver(msg)
 }
 
-// SendSystemMessage implements actor.Process.
-func (p *replyProcess) SendSystemMessage(_ *actor.PID, message any) { p.deliver(message) }
+// SendSystemMessage implements actor.Process. A Watch or Unwatch (sent when
+// the reply PID was registered as a subscriber or holder) is not a reply.
+func (p *replyProcess) SendSystemMessage(_ *actor.PID, message any) {
+	switch message.(type) {
+	case *actor.Watch, *actor.Unwatch:
+		return
+	}
+	p.deliver(message)
+}
 
 // Stop implements actor.Process.
 func (p *replyProcess) Stop(_ *actor.PID) {}

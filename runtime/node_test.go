@@ -51,7 +51,7 @@ func TestNodeLifecycle(t *testing.T) {
 	r := harness.StartRedis(t)
 	e := harness.StartEtcd(t)
 	mixes := map[string]runtime.SystemConfig{
-		"embedded": {},
+		"embedded":  {},
 		"all-redis": {Redis: redisConfig(r)},
 		"all-etcd":  {Etcd: etcdConfig(e)},
 		"mixed": {Redis: redisConfig(r), Etcd: etcdConfig(e),

@@ -1,0 +1,475 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
+	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
+)
+
+// The election half of LockActor: CampaignRequest, ResignRequest,
+// LeaderRequest, ObserveRequest (with UnsubscribeRequest, Ack and death
+// watch of subscribers).
+
+// campaign is a parked CampaignRequest whose backend Campaign runs in a
+// goroutine.
+type campaign struct {
+	requestID  string
+	election   string
+	value      string
+	sender     *actor.PID
+	subscriber *actor.PID
+	cancel     context.CancelFunc
+	canceled   bool         // a CancelRequest arrived: give the grant up
+	cancelers  []*actor.PID // answered once the backend call has returned
+
+	mu         sync.Mutex // the backend call's result, written by its goroutine
+	leadership backends.Leadership
+	err        error
+	claimed    bool
+}
+
+// result takes the backend call's outcome, once.
+func (c *campaign) result() (l backends.Leadership, ok bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.claimed {
+		return nil, false, nil
+	}
+	c.claimed = true
+	return c.leadership, true, c.err
+}
+
+// heldLeadership is a leadership obtained through the actor.
+type heldLeadership struct {
+	id         string
+	election   string
+	requestID  string
+	leadership backends.Leadership
+	subscriber *actor.PID
+}
+
+// leaderWatch is the one backend Observe of an election, shared by every
+// local subscriber.
+type leaderWatch struct {
+	id       uint64 // tells this watch from an earlier one of the election
+	election string
+	cancel   context.CancelFunc
+	started  bool                 // the backend Observe call succeeded
+	pending  []pendingObserve     // ObserveRequests answered once started
+	last     *backends.LeaderInfo // nil until the backend reported
+	subs     map[string]bool      // subscription ids (may include removed ones)
+}
+
+type pendingObserve struct {
+	sender *actor.PID
+	subID  string
+}
+
+// Continuation messages of the election goroutines.
+type (
+	electCampaigned struct {
+		gen uint64
+		c   *campaign
+	}
+	electLeadershipEnded struct {
+		gen uint64
+		id  string
+	}
+	electWatchStarted struct {
+		gen      uint64
+		election string
+		watch    uint64
+		err      error
+	}
+	electObserved struct {
+		gen      uint64
+		election string
+		watch    uint64
+		info     backends.LeaderInfo
+	}
+	electWatchEnded struct {
+		gen      uint64
+		election string
+		watch    uint64
+	}
+)
+
+func campaignFailed(err error) *lockv1.CampaignResponse {
+	return &lockv1.CampaignResponse{Status: statusv1.FromError(err)}
+}
+
+func errNoElector() error {
+	return fmt.Errorf("lock actor: no elector: %w", backends.ErrNotSupported)
+}
+
+func (a *LockActor) onCampaign(ctx actor.Context, m *lockv1.CampaignRequest) {
+	if ctx.Sender() == nil {
+		a.log.Debug("baton: campaign without sender dropped", "election", m.GetElection())
+		return
+	}
+	if a.cfg.Elector == nil {
+		respond(ctx, campaignFailed(errNoElector()))
+		return
+	}
+	err := backends.ValidateName("election", m.GetElection())
+	if err == nil {
+		err = backends.ValidateValue([]byte(m.GetValue()), 0)
+	}
+	timeout, terr := durationOf("timeout", m.GetTimeout())
+	if err == nil {
+		err = terr
+	}
+	var id string
+	if err == nil {
+		id, err = a.claimRequestID(m.GetRequestId())
+	}
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, campaignFailed(err))
+		return
+	}
+	c := &campaign{
+		requestID: id, election: m.GetElection(), value: m.GetValue(),
+		sender: ctx.Sender(), subscriber: subscriberPID(ctx, m.GetSubscriber()),
+	}
+	var cctx context.Context
+	if timeout > 0 {
+		cctx, c.cancel = context.WithTimeout(a.life, timeout)
+	} else {
+		cctx, c.cancel = context.WithCancel(a.life)
+	}
+	a.campaigns[id] = c
+	elector, gen, root, self := a.cfg.Elector, a.gen, a.root, a.self
+	a.spawn(func() {
+		l, err := elector.Campaign(cctx, c.election, c.value)
+		c.mu.Lock()
+		c.leadership, c.err = l, err
+		c.mu.Unlock()
+		root.Send(self, &electCampaigned{gen: gen, c: c})
+	})
+}
+
+func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
+	l, ok, err := c.result()
+	if !ok {
+		return
+	}
+	delete(a.campaigns, c.requestID)
+	c.cancel()
+	var resp *lockv1.CampaignResponse
+	switch {
+	case c.canceled:
+		if l != nil {
+			octx, cancel := a.opContext()
+			a.resignAbandoned(octx, l)
+			cancel()
+		}
+		resp = campaignFailed(withdrawn("election", c.election))
+	case err != nil:
+		resp = campaignFailed(err)
+	default:
+		resp = &lockv1.CampaignResponse{Status: statusv1.OK(), Leadership: a.holdLeadership(c, l)}
+	}
+	ctx.Send(c.sender, resp)
+	for _, p := range c.cancelers {
+		ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+	}
+}
+
+// holdLeadership records a won campaign and watches it for loss.
+func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *lockv1.Leadership {
+	id := newHandle()
+	a.leaderships[id] = &heldLeadership{id: id, election: c.election, requestID: c.requestID, leadership: l, subscriber: c.subscriber}
+	a.granted[c.requestID] = id
+	a.notifyWhenDone(l.Done(), &electLeadershipEnded{gen: a.gen, id: id})
+	return &lockv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
+}
+
+func (a *LockActor) dropLeadership(h *heldLeadership) {
+	delete(a.leaderships, h.id)
+	if a.granted[h.requestID] == h.id {
+		delete(a.granted, h.requestID)
+	}
+}
+
+// resignAbandoned resigns a leadership nobody will use.
+func (a *LockActor) resignAbandoned(ctx context.Context, l backends.Leadership) {
+	if err := l.Resign(ctx); err != nil && !errors.Is(err, backends.ErrNotHeld) {
+		a.log.Warn("baton: resign of an abandoned leadership failed", "election", l.Election(), "err", err)
+	}
+}
+
+func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
+	h := a.leaderships[m.GetLeadershipId()]
+	var err error
+	if h == nil || (m.GetElection() != "" && m.GetElection() != h.election) {
+		err = fmt.Errorf("election %q: leadership %q: %w", m.GetElection(), m.GetLeadershipId(), backends.ErrNotHeld)
+	} else {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, &lockv1.ResignResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	octx, cancel := a.opContext()
+	err = actorOpError(h.leadership.Resign(octx))
+	cancel()
+	if err == nil || errors.Is(err, backends.ErrNotHeld) {
+		a.dropLeadership(h)
+	}
+	respond(ctx, &lockv1.ResignResponse{Status: statusv1.FromError(err)})
+}
+
+// onLeadershipEnded handles a leadership whose Done closed. One still
+// recorded was not resigned through the actor: it was lost.
+func (a *LockActor) onLeadershipEnded(ctx actor.Context, id string) {
+	h := a.leaderships[id]
+	if h == nil {
+		return
+	}
+	a.dropLeadership(h)
+	ctx.Send(h.subscriber, &lockv1.LeadershipLost{Election: h.election, LeadershipId: id, Cause: statusv1.FromError(
+		fmt.Errorf("election %q: leadership lost: %w", h.election, backends.ErrNotHeld))})
+}
+
+func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
+	err := errNoElector()
+	if a.cfg.Elector != nil {
+		err = backends.ValidateName("election", m.GetElection())
+	}
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, &lockv1.LeaderResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	octx, cancel := a.opContext()
+	info, err := a.cfg.Elector.Leader(octx, m.GetElection())
+	err = actorOpError(err)
+	cancel()
+	if err != nil {
+		respond(ctx, &lockv1.LeaderResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	respond(ctx, &lockv1.LeaderResponse{Status: statusv1.OK(), Leader: leaderInfoMsg(info)})
+}
+
+func leaderInfoMsg(info backends.LeaderInfo) *lockv1.LeaderInfo {
+	return &lockv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
+}
+
+func leaderChanged(info backends.LeaderInfo) func(id string, seq uint64) any {
+	msg := leaderInfoMsg(info)
+	return func(id string, seq uint64) any {
+		return &lockv1.LeaderChanged{SubscriptionId: id, Seq: seq, Leader: msg}
+	}
+}
+
+func ended(st *statusv1.Status) func(id string, seq uint64) any {
+	return func(id string, seq uint64) any {
+		return &subscriptionv1.Ended{SubscriptionId: id, Seq: seq, Status: st}
+	}
+}
+
+func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
+	election, subID := m.GetElection(), m.GetSubscriptionId()
+	pid := subscriberPID(ctx, m.GetSubscriber())
+	err := errNoElector()
+	if a.cfg.Elector != nil {
+		err = backends.ValidateName("election", election)
+	}
+	if err == nil && (subID == "" || pid == nil) {
+		err = backends.Invalid("subscription_id", subID, "a subscription id and a subscriber are required")
+	}
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, &lockv1.ObserveResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	// A subscription id reused for another election leaves the old one.
+	if old, ok := a.hub.Topic(subID); ok && old != election {
+		a.unsubscribe(ctx, subID)
+	}
+	a.hub.Add(ctx, election, subID, pid)
+	w := a.observations[election]
+	if w == nil {
+		w = a.startWatch(election)
+	}
+	w.subs[subID] = true
+	if !w.started {
+		w.pending = append(w.pending, pendingObserve{sender: ctx.Sender(), subID: subID})
+		return
+	}
+	respond(ctx, &lockv1.ObserveResponse{Status: statusv1.OK()})
+	if w.last != nil && w.last.Epoch != 0 {
+		// A late subscriber starts from the current leader, like a fresh
+		// backend Observe would.
+		a.hub.SendTo(ctx, subID, leaderChanged(*w.last))
+	}
+}
+
+// startWatch starts the one backend Observe of election.
+func (a *LockActor) startWatch(election string) *leaderWatch {
+	a.watchSeq++
+	octx, cancel := context.WithCancel(a.life)
+	w := &leaderWatch{id: a.watchSeq, election: election, cancel: cancel, subs: map[string]bool{}}
+	a.observations[election] = w
+	elector, gen, root, self, id := a.cfg.Elector, a.gen, a.root, a.self, w.id
+	a.spawn(func() {
+		ch, err := elector.Observe(octx, election)
+		root.Send(self, &electWatchStarted{gen: gen, election: election, watch: id, err: err})
+		if err != nil {
+			return
+		}
+		for info := range ch {
+			root.Send(self, &electObserved{gen: gen, election: election, watch: id, info: info})
+		}
+		if octx.Err() == nil {
+			root.Send(self, &electWatchEnded{gen: gen, election: election, watch: id})
+		}
+	})
+	return w
+}
+
+// currentWatch returns the watch of election if it is still the one with id.
+func (a *LockActor) currentWatch(election string, id uint64) *leaderWatch {
+	if w := a.observations[election]; w != nil && w.id == id {
+		return w
+	}
+	return nil
+}
+
+func (a *LockActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
+	for _, p := range w.pending {
+		if p.sender != nil {
+			ctx.Send(p.sender, &lockv1.ObserveResponse{Status: st})
+		}
+	}
+	w.pending = nil
+}
+
+func (a *LockActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
+	w := a.currentWatch(m.election, m.watch)
+	if w == nil {
+		return
+	}
+	if m.err != nil {
+		a.answerPending(ctx, w, statusv1.FromError(m.err))
+		a.endWatch(ctx, w, nil)
+		return
+	}
+	w.started = true
+	a.answerPending(ctx, w, statusv1.OK())
+}
+
+func (a *LockActor) onObserved(ctx actor.Context, m *electObserved) {
+	w := a.currentWatch(m.election, m.watch)
+	if w == nil {
+		return
+	}
+	info := m.info
+	w.last = &info
+	a.hub.Publish(ctx, m.election, leaderChanged(info))
+}
+
+// onWatchEnded: the backend ended an observation nobody cancelled (its
+// elector was closed). Its subscribers are told and dropped.
+func (a *LockActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
+	if w := a.currentWatch(m.election, m.watch); w != nil {
+		a.endWatch(ctx, w, statusv1.FromError(fmt.Errorf("election %q: observation ended: %w", m.election, backends.ErrClosed)))
+	}
+}
+
+// endWatch stops w and removes its subscriptions, sending each an Ended
+// with st first unless st is nil.
+func (a *LockActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
+	w.cancel()
+	delete(a.observations, w.election)
+	for id := range w.subs {
+		if topic, ok := a.hub.Topic(id); !ok || topic != w.election {
+			continue
+		}
+		if st != nil {
+			a.hub.SendTo(ctx, id, ended(st))
+		}
+		a.hub.Remove(ctx, id)
+	}
+}
+
+// stopWatch stops the watch of an election that has no subscribers left.
+func (a *LockActor) stopWatch(ctx actor.Context, election string) {
+	if w := a.observations[election]; w != nil {
+		a.answerPending(ctx, w, statusv1.OK())
+		w.cancel()
+		delete(a.observations, election)
+	}
+}
+
+// unsubscribe removes one subscription, stopping its watch when it was the
+// last.
+func (a *LockActor) unsubscribe(ctx actor.Context, id string) {
+	topic, last := a.hub.Remove(ctx, id)
+	if w := a.observations[topic]; w != nil {
+		delete(w.subs, id)
+	}
+	if last {
+		a.stopWatch(ctx, topic)
+	}
+}
+
+// onSubscriberStopped drops every subscription of a stopped subscriber.
+func (a *LockActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
+	for _, topic := range a.hub.RemovePID(ctx, who) {
+		a.stopWatch(ctx, topic)
+	}
+	for _, w := range a.observations {
+		for id := range w.subs {
+			if _, ok := a.hub.Topic(id); !ok {
+				delete(w.subs, id)
+			}
+		}
+	}
+}
+
+// shutdownElections is the election part of shutdown (goroutines have
+// been waited for already).
+func (a *LockActor) shutdownElections(ctx actor.Context, octx context.Context, cause error) {
+	for _, c := range a.campaigns {
+		if l, ok, _ := c.result(); ok && l != nil {
+			a.resignAbandoned(octx, l)
+		}
+		resp := campaignFailed(fmt.Errorf("election %q: %w", c.election, cause))
+		if c.canceled {
+			resp = campaignFailed(withdrawn("election", c.election))
+		}
+		ctx.Send(c.sender, resp)
+		for _, p := range c.cancelers {
+			ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+		}
+	}
+	a.campaigns = map[string]*campaign{}
+	closed := statusv1.FromError(fmt.Errorf("lock actor: %w", backends.ErrClosed))
+	for _, h := range a.leaderships {
+		a.resignAbandoned(octx, h.leadership)
+		ctx.Send(h.subscriber, &lockv1.LeadershipLost{Election: h.election, LeadershipId: h.id, Cause: closed})
+	}
+	a.leaderships = map[string]*heldLeadership{}
+	st := statusv1.FromError(cause)
+	for _, w := range a.observations {
+		a.answerPending(ctx, w, st)
+		a.endWatch(ctx, w, st)
+	}
+}

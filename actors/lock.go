@@ -1,0 +1,759 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
+	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
+)
+
+// LockActorConfig configures the lock actor, which serves both locks
+// (lockv1 Acquire/Release/Refresh/Cancel) and leader elections (lockv1
+// Campaign/Resign/Leader/Observe).
+type LockActorConfig struct {
+	// Locker is the backend lock component. Default: nil, and lock requests
+	// are answered CODE_NOT_SUPPORTED.
+	Locker backends.Locker
+	// Elector is the backend election component. Default: nil, and election
+	// requests are answered CODE_NOT_SUPPORTED.
+	Elector backends.Elector
+	// Backend is "redis" or "etcd", for the connector gate.
+	Backend string
+	// Supervisor is the connector supervisor. Default: nil, no gate (the
+	// backend's own errors are reported as they come).
+	Supervisor *actor.PID
+	// OpTimeout bounds one backend call made from the mailbox (TryAcquire,
+	// Release, Refresh, Resign, Leader) and the releases done when the actor
+	// stops. Default: 5s.
+	OpTimeout time.Duration
+	// DefaultTTL is the lease TTL of an AcquireRequest that gives none.
+	// Default: 0, meaning backends.DefaultLockTTL.
+	DefaultTTL time.Duration
+	// Owner prefixes the owner generated for an AcquireRequest that names
+	// none (usually the node id), so a lock's holder can be traced to its
+	// node. Default: empty, and the backend generates the whole owner.
+	Owner string
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// LockActor serves locks and elections through one backends.Locker and
+// one backends.Elector.
+//
+// Waiting acquires (AcquireRequest.wait) never block the mailbox, and the
+// waiters of one lock name are served in arrival order: they queue in the
+// actor, only the head of the queue runs a backend Acquire (in a goroutine
+// whose context is cancelled by CancelRequest, the request's timeout or the
+// actor stopping), and while a lease obtained through this actor is held
+// the next waiter stays queued. When that lease is released (or lost) the
+// actor starts the next waiter's backend Acquire at once, so a local
+// hand-off costs a backend release plus an acquire — no poll interval, no
+// timer. Every grant is a fresh backend acquisition, so fencing tokens keep
+// strictly increasing. A TryAcquire of a name with local waiters queued is
+// answered CODE_NOT_OBTAINED without a backend call: it must not overtake
+// them.
+//
+// Campaigns run in goroutines the same way (no local queue: the backend
+// decides). Observations are shared: one backend Observe per election,
+// fanned out to every local subscriber through a Hub.
+//
+// Grants live in the actor and are named by lease_id / leadership_id; their
+// loss is sent as LeaseLost / LeadershipLost to the request's subscriber.
+// A grant lasts until it is released (resigned), lost, withdrawn with
+// CancelRequest, or the actor stops. Holders are not death-watched: the
+// sender of a request is often a short-lived future, and watching one would
+// complete it. Acquire and Campaign requests without a sender are dropped,
+// since nobody could ever learn of (and give back) their grant.
+// When the actor stops or restarts it cancels every goroutine and waits for
+// them, answers every parked request (CODE_CLOSED when stopping,
+// CODE_UNAVAILABLE when restarting), releases every lease and resigns every
+// leadership it holds (sending LeaseLost / LeadershipLost with CODE_CLOSED)
+// and ends every observation with subscriptionv1.Ended.
+type LockActor struct {
+	cfg  LockActorConfig
+	gate *BackendGate
+	log  *slog.Logger
+
+	gen  uint64 // this incarnation; continuations of older ones are ignored
+	self *actor.PID
+	root *actor.RootContext
+	life context.Context // ends when this incarnation stops or restarts
+	kill context.CancelFunc
+	wg   sync.WaitGroup // every goroutine this incarnation started
+
+	queues  map[string]*lockQueue  // lock name → local waiters and holders
+	waiters map[string]*lockWaiter // request id → waiting acquire
+	leases  map[string]*heldLease  // lease id → held lease
+	granted map[string]string      // request id → lease id or leadership id
+
+	campaigns    map[string]*campaign       // request id → running campaign
+	leaderships  map[string]*heldLeadership // leadership id → leadership
+	hub          *Hub                       // observe subscriptions
+	observations map[string]*leaderWatch    // election → its one backend Observe
+	watchSeq     uint64                     // numbers leaderWatch instances
+}
+
+// lockGenerations numbers every incarnation of every lock actor, so a
+// restarted actor (a fresh instance) never mistakes an older incarnation's
+// continuation message for its own.
+var lockGenerations atomic.Uint64
+
+// lockQueue is the local state of one lock name.
+type lockQueue struct {
+	waiting  []*lockWaiter   // arrival order; none of them runs yet
+	inflight *lockWaiter     // the head, running its backend Acquire
+	held     map[string]bool // lease ids held through this actor
+}
+
+func (q *lockQueue) busy() bool { return q.inflight != nil || len(q.waiting) > 0 }
+
+// lockWaiter is a parked AcquireRequest{wait: true}.
+type lockWaiter struct {
+	requestID  string
+	name       string
+	opts       backends.LockOptions
+	sender     *actor.PID
+	subscriber *actor.PID
+	deadline   time.Time // zero: no limit
+	timer      *time.Timer
+
+	// While in flight:
+	cancel    context.CancelFunc
+	canceled  bool         // a CancelRequest arrived: give the grant up
+	cancelers []*actor.PID // answered once the backend call has returned
+
+	mu      sync.Mutex // the backend call's result, written by its goroutine
+	lease   backends.Lease
+	err     error
+	claimed bool // the result was taken by the actor
+}
+
+// result takes the backend call's outcome, once.
+func (w *lockWaiter) result() (lease backends.Lease, ok bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.claimed {
+		return nil, false, nil
+	}
+	w.claimed = true
+	return w.lease, true, w.err
+}
+
+// heldLease is a lease obtained through the actor.
+type heldLease struct {
+	id         string
+	name       string
+	requestID  string
+	lease      backends.Lease
+	subscriber *actor.PID
+}
+
+// Continuation messages sent by the actor's goroutines and timers.
+type (
+	lockAcquired struct {
+		gen uint64
+		w   *lockWaiter
+	}
+	lockWaitExpired struct {
+		gen       uint64
+		requestID string
+	}
+	lockLeaseEnded struct {
+		gen uint64
+		id  string
+	}
+)
+
+// NewLockActorProps returns the props of a lock actor. Spawn it with
+// SpawnNamed. A restart gives a fresh instance (the old one cleans up in
+// Restarting).
+func NewLockActorProps(cfg LockActorConfig) *actor.Props {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = DiscardLogger()
+	}
+	// Room for "-" and a generated suffix within backends.MaxNameLen.
+	if maxPrefix := backends.MaxNameLen - 32; len(cfg.Owner) > maxPrefix {
+		cfg.Owner = cfg.Owner[:maxPrefix]
+	}
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &LockActor{
+			cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+			queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
+			leases: map[string]*heldLease{}, granted: map[string]string{},
+			campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
+			hub: NewHub(), observations: map[string]*leaderWatch{},
+		}
+	})
+}
+
+// Receive implements actor.Actor.
+func (a *LockActor) Receive(ctx actor.Context) {
+	msg := ctx.Message()
+	if a.gate.Handle(ctx, msg) {
+		return
+	}
+	switch m := msg.(type) {
+	case *actor.Started:
+		a.gen = lockGenerations.Add(1)
+		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
+		a.life, a.kill = context.WithCancel(context.Background())
+		a.gate.Subscribe(ctx, a.cfg.Supervisor)
+	case *actor.Stopping:
+		a.shutdown(ctx, fmt.Errorf("lock actor %s stopped: %w", ctx.Self().Id, backends.ErrClosed))
+	case *actor.Restarting:
+		a.shutdown(ctx, backends.Unavailable("lock actor "+ctx.Self().Id, errors.New("restarted")))
+
+	case *lockv1.AcquireRequest:
+		a.onAcquire(ctx, m)
+	case *lockv1.ReleaseRequest:
+		a.onRelease(ctx, m)
+	case *lockv1.RefreshRequest:
+		a.onRefresh(ctx, m)
+	case *lockv1.CancelRequest:
+		a.onCancel(ctx, m)
+	case *lockAcquired:
+		if m.gen == a.gen {
+			a.onAcquired(ctx, m.w)
+		}
+	case *lockWaitExpired:
+		if m.gen == a.gen {
+			a.onWaitExpired(ctx, m.requestID)
+		}
+	case *lockLeaseEnded:
+		if m.gen == a.gen {
+			a.onLeaseEnded(ctx, m.id)
+		}
+
+	case *lockv1.CampaignRequest:
+		a.onCampaign(ctx, m)
+	case *lockv1.ResignRequest:
+		a.onResign(ctx, m)
+	case *lockv1.LeaderRequest:
+		a.onLeader(ctx, m)
+	case *lockv1.ObserveRequest:
+		a.onObserve(ctx, m)
+	case *subscriptionv1.UnsubscribeRequest:
+		a.unsubscribe(ctx, m.GetSubscriptionId())
+		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
+	case *subscriptionv1.Ack:
+		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), resyncFor)
+	case *actor.Terminated:
+		a.onSubscriberStopped(ctx, m.Who)
+	case *electCampaigned:
+		if m.gen == a.gen {
+			a.onCampaigned(ctx, m.c)
+		}
+	case *electLeadershipEnded:
+		if m.gen == a.gen {
+			a.onLeadershipEnded(ctx, m.id)
+		}
+	case *electWatchStarted:
+		if m.gen == a.gen {
+			a.onWatchStarted(ctx, m)
+		}
+	case *electObserved:
+		if m.gen == a.gen {
+			a.onObserved(ctx, m)
+		}
+	case *electWatchEnded:
+		if m.gen == a.gen {
+			a.onWatchEnded(ctx, m)
+		}
+	case *actor.Stopped:
+	default:
+		rejectUnknown(ctx, msg)
+	}
+}
+
+// opContext bounds one backend call made from the mailbox.
+func (a *LockActor) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(a.life, a.cfg.OpTimeout)
+}
+
+// spawn runs f in a goroutine of this incarnation.
+func (a *LockActor) spawn(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// notifyWhenDone sends msg to the actor when done closes, unless the
+// incarnation ends first.
+func (a *LockActor) notifyWhenDone(done <-chan struct{}, msg any) {
+	life, root, self := a.life, a.root, a.self
+	a.spawn(func() {
+		select {
+		case <-done:
+			root.Send(self, msg)
+		case <-life.Done():
+		}
+	})
+}
+
+// newHandle returns a random id for a lease or leadership: random rather
+// than counted, so a handle kept across an actor restart can never name a
+// newer grant.
+func newHandle() string { return rand.Text() }
+
+// durationOf reads an optional duration field; negative or malformed
+// values are invalid arguments.
+func durationOf(field string, d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, backends.Invalid(field, d.String(), err.Error())
+	}
+	v := d.AsDuration()
+	if v < 0 {
+		return 0, backends.Invalid(field, v, "must not be negative")
+	}
+	return v, nil
+}
+
+// claimRequestID checks that a requester-chosen id is not in use, and
+// makes one up when none was given (the request then cannot be cancelled).
+func (a *LockActor) claimRequestID(id string) (string, error) {
+	if id == "" {
+		return "auto-" + rand.Text(), nil
+	}
+	if len(id) > backends.MaxNameLen {
+		return "", backends.Invalid("request_id", id, fmt.Sprintf("longer than %d bytes", backends.MaxNameLen))
+	}
+	_, w := a.waiters[id]
+	_, c := a.campaigns[id]
+	_, g := a.granted[id]
+	if w || c || g {
+		return "", backends.Invalid("request_id", id, "already in use")
+	}
+	return id, nil
+}
+
+// lockOptions turns a request into validated backend options.
+func (a *LockActor) lockOptions(m *lockv1.AcquireRequest) (backends.LockOptions, error) {
+	if err := backends.ValidateName("lock name", m.GetName()); err != nil {
+		return backends.LockOptions{}, err
+	}
+	ttl, err := durationOf("ttl", m.GetTtl())
+	if err != nil {
+		return backends.LockOptions{}, err
+	}
+	if ttl == 0 {
+		ttl = a.cfg.DefaultTTL
+	}
+	opts, err := backends.LockOptions{TTL: ttl, Owner: m.GetOwner(), AutoRenew: m.GetAutoRenew()}.Validate()
+	if err != nil {
+		return opts, err
+	}
+	if opts.Owner == "" && a.cfg.Owner != "" {
+		opts.Owner = a.cfg.Owner + "-" + rand.Text()
+	}
+	return opts, nil
+}
+
+func acquireFailed(err error) *lockv1.AcquireResponse {
+	return &lockv1.AcquireResponse{Status: statusv1.FromError(err)}
+}
+
+func (a *LockActor) onAcquire(ctx actor.Context, m *lockv1.AcquireRequest) {
+	if ctx.Sender() == nil {
+		// Nobody would learn of the grant: taking the lock would only
+		// block others until its TTL.
+		a.log.Debug("baton: lock request without sender dropped", "lock", m.GetName())
+		return
+	}
+	if a.cfg.Locker == nil {
+		respond(ctx, acquireFailed(fmt.Errorf("lock actor: no locker: %w", backends.ErrNotSupported)))
+		return
+	}
+	opts, err := a.lockOptions(m)
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, acquireFailed(err))
+		return
+	}
+	subscriber := subscriberPID(ctx, m.GetSubscriber())
+	name := m.GetName()
+	if !m.GetWait() {
+		a.tryAcquire(ctx, m, name, opts, subscriber)
+		return
+	}
+
+	timeout, err := durationOf("timeout", m.GetTimeout())
+	var id string
+	if err == nil {
+		id, err = a.claimRequestID(m.GetRequestId())
+	}
+	if err != nil {
+		respond(ctx, acquireFailed(err))
+		return
+	}
+	w := &lockWaiter{requestID: id, name: name, opts: opts, sender: ctx.Sender(), subscriber: subscriber}
+	if timeout > 0 {
+		w.deadline = time.Now().Add(timeout)
+		gen, root, self := a.gen, a.root, a.self
+		w.timer = time.AfterFunc(timeout, func() { root.Send(self, &lockWaitExpired{gen: gen, requestID: id}) })
+	}
+	a.waiters[id] = w
+	q := a.queue(name)
+	q.waiting = append(q.waiting, w)
+	a.startNext(ctx, name)
+}
+
+// tryAcquire serves AcquireRequest{wait: false} from the mailbox.
+func (a *LockActor) tryAcquire(ctx actor.Context, m *lockv1.AcquireRequest, name string, opts backends.LockOptions, subscriber *actor.PID) {
+	reqID := m.GetRequestId()
+	if reqID != "" {
+		if _, err := a.claimRequestID(reqID); err != nil {
+			respond(ctx, acquireFailed(err))
+			return
+		}
+	}
+	if q := a.queues[name]; q != nil && q.busy() {
+		respond(ctx, acquireFailed(fmt.Errorf("lock %q: local waiters come first: %w", name, backends.ErrNotObtained)))
+		return
+	}
+	octx, cancel := a.opContext()
+	lease, err := a.cfg.Locker.TryAcquire(octx, name, opts)
+	err = actorOpError(err)
+	cancel()
+	if err != nil {
+		respond(ctx, acquireFailed(err))
+		return
+	}
+	respond(ctx, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(name, reqID, lease, subscriber)})
+}
+
+func (a *LockActor) queue(name string) *lockQueue {
+	q := a.queues[name]
+	if q == nil {
+		q = &lockQueue{held: map[string]bool{}}
+		a.queues[name] = q
+	}
+	return q
+}
+
+// tidy forgets a queue with nothing in it.
+func (a *LockActor) tidy(name string) {
+	if q := a.queues[name]; q != nil && !q.busy() && len(q.held) == 0 {
+		delete(a.queues, name)
+	}
+}
+
+// startNext starts the backend Acquire of the first waiter of name, when
+// no waiter runs and no lease of name is held through this actor.
+func (a *LockActor) startNext(ctx actor.Context, name string) {
+	q := a.queues[name]
+	if q == nil {
+		return
+	}
+	for q.inflight == nil && len(q.held) == 0 && len(q.waiting) > 0 {
+		w := q.waiting[0]
+		q.waiting[0] = nil
+		q.waiting = q.waiting[1:]
+		if err := a.gate.Err(); err != nil {
+			a.finishWaiter(ctx, w, acquireFailed(err))
+			continue
+		}
+		if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+			a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", name, context.DeadlineExceeded)))
+			continue
+		}
+		a.run(q, w)
+	}
+	a.tidy(name)
+}
+
+// run starts w's backend Acquire.
+func (a *LockActor) run(q *lockQueue, w *lockWaiter) {
+	var wctx context.Context
+	if w.deadline.IsZero() {
+		wctx, w.cancel = context.WithCancel(a.life)
+	} else {
+		wctx, w.cancel = context.WithDeadline(a.life, w.deadline)
+	}
+	q.inflight = w
+	locker, gen, root, self := a.cfg.Locker, a.gen, a.root, a.self
+	a.spawn(func() {
+		lease, err := locker.Acquire(wctx, w.name, w.opts)
+		w.mu.Lock()
+		w.lease, w.err = lease, err
+		w.mu.Unlock()
+		root.Send(self, &lockAcquired{gen: gen, w: w})
+	})
+}
+
+// finishWaiter answers a waiter that leaves the actor and forgets it.
+func (a *LockActor) finishWaiter(ctx actor.Context, w *lockWaiter, resp *lockv1.AcquireResponse) {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	if w.cancel != nil {
+		w.cancel()
+	}
+	delete(a.waiters, w.requestID)
+	ctx.Send(w.sender, resp)
+	for _, p := range w.cancelers {
+		ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+	}
+}
+
+// onAcquired handles the end of a head waiter's backend Acquire.
+func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
+	lease, ok, err := w.result()
+	if !ok {
+		return
+	}
+	if q := a.queues[w.name]; q != nil && q.inflight == w {
+		q.inflight = nil
+	}
+	switch {
+	case w.canceled:
+		if lease != nil {
+			octx, cancel := a.opContext()
+			a.giveUp(octx, lease)
+			cancel()
+		}
+		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
+	case err != nil:
+		a.finishWaiter(ctx, w, acquireFailed(err))
+	default:
+		a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, lease, w.subscriber)})
+	}
+	a.startNext(ctx, w.name)
+}
+
+func withdrawn(what, name string) error {
+	return fmt.Errorf("%s %q: request withdrawn: %w", what, name, context.Canceled)
+}
+
+// giveUp releases a lease nobody will use.
+func (a *LockActor) giveUp(ctx context.Context, lease backends.Lease) {
+	if err := lease.Release(ctx); err != nil && !errors.Is(err, backends.ErrNotHeld) {
+		a.log.Warn("baton: release of an abandoned lease failed", "lock", lease.Name(), "err", err)
+	}
+}
+
+func (a *LockActor) onWaitExpired(ctx actor.Context, id string) {
+	w := a.waiters[id]
+	if w == nil || w.cancel != nil {
+		return // answered already, or running: its context has the deadline
+	}
+	a.unqueue(w)
+	a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
+	a.tidy(w.name)
+}
+
+// unqueue removes a waiter that is not running from its queue.
+func (a *LockActor) unqueue(w *lockWaiter) {
+	q := a.queues[w.name]
+	if q == nil {
+		return
+	}
+	for i, x := range q.waiting {
+		if x == w {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			return
+		}
+	}
+}
+
+// hold records a granted lease and watches it for loss.
+func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscriber *actor.PID) *lockv1.Lease {
+	id := newHandle()
+	a.leases[id] = &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
+	a.queue(name).held[id] = true
+	if requestID != "" {
+		a.granted[requestID] = id
+	}
+	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{gen: a.gen, id: id})
+	return &lockv1.Lease{
+		Name: name, Owner: lease.Owner(), Ttl: durationpb.New(lease.TTL()),
+		Token: lease.Token(), LeaseId: id,
+	}
+}
+
+// drop forgets a lease that ended.
+func (a *LockActor) drop(h *heldLease) {
+	delete(a.leases, h.id)
+	if h.requestID != "" && a.granted[h.requestID] == h.id {
+		delete(a.granted, h.requestID)
+	}
+	if q := a.queues[h.name]; q != nil {
+		delete(q.held, h.id)
+	}
+}
+
+// lookupLease finds a lease by id; a name, when given, must match.
+func (a *LockActor) lookupLease(name, id string) (*heldLease, error) {
+	h := a.leases[id]
+	if h == nil || (name != "" && name != h.name) {
+		return nil, fmt.Errorf("lock %q: lease %q: %w", name, id, backends.ErrNotHeld)
+	}
+	return h, nil
+}
+
+func (a *LockActor) onRelease(ctx actor.Context, m *lockv1.ReleaseRequest) {
+	h, err := a.lookupLease(m.GetName(), m.GetLeaseId())
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, &lockv1.ReleaseResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	octx, cancel := a.opContext()
+	err = actorOpError(h.lease.Release(octx))
+	cancel()
+	if err == nil || errors.Is(err, backends.ErrNotHeld) {
+		a.drop(h)
+		// Hand the lock to the next local waiter before answering: that is
+		// the latency that matters.
+		a.startNext(ctx, h.name)
+		a.tidy(h.name)
+	}
+	respond(ctx, &lockv1.ReleaseResponse{Status: statusv1.FromError(err)})
+}
+
+func (a *LockActor) onRefresh(ctx actor.Context, m *lockv1.RefreshRequest) {
+	ttl, err := durationOf("ttl", m.GetTtl())
+	var h *heldLease
+	if err == nil {
+		h, err = a.lookupLease(m.GetName(), m.GetLeaseId())
+	}
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, &lockv1.RefreshResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	octx, cancel := a.opContext()
+	err = actorOpError(h.lease.Refresh(octx, ttl))
+	cancel()
+	if errors.Is(err, backends.ErrNotHeld) {
+		// The requester learns it from this answer; no LeaseLost follows.
+		a.drop(h)
+		a.startNext(ctx, h.name)
+		a.tidy(h.name)
+	}
+	respond(ctx, &lockv1.RefreshResponse{Status: statusv1.FromError(err)})
+}
+
+// onLeaseEnded handles a lease whose Done closed. A lease still recorded
+// was not released through the actor: it was lost.
+func (a *LockActor) onLeaseEnded(ctx actor.Context, id string) {
+	h := a.leases[id]
+	if h == nil {
+		return
+	}
+	a.drop(h)
+	ctx.Send(h.subscriber, &lockv1.LeaseLost{Name: h.name, LeaseId: id, Cause: statusv1.FromError(
+		fmt.Errorf("lock %q: lease expired or taken over: %w", h.name, backends.ErrNotHeld))})
+	a.startNext(ctx, h.name)
+	a.tidy(h.name)
+}
+
+// onCancel withdraws a waiting acquire or campaign, or gives up what it was
+// granted.
+func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
+	id := m.GetRequestId()
+	ok := &lockv1.CancelResponse{Status: statusv1.OK()}
+	if w := a.waiters[id]; w != nil {
+		if w.cancel != nil {
+			// Running: the answer waits until the backend call has
+			// returned, so that nothing of it is left when it arrives.
+			w.canceled = true
+			w.cancelers = append(w.cancelers, ctx.Sender())
+			w.cancel()
+			return
+		}
+		a.unqueue(w)
+		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
+		a.tidy(w.name)
+		respond(ctx, ok)
+		return
+	}
+	if c := a.campaigns[id]; c != nil {
+		c.canceled = true
+		c.cancelers = append(c.cancelers, ctx.Sender())
+		c.cancel()
+		return
+	}
+	if g, found := a.granted[id]; found {
+		if h := a.leases[g]; h != nil {
+			a.drop(h)
+			octx, cancel := a.opContext()
+			a.giveUp(octx, h.lease)
+			cancel()
+			a.startNext(ctx, h.name)
+			a.tidy(h.name)
+		}
+		if l := a.leaderships[g]; l != nil {
+			a.dropLeadership(l)
+			octx, cancel := a.opContext()
+			a.resignAbandoned(octx, l.leadership)
+			cancel()
+		}
+	}
+	respond(ctx, ok)
+}
+
+// shutdown ends this incarnation: every goroutine is cancelled and waited
+// for, every parked request is answered with cause, every grant is given
+// back and its holder told.
+func (a *LockActor) shutdown(ctx actor.Context, cause error) {
+	if a.kill == nil {
+		return // never started
+	}
+	a.kill()
+	a.wg.Wait()
+	a.gen = lockGenerations.Add(1) // late continuations are stale now
+	// One bound for all the give-backs: a dead backend must not hold the
+	// shutdown for OpTimeout per grant.
+	octx, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)
+	defer cancel()
+
+	for _, w := range a.waiters {
+		if w.cancel != nil {
+			// The backend call returned (we waited); a grant is given back.
+			if lease, ok, _ := w.result(); ok && lease != nil {
+				a.giveUp(octx, lease)
+			}
+		}
+		resp := acquireFailed(fmt.Errorf("lock %q: %w", w.name, cause))
+		if w.canceled {
+			resp = acquireFailed(withdrawn("lock", w.name))
+		}
+		w.cancel = nil // already cancelled; keep finishWaiter from re-running it
+		a.finishWaiter(ctx, w, resp)
+	}
+	a.queues = map[string]*lockQueue{}
+	closed := statusv1.FromError(fmt.Errorf("lock actor: %w", backends.ErrClosed))
+	for _, h := range a.leases {
+		a.giveUp(octx, h.lease)
+		ctx.Send(h.subscriber, &lockv1.LeaseLost{Name: h.name, LeaseId: h.id, Cause: closed})
+	}
+	a.leases = map[string]*heldLease{}
+	a.granted = map[string]string{}
+	a.shutdownElections(ctx, octx, cause)
+}

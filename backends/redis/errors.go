@@ -1,0 +1,88 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/baton-go/baton/backends"
+)
+
+// client returns the connected client, or ErrClosed after Disconnect and
+// ErrUnavailable before the first Connect. Every component calls it per
+// operation so it follows reconnects.
+func (c *Connector) client() (goredis.UniversalClient, error) {
+	if c == nil {
+		return nil, fmt.Errorf("redis: %w: no connector", backends.ErrUnavailable)
+	}
+	c.mu.RLock()
+	cl, closed := c.cl, c.closed
+	c.mu.RUnlock()
+	switch {
+	case cl != nil:
+		return cl, nil
+	case closed:
+		return nil, fmt.Errorf("redis: connector disconnected: %w", backends.ErrClosed)
+	}
+	return nil, fmt.Errorf("redis: connector not connected: %w", backends.ErrUnavailable)
+}
+
+// mapErr turns a go-redis error into the shared sentinels, keeping the cause:
+// redis.Nil → ErrNotFound; a closed client → ErrClosed; the caller's context
+// ending → that context error; transport and server-not-ready errors →
+// ErrUnavailable. Other server replies (e.g. WRONGTYPE) are wrapped as they
+// are. Errors already carrying a baton sentinel pass through with op added.
+func mapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, goredis.Nil):
+		return fmt.Errorf("%s: %w", op, backends.ErrNotFound)
+	case isBatonErr(err):
+		return fmt.Errorf("%s: %w", op, err)
+	case errors.Is(err, goredis.ErrClosed):
+		return fmt.Errorf("%s: %w: %w", op, backends.ErrClosed, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	case isUnavailable(err):
+		return backends.Unavailable(op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func isBatonErr(err error) bool {
+	for _, s := range backends.Sentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUnavailable reports transport failures and the server replies that mean
+// "not serving right now".
+func isUnavailable(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &ne), errors.As(err, &oe),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return true
+	case goredis.IsLoadingError(err), goredis.IsReadOnlyError(err),
+		goredis.IsClusterDownError(err), goredis.IsTryAgainError(err),
+		goredis.IsMasterDownError(err),
+		goredis.HasErrorPrefix(err, "BUSY"), goredis.HasErrorPrefix(err, "NOREPLICAS"),
+		goredis.HasErrorPrefix(err, "MASTERDOWN"):
+		return true
+	}
+	var re goredis.Error
+	// Anything that is not a server reply is a client/transport failure.
+	return !errors.As(err, &re)
+}

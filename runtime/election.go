@@ -1,0 +1,449 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
+	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
+)
+
+// ElectionClientOptions configures an ElectionClient.
+type ElectionClientOptions struct {
+	// CleanupTimeout bounds the clean-up requests the client sends on its
+	// own: the CancelRequest of a Campaign whose context ended and the
+	// resignations done by Close. Default: 5s.
+	CleanupTimeout time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o ElectionClientOptions) withDefaults() ElectionClientOptions {
+	if o.CleanupTimeout <= 0 {
+		o.CleanupTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = actors.DiscardLogger()
+	}
+	return o
+}
+
+// ElectionClient is a backends.Elector served by a lock actor
+// (actors.NewLockActorProps with an Elector).
+//
+// Leaderships stay in the actor; their loss reaches the client as a
+// LeadershipLost message. Observe subscribes the client's inbox to the
+// actor's shared observation of the election; every event is acknowledged
+// once it has been handed to the caller's channel (the actor's flow
+// control), a Resync makes the client read the leader again and send it if
+// it changed, and the channel closes when ctx ends (or the actor ends the
+// subscription for good). Close resigns every leadership still held, ends
+// every observation and removes the inbox.
+type ElectionClient struct {
+	root  *actor.RootContext
+	pid   *actor.PID
+	opts  ElectionClientOptions
+	inbox *inbox
+	err   error
+
+	life context.Context // ends on Close: stops the observers
+	kill context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu          sync.Mutex
+	closed      bool
+	leaderships map[string]*clientLeadership // leadership id → leadership
+	lost        lostSet
+	observers   map[string]*observer // subscription id → observer
+}
+
+var (
+	_ backends.Elector    = (*ElectionClient)(nil)
+	_ backends.Closer     = (*ElectionClient)(nil)
+	_ backends.Leadership = (*clientLeadership)(nil)
+)
+
+// NewElectionClient returns a client of the lock actor at pid.
+func NewElectionClient(root *actor.RootContext, pid *actor.PID, opts ElectionClientOptions) *ElectionClient {
+	c := &ElectionClient{
+		root: root, pid: pid, opts: opts.withDefaults(),
+		leaderships: map[string]*clientLeadership{}, observers: map[string]*observer{},
+	}
+	c.life, c.kill = context.WithCancel(context.Background())
+	c.inbox, c.err = newInbox(root.ActorSystem(), "election-client", c.onEvent)
+	return c
+}
+
+func (c *ElectionClient) usable() error {
+	if c.err != nil {
+		return c.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("client: %w", backends.ErrClosed)
+	}
+	return nil
+}
+
+// Campaign waits until this candidate leads election or ctx ends. When ctx
+// ends first, the client withdraws the campaign with a CancelRequest and
+// waits for the actor to confirm before returning the wrapped ctx.Err(): a
+// candidate that gave up never becomes leader later.
+func (c *ElectionClient) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
+	const op = "runtime: campaign"
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, election, err)
+	}
+	req := &lockv1.CampaignRequest{
+		Election: election, Value: value, RequestId: newRequestID(),
+		Subscriber: actors.SubscriberOf(c.inbox.pid),
+	}
+	resp, err := grantRequest[*lockv1.CampaignResponse](ctx, c.root, c.pid, req, true, func(t *durationpb.Duration) { req.Timeout = t })
+	if err != nil {
+		return nil, withdraw(ctx, c.root, c.pid, c.opts.CleanupTimeout, op, election, req.RequestId, resp == nil, err)
+	}
+	m := resp.GetLeadership()
+	l := &clientLeadership{
+		c: c, election: m.GetElection(), value: m.GetValue(), epoch: m.GetEpoch(),
+		id: m.GetLeadershipId(), done: make(chan struct{}),
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.resign(l)
+		return nil, fmt.Errorf("%s %q: client: %w", op, election, backends.ErrClosed)
+	}
+	if c.lost.take(l.id) {
+		l.end()
+	} else {
+		c.leaderships[l.id] = l
+	}
+	c.mu.Unlock()
+	return l, nil
+}
+
+// Leader returns the current leader, or ErrNotFound when there is none.
+func (c *ElectionClient) Leader(ctx context.Context, election string) (backends.LeaderInfo, error) {
+	if err := c.usable(); err != nil {
+		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
+	}
+	resp, err := actors.Request[*lockv1.LeaderResponse](ctx, c.root, c.pid, &lockv1.LeaderRequest{Election: election})
+	if err != nil {
+		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
+	}
+	return leaderInfo(election, resp.GetLeader()), nil
+}
+
+func leaderInfo(election string, m *lockv1.LeaderInfo) backends.LeaderInfo {
+	if m.GetElection() != "" {
+		election = m.GetElection()
+	}
+	return backends.LeaderInfo{Election: election, Value: m.GetValue(), Epoch: m.GetEpoch()}
+}
+
+// Observe sends the current leader (if any) and then every change until
+// ctx ends, when the channel is closed. A change to "no leader" is sent as
+// a LeaderInfo with an empty Value and Epoch 0.
+func (c *ElectionClient) Observe(ctx context.Context, election string) (<-chan backends.LeaderInfo, error) {
+	const op = "runtime: observe"
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, election, err)
+	}
+	o := &observer{c: c, id: newRequestID(), election: election, wake: make(chan struct{}, 1)}
+	c.mu.Lock()
+	c.observers[o.id] = o // events may arrive before the answer
+	c.mu.Unlock()
+	if err := o.subscribe(ctx); err != nil {
+		c.dropObserver(o)
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr
+		}
+		return nil, fmt.Errorf("%s %q: %w", op, election, err)
+	}
+	out := make(chan backends.LeaderInfo)
+	octx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.life, cancel)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer stop()
+		defer cancel()
+		o.run(octx, out)
+	}()
+	return out, nil
+}
+
+func (c *ElectionClient) dropObserver(o *observer) {
+	c.mu.Lock()
+	delete(c.observers, o.id)
+	c.mu.Unlock()
+}
+
+// onEvent runs on the sending actor's goroutine: it must not block.
+func (c *ElectionClient) onEvent(msg any) {
+	var sub string
+	switch m := msg.(type) {
+	case *lockv1.LeadershipLost:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if l := c.leaderships[m.GetLeadershipId()]; l != nil {
+			delete(c.leaderships, l.id)
+			l.end()
+			return
+		}
+		c.lost.add(m.GetLeadershipId())
+		return
+	case *lockv1.LeaderChanged:
+		sub = m.GetSubscriptionId()
+	case *subscriptionv1.Resync:
+		sub = m.GetSubscriptionId()
+	case *subscriptionv1.Ended:
+		sub = m.GetSubscriptionId()
+	default:
+		return
+	}
+	c.mu.Lock()
+	o := c.observers[sub]
+	c.mu.Unlock()
+	if o != nil {
+		o.push(msg)
+	}
+}
+
+func (c *ElectionClient) forget(l *clientLeadership) {
+	c.mu.Lock()
+	delete(c.leaderships, l.id)
+	c.mu.Unlock()
+	l.end()
+}
+
+func (c *ElectionClient) resign(l *clientLeadership) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CleanupTimeout)
+	defer cancel()
+	_, _ = actors.Request[*lockv1.ResignResponse](ctx, c.root, c.pid, &lockv1.ResignRequest{Election: l.election, LeadershipId: l.id})
+}
+
+// Close resigns every leadership still held through this client (bounded
+// by CleanupTimeout each), ends every observation (their channels close)
+// and removes the inbox. Later calls return ErrClosed. Close is idempotent.
+func (c *ElectionClient) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	held := c.leaderships
+	c.leaderships = map[string]*clientLeadership{}
+	c.mu.Unlock()
+	c.kill()
+	for _, l := range held {
+		c.resign(l)
+		l.end()
+	}
+	c.wg.Wait()
+	if c.inbox != nil {
+		c.inbox.close()
+	}
+	return nil
+}
+
+// clientLeadership is a leadership held in the lock actor.
+type clientLeadership struct {
+	c        *ElectionClient
+	election string
+	value    string
+	epoch    uint64
+	id       string
+
+	done    chan struct{}
+	endOnce sync.Once
+}
+
+func (l *clientLeadership) Election() string      { return l.election }
+func (l *clientLeadership) Value() string         { return l.value }
+func (l *clientLeadership) Epoch() uint64         { return l.epoch }
+func (l *clientLeadership) Done() <-chan struct{} { return l.done }
+
+func (l *clientLeadership) end() { l.endOnce.Do(func() { close(l.done) }) }
+
+// Resign gives up leadership; Done is closed afterwards, also when it was
+// already lost (ErrNotHeld).
+func (l *clientLeadership) Resign(ctx context.Context) error {
+	if err := l.c.usable(); err != nil {
+		return fmt.Errorf("runtime: resign %q: %w", l.election, err)
+	}
+	_, err := actors.Request[*lockv1.ResignResponse](ctx, l.c.root, l.c.pid,
+		&lockv1.ResignRequest{Election: l.election, LeadershipId: l.id})
+	if err == nil || errors.Is(err, backends.ErrNotHeld) {
+		l.c.forget(l)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: resign %q: %w", l.election, err)
+	}
+	return nil
+}
+
+// observer forwards one Observe subscription's events to its channel. The
+// inbox queues events here without blocking (the actor's window bounds
+// the queue); the observer's goroutine forwards and acknowledges them.
+type observer struct {
+	c        *ElectionClient
+	id       string
+	election string
+
+	mu    sync.Mutex
+	queue []any
+	wake  chan struct{}
+}
+
+func (o *observer) push(msg any) {
+	o.mu.Lock()
+	o.queue = append(o.queue, msg)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next event, or false when ctx ended.
+func (o *observer) next(ctx context.Context) (any, bool) {
+	for {
+		o.mu.Lock()
+		if len(o.queue) > 0 {
+			msg := o.queue[0]
+			o.queue[0] = nil
+			o.queue = o.queue[1:]
+			o.mu.Unlock()
+			return msg, true
+		}
+		o.mu.Unlock()
+		select {
+		case <-o.wake:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+func (o *observer) subscribe(ctx context.Context) error {
+	_, err := actors.Request[*lockv1.ObserveResponse](ctx, o.c.root, o.c.pid, &lockv1.ObserveRequest{
+		Election: o.election, SubscriptionId: o.id, Subscriber: actors.SubscriberOf(o.c.inbox.pid),
+	})
+	if err != nil && ctx.Err() != nil {
+		// The actor may have registered us before we stopped listening.
+		o.c.root.Send(o.c.pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: o.id})
+	}
+	return err
+}
+
+func (o *observer) ack(seq uint64) {
+	o.c.root.Send(o.c.pid, &subscriptionv1.Ack{SubscriptionId: o.id, Seq: seq})
+}
+
+// run forwards events until ctx ends or the subscription ends for good.
+func (o *observer) run(ctx context.Context, out chan<- backends.LeaderInfo) {
+	defer close(out)
+	unsubscribe := true
+	defer func() {
+		o.c.dropObserver(o)
+		if unsubscribe {
+			o.c.root.Send(o.c.pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: o.id})
+		}
+	}()
+	last := backends.LeaderInfo{Election: o.election} // "no leader" is not sent first
+	emit := func(info backends.LeaderInfo) bool {
+		if info == last {
+			return true
+		}
+		select {
+		case out <- info:
+			last = info
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		msg, ok := o.next(ctx)
+		if !ok {
+			return
+		}
+		switch m := msg.(type) {
+		case *lockv1.LeaderChanged:
+			if !emit(leaderInfo(o.election, m.GetLeader())) {
+				return
+			}
+			o.ack(m.GetSeq())
+		case *subscriptionv1.Resync:
+			o.ack(m.GetSeq())
+			if !o.resync(ctx, emit) {
+				return
+			}
+		case *subscriptionv1.Ended:
+			o.ack(m.GetSeq())
+			unsubscribe = false
+			if !o.resubscribe(ctx, m.GetStatus()) {
+				return
+			}
+			unsubscribe = true
+			// "No leader" is not replayed by a new subscription: read it.
+			if !o.resync(ctx, emit) {
+				return
+			}
+		}
+	}
+}
+
+// resync reads the leader again after events were dropped and sends it if
+// it changed. Failures other than ctx ending are left to the next event.
+func (o *observer) resync(ctx context.Context, emit func(backends.LeaderInfo) bool) bool {
+	info, err := o.c.Leader(ctx, o.election)
+	switch {
+	case errors.Is(err, backends.ErrNotFound):
+		info = backends.LeaderInfo{Election: o.election}
+	case err != nil:
+		o.c.opts.Logger.Debug("baton: observe resync failed", "election", o.election, "err", err)
+		return ctx.Err() == nil
+	}
+	return emit(info)
+}
+
+// resubscribe follows an Ended subscription. When the actor was closed (or
+// the request can never succeed) the observation is over; when it was
+// restarted, the client subscribes again — the new subscription starts with
+// the current leader, so only changes reach the channel.
+func (o *observer) resubscribe(ctx context.Context, st *statusv1.Status) bool {
+	backoff := 50 * time.Millisecond
+	err := st.Err()
+	for {
+		if err == nil || errors.Is(err, backends.ErrClosed) || errors.Is(err, backends.ErrNotSupported) ||
+			errors.Is(err, backends.ErrInvalidArgument) {
+			return false
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		if err = o.subscribe(ctx); err == nil {
+			return true
+		}
+		o.c.opts.Logger.Debug("baton: observe resubscribe failed", "election", o.election, "err", err)
+	}
+}

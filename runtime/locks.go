@@ -1,0 +1,417 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+)
+
+// LockClientOptions configures a LockClient.
+type LockClientOptions struct {
+	// CleanupTimeout bounds the clean-up requests the client sends on its
+	// own: the CancelRequest of an Acquire whose context ended (so no stale
+	// waiter or grant is left behind) and the releases done by Close.
+	// Default: 5s.
+	CleanupTimeout time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o LockClientOptions) withDefaults() LockClientOptions {
+	if o.CleanupTimeout <= 0 {
+		o.CleanupTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = actors.DiscardLogger()
+	}
+	return o
+}
+
+// LockClient is a backends.Locker served by a lock actor
+// (actors.NewLockActorProps): plain Go code gets the actor's locks, with the
+// actor's local FIFO queue and hand-off, through the same interface as a
+// direct Redis or etcd Locker.
+//
+// Leases stay in the actor; a LockClient refers to them by id. Lease loss
+// reaches the client as a LeaseLost message, delivered to one small inbox
+// process per client, which closes the lease's Done channel. Close releases
+// every lease the client still holds and removes the inbox.
+type LockClient struct {
+	root  *actor.RootContext
+	pid   *actor.PID
+	opts  LockClientOptions
+	inbox *inbox
+	err   error // set when the inbox could not be registered
+
+	mu     sync.Mutex
+	closed bool
+	leases map[string]*clientLease // lease id → lease
+	lost   lostSet
+}
+
+var (
+	_ backends.Locker = (*LockClient)(nil)
+	_ backends.Closer = (*LockClient)(nil)
+	_ backends.Lease  = (*clientLease)(nil)
+)
+
+// NewLockClient returns a client of the lock actor at pid. root sends the
+// requests (usually system.Root).
+func NewLockClient(root *actor.RootContext, pid *actor.PID, opts LockClientOptions) *LockClient {
+	c := &LockClient{root: root, pid: pid, opts: opts.withDefaults(), leases: map[string]*clientLease{}}
+	c.inbox, c.err = newInbox(root.ActorSystem(), "lock-client", c.onEvent)
+	return c
+}
+
+// Acquire waits until the lock is granted or ctx ends. The wait happens in
+// the actor (which queues local waiters in arrival order); when ctx ends
+// first, the client withdraws the request with a CancelRequest and waits
+// for the actor to confirm — so no waiter or grant of it is left — before
+// returning the wrapped ctx.Err().
+func (c *LockClient) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	return c.acquire(ctx, "runtime: lock acquire", name, opts, true)
+}
+
+// TryAcquire returns ErrNotObtained at once when the lock is held (or
+// local waiters are queued for it).
+func (c *LockClient) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	return c.acquire(ctx, "runtime: lock try acquire", name, opts, false)
+}
+
+func (c *LockClient) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	req := &lockv1.AcquireRequest{
+		Name: name, Owner: opts.Owner, AutoRenew: opts.AutoRenew, Wait: wait,
+		RequestId: newRequestID(), Subscriber: actors.SubscriberOf(c.inbox.pid),
+	}
+	if opts.TTL != 0 {
+		req.Ttl = durationpb.New(opts.TTL)
+	}
+	resp, err := grantRequest[*lockv1.AcquireResponse](ctx, c.root, c.pid, req, wait, func(t *durationpb.Duration) { req.Timeout = t })
+	if err != nil {
+		return nil, c.withdraw(ctx, op, name, req.RequestId, resp == nil, err)
+	}
+	m := resp.GetLease()
+	l := &clientLease{
+		c: c, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
+		token: m.GetToken(), id: m.GetLeaseId(), done: make(chan struct{}),
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.release(l.id, name)
+		return nil, fmt.Errorf("%s %q: client: %w", op, name, backends.ErrClosed)
+	}
+	if c.lost.take(l.id) {
+		l.end() // lost before the answer was read
+	} else {
+		c.leases[l.id] = l
+	}
+	c.mu.Unlock()
+	return l, nil
+}
+
+// withdraw cleans up after an acquire or campaign that returned no grant.
+// When no answer was received (ctx ended, or the reply was lost), the
+// actor may still be waiting on the request — or have granted it: a
+// CancelRequest withdraws or gives up either, and the client waits for its
+// answer so that nothing is left behind when it returns.
+func (c *LockClient) withdraw(ctx context.Context, op, name, requestID string, noAnswer bool, err error) error {
+	return withdraw(ctx, c.root, c.pid, c.opts.CleanupTimeout, op, name, requestID, noAnswer, err)
+}
+
+func withdraw(ctx context.Context, root *actor.RootContext, pid *actor.PID, timeout time.Duration,
+	op, name, requestID string, noAnswer bool, err error) error {
+	if noAnswer {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		_, _ = actors.Request[*lockv1.CancelResponse](cctx, root, pid, &lockv1.CancelRequest{RequestId: requestID})
+		cancel()
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s %q: %w", op, name, cerr)
+	}
+	return fmt.Errorf("%s %q: %w", op, name, err)
+}
+
+// farFuture stands for "no deadline": actors.Request gives up after
+// actors.DefaultRequestTimeout when ctx has no deadline, but a waiting
+// acquire or campaign must wait as long as its ctx lasts.
+const farFuture = 100 * 365 * 24 * time.Hour
+
+// grantRequest sends a request that may wait (an acquire or a campaign)
+// and waits for its answer. For a waiting request, ctx's deadline is passed
+// to the actor through setTimeout, so the actor gives up at the same time.
+func grantRequest[Resp any](ctx context.Context, root *actor.RootContext, pid *actor.PID, req any, wait bool,
+	setTimeout func(*durationpb.Duration)) (Resp, error) {
+	if wait {
+		if dl, ok := ctx.Deadline(); ok {
+			setTimeout(durationpb.New(max(time.Until(dl), time.Nanosecond)))
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, farFuture)
+			defer cancel()
+		}
+	}
+	return actors.Request[Resp](ctx, root, pid, req)
+}
+
+// release gives back a lease the caller will never see.
+func (c *LockClient) release(id, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CleanupTimeout)
+	defer cancel()
+	_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, c.root, c.pid, &lockv1.ReleaseRequest{Name: name, LeaseId: id})
+}
+
+func (c *LockClient) usable() error {
+	if c.err != nil {
+		return c.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("client: %w", backends.ErrClosed)
+	}
+	return nil
+}
+
+// onEvent runs on the sending actor's goroutine: it must not block.
+func (c *LockClient) onEvent(msg any) {
+	m, ok := msg.(*lockv1.LeaseLost)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.leases[m.GetLeaseId()]; l != nil {
+		delete(c.leases, l.id)
+		l.end()
+		return
+	}
+	c.lost.add(m.GetLeaseId())
+}
+
+// forget ends a lease that is no longer held.
+func (c *LockClient) forget(l *clientLease) {
+	c.mu.Lock()
+	delete(c.leases, l.id)
+	c.mu.Unlock()
+	l.end()
+}
+
+// Close releases every lease still held through this client (bounded by
+// CleanupTimeout each), closes their Done channels and removes the inbox.
+// Later calls return ErrClosed. Close is idempotent.
+func (c *LockClient) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	held := c.leases
+	c.leases = map[string]*clientLease{}
+	c.mu.Unlock()
+	for _, l := range held {
+		c.release(l.id, l.name)
+		l.end()
+	}
+	if c.inbox != nil {
+		c.inbox.close()
+	}
+	return nil
+}
+
+// clientLease is a lease held in the lock actor.
+type clientLease struct {
+	c     *LockClient
+	name  string
+	owner string
+	ttl   time.Duration
+	token uint64
+	id    string
+
+	done    chan struct{}
+	endOnce sync.Once
+}
+
+func (l *clientLease) Name() string          { return l.name }
+func (l *clientLease) Owner() string         { return l.owner }
+func (l *clientLease) Token() uint64         { return l.token }
+func (l *clientLease) Done() <-chan struct{} { return l.done }
+
+// TTL is the TTL granted at acquisition (after the backend's rounding); a
+// Refresh with another TTL does not change it.
+func (l *clientLease) TTL() time.Duration { return l.ttl }
+
+func (l *clientLease) end() { l.endOnce.Do(func() { close(l.done) }) }
+
+// Refresh extends the lease to ttl from now (0 = the lease's TTL).
+func (l *clientLease) Refresh(ctx context.Context, ttl time.Duration) error {
+	if err := l.c.usable(); err != nil {
+		return fmt.Errorf("runtime: lock %q refresh: %w", l.name, err)
+	}
+	req := &lockv1.RefreshRequest{Name: l.name, LeaseId: l.id}
+	if ttl != 0 {
+		req.Ttl = durationpb.New(ttl)
+	}
+	_, err := actors.Request[*lockv1.RefreshResponse](ctx, l.c.root, l.c.pid, req)
+	if errors.Is(err, backends.ErrNotHeld) {
+		l.c.forget(l)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: lock %q refresh: %w", l.name, err)
+	}
+	return nil
+}
+
+// Release frees the lock; Done is closed afterwards, also when it was no
+// longer held (ErrNotHeld).
+func (l *clientLease) Release(ctx context.Context) error {
+	if err := l.c.usable(); err != nil {
+		return fmt.Errorf("runtime: lock %q release: %w", l.name, err)
+	}
+	_, err := actors.Request[*lockv1.ReleaseResponse](ctx, l.c.root, l.c.pid, &lockv1.ReleaseRequest{Name: l.name, LeaseId: l.id})
+	if err == nil || errors.Is(err, backends.ErrNotHeld) {
+		l.c.forget(l)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: lock %q release: %w", l.name, err)
+	}
+	return nil
+}
+
+// newRequestID is a random id for a request or a subscription.
+func newRequestID() string { return rand.Text() }
+
+// lostSet remembers grants whose loss was reported before the answer that
+// granted them was read (the answer and the loss travel to different
+// processes). It is bounded: an entry is only left over when the grant was
+// never read at all, and those are withdrawn by CancelRequest anyway.
+type lostSet struct {
+	ids   map[string]bool
+	order []string
+}
+
+const lostSetMax = 256
+
+func (s *lostSet) add(id string) {
+	if s.ids == nil {
+		s.ids = map[string]bool{}
+	}
+	if s.ids[id] {
+		return
+	}
+	if len(s.order) >= lostSetMax {
+		delete(s.ids, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.ids[id] = true
+	s.order = append(s.order, id)
+}
+
+func (s *lostSet) take(id string) bool {
+	if !s.ids[id] {
+		return false
+	}
+	delete(s.ids, id)
+	for i, x := range s.order {
+		if x == id {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+// inbox is a process registered in the actor system (no mailbox, no
+// goroutine) that receives a client's events and hands each to handle on
+// the sender's goroutine. It honours Watch/Unwatch, so actors that
+// death-watch it (subscription hubs) learn when it is closed.
+type inbox struct {
+	sys    *actor.ActorSystem
+	pid    *actor.PID
+	handle func(msg any)
+
+	mu       sync.Mutex
+	closed   bool
+	watchers map[string]*actor.PID
+}
+
+func newInbox(sys *actor.ActorSystem, kind string, handle func(msg any)) (*inbox, error) {
+	b := &inbox{sys: sys, handle: handle, watchers: map[string]*actor.PID{}}
+	pid, ok := sys.ProcessRegistry.Add(b, kind+"$"+sys.ProcessRegistry.NextId())
+	if !ok {
+		return nil, fmt.Errorf("runtime: register %s inbox: %w", kind, backends.ErrClosed)
+	}
+	b.pid = pid
+	return b, nil
+}
+
+// SendUserMessage implements actor.Process.
+func (b *inbox) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if !closed {
+		b.handle(msg)
+	}
+}
+
+// SendSystemMessage implements actor.Process.
+func (b *inbox) SendSystemMessage(_ *actor.PID, message any) {
+	switch m := message.(type) {
+	case *actor.Watch:
+		b.mu.Lock()
+		closed := b.closed
+		if !closed {
+			b.watchers[m.Watcher.Address+"/"+m.Watcher.Id] = m.Watcher
+		}
+		b.mu.Unlock()
+		if closed {
+			b.terminated(m.Watcher)
+		}
+	case *actor.Unwatch:
+		b.mu.Lock()
+		delete(b.watchers, m.Watcher.Address+"/"+m.Watcher.Id)
+		b.mu.Unlock()
+	}
+}
+
+// Stop implements actor.Process.
+func (b *inbox) Stop(_ *actor.PID) { b.close() }
+
+func (b *inbox) terminated(watcher *actor.PID) {
+	p, _ := b.sys.ProcessRegistry.Get(watcher)
+	p.SendSystemMessage(watcher, &actor.Terminated{Who: b.pid, Why: actor.TerminatedReason_Stopped})
+}
+
+// close unregisters the inbox and tells its watchers.
+func (b *inbox) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	watchers := b.watchers
+	b.watchers = nil
+	b.mu.Unlock()
+	b.sys.ProcessRegistry.Remove(b.pid)
+	for _, w := range watchers {
+		b.terminated(w)
+	}
+}
