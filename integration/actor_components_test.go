@@ -3,7 +3,6 @@ package integration
 import (
 	"testing"
 
-
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/conformance"
@@ -109,4 +108,3 @@ func newBackendElector(conn backends.Connector, opts backends.ElectorOptions) (b
 	}
 	return nil, backends.ErrNotSupported
 }
-
