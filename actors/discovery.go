@@ -157,6 +157,10 @@ func (a *DiscoveryActor) Receive(ctx actor.Context) {
 		if _, err := a.discovery(ctx); err != nil {
 			a.log.Warn("baton: create discovery", "err", err)
 		}
+	case *DiscoverySettings:
+		if m.DefaultTTL > 0 {
+			a.cfg.DefaultTTL = m.DefaultTTL
+		}
 	case *actor.Restarting:
 		a.teardown(ctx, backends.Unavailable("discovery actor", errors.New("restarted")))
 	case *actor.Stopping:

@@ -218,6 +218,10 @@ func (a *LockActor) Receive(ctx actor.Context) {
 	case *actor.Restarting:
 		a.shutdown(ctx, backends.Unavailable("lock actor "+ctx.Self().Id, errors.New("restarted")))
 
+	case *LockSettings:
+		if m.DefaultTTL > 0 {
+			a.cfg.DefaultTTL = m.DefaultTTL
+		}
 	case *lockv1.AcquireRequest:
 		a.onAcquire(ctx, m)
 	case *lockv1.ReleaseRequest:

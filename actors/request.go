@@ -37,6 +37,10 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 	if rc, ok := sender.(*actor.RootContext); sender == nil || (ok && rc == nil) {
 		return zero, fmt.Errorf("actors: request %T: no actor system (node not started): %w", req, backends.ErrClosed)
 	}
+	sys := sender.ActorSystem()
+	if sys.IsStopped() {
+		return zero, fmt.Errorf("actors: request %T: actor system stopped: %w", req, backends.ErrClosed)
+	}
 	if pid == nil {
 		return zero, backends.Unavailable("actors: request", fmt.Errorf("nil pid"))
 	}
@@ -49,10 +53,6 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 		defer cancel()
 	}
 
-	sys := sender.ActorSystem()
-	if sys.IsStopped() {
-		return zero, fmt.Errorf("actors: request %T: actor system stopped: %w", req, backends.ErrClosed)
-	}
 	reply := newReplyProcess()
 	replyPID, ok := sys.ProcessRegistry.Add(reply, "reply"+sys.ProcessRegistry.NextId())
 	if !ok {

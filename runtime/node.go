@@ -22,9 +22,10 @@ import (
 type Option func(*nodeOptions)
 
 type nodeOptions struct {
-	logger   *slog.Logger
-	system   *actor.ActorSystem
-	embedded EmbeddedStarter
+	logger           *slog.Logger
+	system           *actor.ActorSystem
+	embedded         EmbeddedStarter
+	settingsObserver func(SettingsEvent)
 }
 
 // WithLogger sends the node's logs — and protoactor's, and the backends'
@@ -79,8 +80,17 @@ type Node struct {
 	etcdConn  *etcd.Connector
 	ns        backends.Namespace
 
-	supervisor *actor.PID
-	cachePID   *actor.PID
+	supervisor   *actor.PID
+	cachePID     *actor.PID
+	lockPID      *actor.PID
+	discoveryPID *actor.PID
+	configPID    *actor.PID
+
+	locks     *LockClient
+	election  *ElectionClient
+	discovery *DiscoveryClient
+	config    *ConfigClient
+	settings  *settingsReloader
 
 	// stops run in reverse order on Stop.
 	stops []namedStop
@@ -124,8 +134,8 @@ func New(cfg SystemConfig, opts ...Option) (*Node, error) {
 	return n, nil
 }
 
-// Config returns the node's configuration (with defaults applied).
-func (n *Node) Config() SystemConfig { return n.cfg }
+// SystemConfig returns the node's configuration (with defaults applied).
+func (n *Node) SystemConfig() SystemConfig { return n.cfg }
 
 // ActorSystem returns the actor system the node's actors live in.
 func (n *Node) ActorSystem() *actor.ActorSystem { return n.system }
@@ -232,9 +242,12 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 
-	// 5. Component actors.
-	if err := n.startCache(); err != nil {
-		return err
+	// 5. Component actors, config first: the others read their settings
+	// from it.
+	for _, start := range []func(context.Context) error{n.startConfig, n.startDiscovery, n.startLock, n.startCache, n.startSettings} {
+		if err := start(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -284,7 +297,7 @@ func (n *Node) backendOf(component string) string {
 	}
 }
 
-func (n *Node) startCache() error {
+func (n *Node) startCache(context.Context) error {
 	backend := n.backendOf(backends.ComponentCache)
 	opts := func(name string) backends.CacheOptions {
 		return backends.CacheOptions{Namespace: n.ns, Name: name, MaxValueSize: n.cfg.Components.MaxValueSize}
@@ -332,8 +345,13 @@ func (n *Node) rootOrNil() *actor.RootContext {
 	return n.system.Root
 }
 
-// lockerLocked returns the node's locker facade for GetOrLoad, if any.
-func (n *Node) lockerLocked() backends.Locker { return nil }
+// lockerLocked returns the node's locker facade for GetOrLoad.
+func (n *Node) lockerLocked() backends.Locker {
+	if n.locks == nil {
+		return nil
+	}
+	return n.locks
+}
 
 // Stop stops the component actors, the supervisor, the connectors, the
 // actor system (if the node owns it) and the embedded server, in reverse

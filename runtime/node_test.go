@@ -79,18 +79,47 @@ func TestNodeLifecycle(t *testing.T) {
 			require.ErrorIs(t, err, backends.ErrClosed, "a second Stop")
 			_, err = node.Cache("c").Get(context.Background(), "k")
 			require.ErrorIs(t, err, backends.ErrClosed, "a facade after Stop")
+			_, err = node.Locks().TryAcquire(context.Background(), "x", backends.LockOptions{})
+			require.ErrorIs(t, err, backends.ErrClosed, "locks after Stop")
+			_, err = node.Config().Get(context.Background(), "k")
+			require.ErrorIs(t, err, backends.ErrClosed, "config after Stop")
 			require.ErrorIs(t, node.Start(context.Background()), backends.ErrClosed, "Start after Stop")
 		})
 	}
 }
 
 // exerciseNode touches every component the node serves.
-var exerciseNode = func(t *testing.T, ctx context.Context, node *runtime.Node) {
+func exerciseNode(t *testing.T, ctx context.Context, node *runtime.Node) {
+	t.Helper()
 	cache := node.Cache("lifecycle")
 	require.NoError(t, cache.Set(ctx, "k", []byte("v"), 0))
 	v, err := cache.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, []byte("v"), v)
+
+	lease, err := node.Locks().Acquire(ctx, "lifecycle", backends.LockOptions{TTL: 5 * time.Second})
+	require.NoError(t, err)
+	assert.NotZero(t, lease.Token())
+	require.NoError(t, lease.Release(ctx))
+
+	lead, err := node.Election().Campaign(ctx, "lifecycle", "me")
+	require.NoError(t, err)
+	info, err := node.Election().Leader(ctx, "lifecycle")
+	require.NoError(t, err)
+	assert.Equal(t, "me", info.Value)
+	require.NoError(t, lead.Resign(ctx))
+
+	svc := backends.ServiceInfo{ID: "api-1", Name: "api", Address: "127.0.0.1:8080"}
+	require.NoError(t, node.Discovery().Register(ctx, svc, 5*time.Second))
+	found, err := node.Discovery().Discover(ctx, "api")
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+	require.NoError(t, node.Discovery().Deregister(ctx, "api-1"))
+
+	require.NoError(t, node.Config().Set(ctx, "feature/x", "on"))
+	got, err := node.Config().Get(ctx, "feature/x")
+	require.NoError(t, err)
+	assert.Equal(t, "on", got)
 }
 
 func TestNodeStartFailsFastWhenBackendIsDown(t *testing.T) {

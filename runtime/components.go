@@ -1,0 +1,180 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/etcd"
+	"github.com/baton-go/baton/backends/redis"
+)
+
+// DefaultConfigName is the config namespace Node.Config serves.
+const DefaultConfigName = "default"
+
+// SettingsConfigName is the config namespace holding Baton's own component
+// settings (see the package documentation): kept apart from application
+// configuration so listing one never shows the other.
+const SettingsConfigName = "baton"
+
+func (n *Node) closeOnStop(name string, c backends.Closer) {
+	n.onStop(name, func(context.Context) error { return c.Close() })
+}
+
+func (n *Node) startConfig(context.Context) error {
+	backend := n.backendOf(backends.ComponentConfig)
+	open := func(name string) (backends.ConfigCenter, error) {
+		opts := backends.ConfigOptions{Namespace: n.ns, Name: name, MaxValueSize: n.cfg.Components.MaxValueSize}
+		if backend == backends.BackendRedis {
+			return redis.NewConfigCenter(n.redisConn, opts)
+		}
+		return etcd.NewConfigCenter(n.etcdConn, opts)
+	}
+	center, err := open(DefaultConfigName)
+	if err != nil {
+		return err
+	}
+	if c, ok := center.(backends.Closer); ok {
+		n.closeOnStop("config center", c)
+	}
+	pid, err := n.spawn("baton-config", actors.NewConfigActorProps(actors.ConfigActorConfig{
+		Center: center, Name: DefaultConfigName, Open: open, Backend: backend,
+		Supervisor: n.supervisor, OpTimeout: n.cfg.Components.OpTimeout, Logger: n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	n.configPID = pid
+	n.config = NewConfigClient(n.system.Root, pid, DefaultConfigName)
+	n.closeOnStop("config facade", n.config)
+	return nil
+}
+
+func (n *Node) startDiscovery(context.Context) error {
+	backend := n.backendOf(backends.ComponentDiscovery)
+	pid, err := n.spawn("baton-discovery", actors.NewDiscoveryActorProps(actors.DiscoveryActorConfig{
+		NewDiscovery: func(opts backends.DiscoveryOptions) (backends.ServiceDiscovery, error) {
+			if backend == backends.BackendRedis {
+				return redis.NewDiscovery(n.redisConn, opts)
+			}
+			return etcd.NewDiscovery(n.etcdConn, opts)
+		},
+		Options:    backends.DiscoveryOptions{Namespace: n.ns},
+		Backend:    backend,
+		Supervisor: n.supervisor, OpTimeout: n.cfg.Components.OpTimeout,
+		DefaultTTL: n.cfg.Components.RegistrationTTL, Logger: n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	n.discoveryPID = pid
+	n.discovery = NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{Namespace: n.ns})
+	n.closeOnStop("discovery facade", n.discovery)
+	return nil
+}
+
+func (n *Node) startLock(context.Context) error {
+	backend := n.backendOf(backends.ComponentLock)
+	var (
+		locker  backends.Locker
+		elector backends.Elector
+		err     error
+	)
+	lopts := backends.LockerOptions{Namespace: n.ns}
+	eopts := backends.ElectorOptions{Namespace: n.ns, TTL: n.cfg.Components.ElectionTTL}
+	if backend == backends.BackendRedis {
+		if locker, err = redis.NewLocker(n.redisConn, lopts); err == nil {
+			elector, err = redis.NewElector(n.redisConn, eopts)
+		}
+	} else {
+		if locker, err = etcd.NewLocker(n.etcdConn, lopts); err == nil {
+			elector, err = etcd.NewElector(n.etcdConn, eopts)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for name, c := range map[string]any{"locker": locker, "elector": elector} {
+		if cl, ok := c.(backends.Closer); ok {
+			n.closeOnStop(name, cl)
+		}
+	}
+	pid, err := n.spawn("baton-lock", actors.NewLockActorProps(actors.LockActorConfig{
+		Locker: locker, Elector: elector, Backend: backend, Supervisor: n.supervisor,
+		OpTimeout: n.cfg.Components.OpTimeout, DefaultTTL: n.cfg.Components.LockTTL,
+		Owner: n.cfg.NodeID, Logger: n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	n.lockPID = pid
+	n.locks = NewLockClient(n.system.Root, pid, LockClientOptions{Logger: n.log})
+	n.closeOnStop("lock facade", n.locks)
+	n.election = NewElectionClient(n.system.Root, pid, ElectionClientOptions{Logger: n.log})
+	n.closeOnStop("election facade", n.election)
+	return nil
+}
+
+// stoppedRoot is the root context of an actor system that is already shut
+// down: facades handed out before Start are bound to it, so their calls
+// answer ErrClosed instead of panicking.
+var stoppedRoot = sync.OnceValue(func() *actor.RootContext {
+	sys := actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
+	sys.Shutdown()
+	return sys.Root
+})
+
+// running returns the node's root when it is running, else stoppedRoot.
+func (n *Node) running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state == stateRunning
+}
+
+// Locks returns the lock facade (backends.Locker). Leases carry fencing
+// tokens; waiters on this node are granted in arrival order. Before Start
+// and after Stop its calls return ErrClosed.
+func (n *Node) Locks() *LockClient {
+	if !n.running() {
+		return NewLockClient(stoppedRoot(), nil, LockClientOptions{})
+	}
+	return n.locks
+}
+
+// Election returns the leader-election facade (backends.Elector).
+func (n *Node) Election() *ElectionClient {
+	if !n.running() {
+		return NewElectionClient(stoppedRoot(), nil, ElectionClientOptions{})
+	}
+	return n.election
+}
+
+// Discovery returns the service-discovery facade
+// (backends.ServiceDiscovery).
+func (n *Node) Discovery() *DiscoveryClient {
+	if !n.running() {
+		return NewDiscoveryClient(stoppedRoot(), nil, backends.DiscoveryOptions{})
+	}
+	return n.discovery
+}
+
+// Config returns the facade of the "default" config namespace
+// (backends.ConfigCenter plus Resolve).
+func (n *Node) Config() *ConfigClient {
+	if !n.running() {
+		return NewConfigClient(stoppedRoot(), nil, DefaultConfigName)
+	}
+	return n.config
+}
+
+// ConfigNamespace returns a facade for another config namespace served by
+// the same actor.
+func (n *Node) ConfigNamespace(name string) *ConfigClient {
+	if !n.running() {
+		return NewConfigClient(stoppedRoot(), nil, name)
+	}
+	return NewConfigClient(n.system.Root, n.configPID, name)
+}
