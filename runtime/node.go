@@ -200,30 +200,43 @@ func (n *Node) start(ctx context.Context) error {
 	}
 
 	// 3. Connectors: connect now so a dead backend fails Start within ctx.
+	// etcd first: a Redis endpoint given as a service name is resolved
+	// through discovery on etcd.
 	var conns []backends.Connector
 	uses := n.uses()
-	if uses[backends.BackendRedis] {
-		c, err := redis.NewConnector(*cfg.Redis, n.log.With("backend", "redis"))
-		if err != nil {
-			return err
-		}
-		n.redisConn = c
-		conns = append(conns, c)
-	}
 	if uses[backends.BackendEtcd] {
 		c, err := etcd.NewConnector(*cfg.Etcd, n.log.With("backend", "etcd"))
 		if err != nil {
 			return err
 		}
+		if err := n.connect(ctx, c); err != nil {
+			return err
+		}
 		n.etcdConn = c
 		conns = append(conns, c)
 	}
-	for _, c := range conns {
-		c := c
-		if err := c.Connect(ctx); err != nil {
-			return fmt.Errorf("node: connect %s: %w", c.Backend(), err)
+	if uses[backends.BackendRedis] {
+		rc := *cfg.Redis
+		var follow func(*redis.Connector)
+		if cfg.RedisService != "" {
+			addr, f, err := n.startRedisFollower(ctx)
+			if err != nil {
+				return err
+			}
+			rc.URL, rc.Addrs, follow = "", []string{addr}, f
 		}
-		n.onStop("connector "+c.Backend(), func(ctx context.Context) error { return c.Disconnect(ctx) })
+		c, err := redis.NewConnector(rc, n.log.With("backend", "redis"))
+		if err != nil {
+			return err
+		}
+		if err := n.connect(ctx, c); err != nil {
+			return err
+		}
+		n.redisConn = c
+		conns = append(conns, c)
+		if follow != nil {
+			follow(c)
+		}
 	}
 
 	// 4. The connector supervisor.
@@ -249,6 +262,15 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// connect connects c within ctx and registers its Disconnect.
+func (n *Node) connect(ctx context.Context, c backends.Connector) error {
+	if err := c.Connect(ctx); err != nil {
+		return fmt.Errorf("node: connect %s: %w", c.Backend(), err)
+	}
+	n.onStop("connector "+c.Backend(), func(ctx context.Context) error { return c.Disconnect(ctx) })
 	return nil
 }
 

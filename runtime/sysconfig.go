@@ -42,6 +42,12 @@ type SystemConfig struct {
 
 	// Redis connection settings; nil when no component uses Redis.
 	Redis *redis.Config `yaml:"redis"`
+	// RedisService, when set, names a service registered in Baton's
+	// discovery (which must then run on etcd) whose instance address is
+	// the Redis endpoint: the node resolves it at Start and follows the
+	// registration when it moves (the Redis connector reconnects to the new
+	// address). redis.addrs and redis.url are then ignored. Default: empty.
+	RedisService string `yaml:"redis_service"`
 	// Etcd connection settings; nil when no component uses etcd (or when
 	// the embedded default is used).
 	Etcd *etcd.Config `yaml:"etcd"`
@@ -117,7 +123,9 @@ func DefaultConfig() SystemConfig {
 
 // UsesEmbedded reports whether the node runs the embedded etcd: neither
 // Redis nor etcd is configured.
-func (c SystemConfig) UsesEmbedded() bool { return c.Redis == nil && c.Etcd == nil }
+func (c SystemConfig) UsesEmbedded() bool {
+	return c.Redis == nil && c.Etcd == nil && c.RedisService == ""
+}
 
 func (c *SystemConfig) applyDefaults() {
 	if c.NodeID == "" {
@@ -132,6 +140,10 @@ func (c *SystemConfig) applyDefaults() {
 	}
 	if c.Root == "" {
 		c.Root = backends.DefaultRoot
+	}
+	if c.RedisService != "" && c.Redis == nil {
+		rc := redis.DefaultConfig()
+		c.Redis = &rc
 	}
 	def := backends.BackendRedis
 	if c.Etcd != nil || c.UsesEmbedded() {
@@ -204,8 +216,21 @@ func (c SystemConfig) Validate() error {
 			return backends.Invalid(b.field, b.v, "no etcd section configured (set etcd.endpoints)")
 		}
 	}
+	if c.RedisService != "" {
+		if err := backends.ValidateName("redis_service", c.RedisService); err != nil {
+			return err
+		}
+		if c.Backends.Discovery != backends.BackendEtcd {
+			return backends.Invalid("redis_service", c.RedisService, "needs backends.discovery: etcd (Redis cannot be found through itself)")
+		}
+	}
 	if c.Redis != nil && uses[backends.BackendRedis] {
-		if err := c.Redis.Validate(); err != nil {
+		rc := *c.Redis
+		if c.RedisService != "" {
+			// The address comes from discovery at Start; check the rest.
+			rc.URL, rc.Addrs = "", []string{"127.0.0.1:6379"}
+		}
+		if err := rc.Validate(); err != nil {
 			return err
 		}
 	}
@@ -292,6 +317,7 @@ const (
 	EnvRedisUsername     = "BATON_REDIS_USERNAME"
 	EnvRedisPassword     = "BATON_REDIS_PASSWORD"
 	EnvRedisDB           = "BATON_REDIS_DB"
+	EnvRedisService      = "BATON_REDIS_SERVICE"
 	EnvEtcdEndpoints     = "BATON_ETCD_ENDPOINTS"
 	EnvEtcdUsername      = "BATON_ETCD_USERNAME"
 	EnvEtcdPassword      = "BATON_ETCD_PASSWORD"
@@ -326,6 +352,7 @@ func (c *SystemConfig) ApplyEnv(lookup func(string) (string, bool)) error {
 	str(EnvDiscoveryBackend, &c.Backends.Discovery)
 	str(EnvConfigBackend, &c.Backends.Config)
 	str(EnvEmbeddedDataDir, &c.Embedded.DataDir)
+	str(EnvRedisService, &c.RedisService)
 	redisSection := func() *redis.Config {
 		if c.Redis == nil {
 			c.Redis = &redis.Config{}

@@ -346,9 +346,11 @@ func (c *Connector) Connect(ctx context.Context) error {
 	if c.Client() != nil {
 		return nil
 	}
+	c.mu.RLock()
 	opts := *c.opts
+	c.mu.RUnlock()
 	cl := goredis.NewUniversalClient(&opts)
-	pctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout+c.healthTimeout())
+	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+c.healthTimeout())
 	defer cancel()
 	if err := cl.Ping(pctx).Err(); err != nil {
 		_ = cl.Close()
@@ -360,7 +362,7 @@ func (c *Connector) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	c.cl, c.closed = cl, false
 	c.mu.Unlock()
-	c.logger.Debug("redis connected", "addrs", c.opts.Addrs, "master", c.opts.MasterName)
+	c.logger.Debug("redis connected", "addrs", opts.Addrs, "master", opts.MasterName)
 	return nil
 }
 
@@ -376,9 +378,44 @@ func (c *Connector) Disconnect(ctx context.Context) error {
 	if cl == nil {
 		return nil
 	}
-	c.logger.Debug("redis disconnected", "addrs", c.opts.Addrs)
+	c.logger.Debug("redis disconnected", "target", c.target())
 	if err := cl.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
 		return fmt.Errorf("redis: disconnect: %w", err)
+	}
+	return nil
+}
+
+// Retarget points the connector at other addresses (a Redis endpoint that
+// moved: runtime resolves endpoints given as service names through
+// discovery and follows them). It connects a new client to addrs, PINGs it
+// within ctx and only then swaps it in and closes the old one, so a bad
+// address leaves the connector as it was. Components pick up the new client
+// on their next call. Not valid with a URL, Sentinel or Cluster topology
+// change; the other settings (auth, TLS, timeouts) are kept.
+func (c *Connector) Retarget(ctx context.Context, addrs []string) error {
+	if len(addrs) == 0 {
+		return backends.Invalid("redis.addrs", "", "must not be empty")
+	}
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	c.mu.RLock()
+	opts := *c.opts
+	c.mu.RUnlock()
+	opts.Addrs = append([]string(nil), addrs...)
+	cl := goredis.NewUniversalClient(&opts)
+	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+c.healthTimeout())
+	defer cancel()
+	if err := cl.Ping(pctx).Err(); err != nil {
+		_ = cl.Close()
+		return backends.Unavailable(fmt.Sprintf("redis: retarget %v", addrs), err)
+	}
+	c.mu.Lock()
+	old := c.cl
+	c.cl, c.closed, c.opts = cl, false, &opts
+	c.mu.Unlock()
+	c.logger.Info("redis retargeted", "addrs", addrs)
+	if old != nil {
+		_ = old.Close()
 	}
 	return nil
 }
@@ -412,10 +449,13 @@ func (c *Connector) healthTimeout() time.Duration {
 
 // target names the servers in error messages.
 func (c *Connector) target() string {
-	if c.opts.MasterName != "" {
-		return fmt.Sprintf("(master %s via %v)", c.opts.MasterName, c.opts.Addrs)
+	c.mu.RLock()
+	opts := c.opts
+	c.mu.RUnlock()
+	if opts.MasterName != "" {
+		return fmt.Sprintf("(master %s via %v)", opts.MasterName, opts.Addrs)
 	}
-	return fmt.Sprint(c.opts.Addrs)
+	return fmt.Sprint(opts.Addrs)
 }
 
 // redisLog forwards go-redis's global internal logger to an injected slog
