@@ -178,3 +178,16 @@ func (n *Node) ConfigNamespace(name string) *ConfigClient {
 	}
 	return NewConfigClient(n.system.Root, n.configPID, name)
 }
+
+// ComponentPIDs are the node's actors, for actor code that messages them
+// directly with the types of package messages (actors.Request).
+type ComponentPIDs struct {
+	Connectors, Cache, Lock, Discovery, Config *actor.PID
+}
+
+// PIDs returns the node's actors; zero before Start.
+func (n *Node) PIDs() ComponentPIDs {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return ComponentPIDs{Connectors: n.supervisor, Cache: n.cachePID, Lock: n.lockPID, Discovery: n.discoveryPID, Config: n.configPID}
+}

@@ -1,0 +1,41 @@
+// Package runtime is what an application starts: a Node with one system
+// configuration, the supervision tree, one actor per component, and typed
+// facades that implement the interfaces of package backends by messaging
+// those actors.
+//
+//	cfg, err := runtime.LoadConfig("baton.yaml") // YAML + BATON_* environment overrides
+//	node, err := runtime.New(cfg, runtime.WithLogger(logger))
+//	if err := node.Start(ctx); err != nil { … } // ErrUnavailable when a backend is down
+//	defer node.Stop(context.Background())
+//
+//	node.Cache("sessions")  // backends.Cache, auto-pipelined, plus GetOrLoad
+//	node.Locks()            // backends.Locker: fencing tokens, local FIFO hand-off
+//	node.Election()         // backends.Elector
+//	node.Discovery()        // backends.ServiceDiscovery: self-healing registrations
+//	node.Config()           // backends.ConfigCenter plus layered Resolve
+//
+// # Backends
+//
+// SystemConfig.Backends picks redis or etcd per component; any mix works.
+// With neither Redis nor etcd configured the node runs an embedded etcd —
+// pass embedded.Option() (package runtime/embedded), so programs that never
+// use it don't link the etcd server. A Redis endpoint can also be given as a
+// service name (SystemConfig.RedisService): it is resolved through discovery
+// on etcd and followed when the registration moves.
+//
+// # Lifecycle
+//
+// Start connects every backend within its context, starts the connector
+// supervisor, waits for the connectors to report up, then starts the config,
+// discovery, lock and cache actors. Stop undoes it in reverse order and joins
+// the errors; Stop, Start and every facade answer backends.ErrClosed
+// afterwards. Nothing keeps running after Stop.
+//
+// # Hot reload
+//
+// Component settings live in the config center (namespace "baton") under
+// system/, component/<component>/ and instance/<component>/<node id>/ keys;
+// the most specific layer wins and changes reach the running actors at once.
+// See Settings for the list; an invalid value is rejected and the old one
+// kept (WithSettingsObserver reports both).
+package runtime
