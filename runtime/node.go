@@ -69,9 +69,8 @@ type Node struct {
 	opts nodeOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	state   nodeState
-	stopErr error
+	mu    sync.Mutex
+	state nodeState
 
 	system    *actor.ActorSystem
 	ownSystem bool

@@ -149,8 +149,6 @@ func (l *eventLog[E]) all() []E {
 	return slices.Clone(l.events)
 }
 
-func (l *eventLog[E]) closed() bool { return closed(l.done) }
-
 // waitFor polls until cond holds for the events so far, failing the test
 // with the events seen when d passes.
 func (l *eventLog[E]) waitFor(t *testing.T, d time.Duration, what string, cond func([]E) bool) []E {

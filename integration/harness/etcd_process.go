@@ -74,12 +74,15 @@ func buildEtcdServer() (string, error) {
 }
 
 // goTool returns the go command: the one in PATH (go test puts its own GOROOT/bin first), else
-// the one in this binary's GOROOT.
+// the one `go env GOROOT` would name, found through $GOROOT.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go") //nolint:staticcheck // fallback only
+	if root := os.Getenv("GOROOT"); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go"
 }
 
 // moduleRoot finds the directory of the baton go.mod: upwards from this source file, or, when
