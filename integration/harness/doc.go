@@ -51,9 +51,37 @@
 // server writes to the test's stdout or stderr: logs go to files in the server's temp dir,
 // and a server that fails to start fails the test with the tail of its log.
 //
+// # Programs
+//
+// Programs that have no testing.TB (the benchmark in integration/bench) use [LaunchRedis],
+// [LaunchEtcd] and [LaunchEtcdProcess]: the same servers, returned with an error instead of
+// failing a test, in a temp dir that [Redis.Close] / [Etcd.Close] remove. Stop, Start and
+// Restart on such a server panic where a test's server would fail the test.
+//
 // # Providers
 //
-// Only the local-process provider is compiled in. BATON_TEST_CONTAINERS=1 asks for the
-// testcontainers provider, which this build does not include; the harness logs that and uses
-// local processes (see provider).
+// Servers come from one of two providers. The local-process provider described above is the
+// default and the one CI uses. The testcontainers provider runs the same servers in Docker
+// containers instead, through testcontainers-go:
+//
+//	BATON_TEST_CONTAINERS=1 go test -tags containers ./...
+//
+// It is used only when all three hold: BATON_TEST_CONTAINERS=1, the test binary was built with
+// the containers build tag (without it, testcontainers-go is neither compiled nor downloaded),
+// and a Docker engine answers testcontainers' health check within 5s (checked once per test
+// binary). Otherwise the harness logs on the test why it uses local processes instead (no
+// build tag, or no Docker engine and the error) and carries on; without BATON_TEST_CONTAINERS
+// it says nothing.
+//
+// Containers keep the lifecycle contract above. Each publishes its client port on a fixed,
+// free 127.0.0.1 host port (so the engine must run on this machine), which Docker keeps across
+// stop and start, so Stop, Start and Restart keep the address. Redis (image redis:7) runs
+// without persistence and is stopped with SIGKILL, so it restarts empty. etcd (image
+// gcr.io/etcd-development/etcd at the version of the server module in go.mod) keeps its data
+// in the container, which Stop and Start keep; Wipe removes the container, and the next Start
+// creates an empty one on the same port. StartEtcd's container stops with SIGTERM,
+// StartEtcdProcess's with SIGKILL. BATON_TEST_REDIS_IMAGE and BATON_TEST_ETCD_IMAGE override
+// the images. WithRedisBinary does not apply to a container and is ignored with a note in the
+// test log. Container lifecycle messages go to the test log; testcontainers' process-wide log
+// is discarded.
 package harness

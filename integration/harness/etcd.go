@@ -43,7 +43,7 @@ func WithSnapshotCount(n uint64) EtcdOption {
 // Etcd is a single-member etcd cluster on loopback ports, owned by one test: either embedded in
 // the test process (StartEtcd) or a separate OS process (StartEtcdProcess).
 type Etcd struct {
-	t         testing.TB
+	t         reporter
 	cfg       etcdConfig
 	inProcess bool
 	dir       string // temp dir: logs, and the data dir below
@@ -57,6 +57,7 @@ type Etcd struct {
 	logFile  *os.File    // the embedded server's log, open while it runs
 	proc     *process    // StartEtcdProcess, nil while stopped
 	lastExit *os.ProcessState
+	ctr      containerServer // the containers provider's server; nil for local servers
 }
 
 // StartEtcd starts an etcd server inside the test process (go.etcd.io/etcd/server/v3/embed)
@@ -65,6 +66,9 @@ type Etcd struct {
 // StartEtcdProcess to crash it instead.
 func StartEtcd(t testing.TB, opts ...EtcdOption) *Etcd {
 	t.Helper()
+	if provider(t) == providerContainers {
+		return startEtcdContainer(t, false, opts)
+	}
 	return startEtcd(t, "", opts)
 }
 
@@ -73,6 +77,9 @@ func StartEtcd(t testing.TB, opts ...EtcdOption) *Etcd {
 // what fault tests want: kill -9 the member, then Start it on the same ports and data dir.
 func StartEtcdProcess(t testing.TB, opts ...EtcdOption) *Etcd {
 	t.Helper()
+	if provider(t) == providerContainers {
+		return startEtcdContainer(t, true, opts)
+	}
 	bin, err := etcdServerBinary()
 	if err != nil {
 		t.Fatalf("harness: %v", err)
@@ -83,13 +90,21 @@ func StartEtcdProcess(t testing.TB, opts ...EtcdOption) *Etcd {
 // startEtcd starts the helper binary, or an embedded server if binary is "".
 func startEtcd(t testing.TB, binary string, opts []EtcdOption) *Etcd {
 	t.Helper()
-	provider(t)
+	e := newEtcd(t, binary, t.TempDir(), opts)
+	t.Cleanup(e.cleanup)
+	if err := e.launch(); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return e
+}
+
+// newEtcd returns a stopped server that keeps its logs and data under dir.
+func newEtcd(t reporter, binary, dir string, opts []EtcdOption) *Etcd {
 	var cfg etcdConfig
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	dir := t.TempDir()
-	e := &Etcd{
+	return &Etcd{
 		t:         t,
 		cfg:       cfg,
 		inProcess: binary == "",
@@ -97,26 +112,28 @@ func startEtcd(t testing.TB, binary string, opts []EtcdOption) *Etcd {
 		dataDir:   filepath.Join(dir, "data"),
 		binary:    binary,
 	}
-	t.Cleanup(e.cleanup)
+}
 
+// launch is the first start: it tries fresh ports a few times, since another process may take
+// a port between freePorts and the server's bind.
+func (e *Etcd) launch() error {
 	var err error
 	for range startAttempts {
 		ports, perr := freePorts(2)
 		if perr != nil {
-			t.Fatalf("harness: etcd: %v", perr)
+			return fmt.Errorf("harness: etcd: %w", perr)
 		}
 		e.clientPort, e.peerPort = ports[0], ports[1]
 		e.mu.Lock()
 		err = e.startLocked()
 		e.mu.Unlock()
 		if err == nil {
-			return e
+			return nil
 		}
 		// A first start that failed may have left a half-initialised data dir behind.
 		_ = os.RemoveAll(e.dataDir)
 	}
-	t.Fatalf("harness: etcd: %v", err)
-	return nil
+	return fmt.Errorf("harness: etcd: %w", err)
 }
 
 // Endpoints returns the client endpoint as "127.0.0.1:port", the form clientv3.Config.Endpoints
@@ -162,6 +179,12 @@ func (e *Etcd) Wipe() {
 	e.t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.ctr != nil {
+		if err := e.ctr.wipe(); err != nil {
+			e.t.Fatalf("harness: etcd wipe: %v", err)
+		}
+		return
+	}
 	if err := e.stopLocked(); err != nil {
 		e.t.Fatalf("harness: etcd wipe: %v", err)
 	}
@@ -218,6 +241,9 @@ func (e *Etcd) peerURL() url.URL {
 }
 
 func (e *Etcd) startLocked() error {
+	if e.ctr != nil {
+		return e.ctr.start()
+	}
 	if e.inProcess {
 		return e.startEmbeddedLocked()
 	}
@@ -225,6 +251,9 @@ func (e *Etcd) startLocked() error {
 }
 
 func (e *Etcd) stopLocked() error {
+	if e.ctr != nil {
+		return e.ctr.stop()
+	}
 	switch {
 	case e.embedded != nil:
 		e.embedded.Close()

@@ -65,6 +65,7 @@ func TestRedis(t *testing.T) {
 }
 
 func TestRedisMissingBinary(t *testing.T) {
+	t.Setenv("BATON_TEST_CONTAINERS", "") // a binary path only means something for local processes
 	ft := &fatalRecorder{TB: t}
 	func() {
 		defer func() {
@@ -170,6 +171,7 @@ func TestEtcdEmbedded(t *testing.T) {
 }
 
 func TestEtcdProcess(t *testing.T) {
+	t.Setenv("BATON_TEST_CONTAINERS", "") // checks the SIGKILL exit of a local process
 	e := StartEtcdProcess(t, WithSnapshotCount(5))
 	require.False(t, e.inProcess)
 	exerciseEtcd(t, e)

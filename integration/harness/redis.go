@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,13 +43,14 @@ func WithRedisArgs(args ...string) RedisOption {
 // Redis is a redis-server process on a loopback port, owned by one test. It has no
 // persistence: every start begins with an empty data set.
 type Redis struct {
-	t    testing.TB
+	t    reporter
 	cfg  redisConfig
 	dir  string
 	port int
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
+	proc *process        // nil while stopped
+	ctr  containerServer // the containers provider's server; nil for a local process
 }
 
 // StartRedis starts redis-server on a free 127.0.0.1 port with its working dir and log file in
@@ -56,7 +58,23 @@ type Redis struct {
 // redis-server binary fails the test.
 func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 	t.Helper()
-	provider(t)
+	if provider(t) == providerContainers {
+		return startRedisContainer(t, opts)
+	}
+	cfg, err := newRedisConfig(opts)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	r := &Redis{t: t, cfg: cfg, dir: t.TempDir()}
+	t.Cleanup(r.kill)
+	if err := r.launch(); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return r
+}
+
+// newRedisConfig applies opts and finds the redis-server binary.
+func newRedisConfig(opts []RedisOption) (redisConfig, error) {
 	var cfg redisConfig
 	for _, opt := range opts {
 		opt(&cfg)
@@ -64,32 +82,33 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 	if cfg.binary == "" {
 		cfg.binary = findRedisServer()
 		if cfg.binary == "" {
-			t.Fatalf("harness: redis-server not found in PATH, /usr/bin or /usr/sbin; run `make deps` or `apt-get install -y redis-server`")
+			return cfg, errors.New("harness: redis-server not found in PATH, /usr/bin or /usr/sbin; run `make deps` or `apt-get install -y redis-server`")
 		}
 	}
 	if _, err := exec.LookPath(cfg.binary); err != nil {
-		t.Fatalf("harness: redis-server %q: %v; run `make deps` or `apt-get install -y redis-server`", cfg.binary, err)
+		return cfg, fmt.Errorf("harness: redis-server %q: %w; run `make deps` or `apt-get install -y redis-server`", cfg.binary, err)
 	}
+	return cfg, nil
+}
 
-	r := &Redis{t: t, cfg: cfg, dir: t.TempDir()}
-	t.Cleanup(r.kill)
-
+// launch is the first start: it tries fresh ports a few times, since another process may take
+// a port between freePorts and the server's bind.
+func (r *Redis) launch() error {
 	var err error
 	for range startAttempts {
 		ports, perr := freePorts(1)
 		if perr != nil {
-			t.Fatalf("harness: redis: %v", perr)
+			return fmt.Errorf("harness: redis: %w", perr)
 		}
 		r.port = ports[0]
 		r.mu.Lock()
 		err = r.startLocked()
 		r.mu.Unlock()
 		if err == nil {
-			return r
+			return nil
 		}
 	}
-	t.Fatalf("harness: redis: %v", err)
-	return nil
+	return fmt.Errorf("harness: redis: %w", err)
 }
 
 func findRedisServer() string {
@@ -157,6 +176,9 @@ func (r *Redis) logPaths() []string {
 }
 
 func (r *Redis) startLocked() error {
+	if r.ctr != nil {
+		return r.ctr.start()
+	}
 	logs := r.logPaths()
 	args := []string{
 		"--port", strconv.Itoa(r.port),
@@ -192,6 +214,9 @@ func (r *Redis) startLocked() error {
 }
 
 func (r *Redis) stopLocked() error {
+	if r.ctr != nil {
+		return r.ctr.stop()
+	}
 	if r.proc == nil {
 		return nil
 	}
