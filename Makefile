@@ -47,6 +47,7 @@ proto-check:
 ## lint: go vet + staticcheck (pinned)
 lint:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags containers ./integration/harness/
 	$(GO) run $(STATICCHECK) $(PKGS)
 
 ## fmt-check: gofmt must print nothing
