@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,6 +28,10 @@ type CacheActorConfig struct {
 	OpTimeout time.Duration
 	// MaxBatch caps the operations of one round trip. Default: 256.
 	MaxBatch int
+	// MaxInFlight is how many batches may be on the wire at once. While
+	// that many are out, new requests queue and form the next batch.
+	// Default: 4; 1 makes the actor strictly one round trip at a time.
+	MaxInFlight int
 	// DefaultTTL applies to Sets that give no TTL, when positive.
 	// Default: 0 (no expiry). Hot-reloadable with CacheSettings.
 	DefaultTTL time.Duration
@@ -56,14 +61,27 @@ type CacheSettings struct {
 // transaction chunk) through backends.CacheBatcher. Under load, requests
 // arriving during a round trip form the next batch, so batch size grows
 // with concurrency and throughput does not fall to one request per round
-// trip. Results are answered in request order.
+// trip. Up to MaxInFlight batches are on the wire at once — a batch runs in
+// a goroutine that answers its callers directly — so the actor itself never
+// waits on the network. A caller's own requests stay in order (it waits for
+// each answer); requests of different callers are concurrent, as they
+// would be on separate connections.
 type CacheActor struct {
-	cfg     CacheActorConfig
-	gate    *BackendGate
-	caches  map[string]backends.Cache
-	pending []pendingCacheOp
-	flushed bool // a flush message is in the mailbox
-	stats   map[string]*cachev1.StatsResponse
+	cfg      CacheActorConfig
+	gate     *BackendGate
+	caches   map[string]backends.Cache
+	pending  []pendingCacheOp
+	flushed  bool // a flush message is in the mailbox
+	inFlight int  // batches on the wire
+	work     chan func()
+	workers  sync.WaitGroup
+	stats    map[string]*cachev1.StatsResponse
+}
+
+// cacheBatchDone tells the actor a batch finished (its answers are sent).
+type cacheBatchDone struct {
+	name string
+	ops  int
 }
 
 type pendingCacheOp struct {
@@ -81,6 +99,9 @@ func NewCacheActorProps(cfg CacheActorConfig) *actor.Props {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 4
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = DiscardLogger()
@@ -100,10 +121,24 @@ func (a *CacheActor) Receive(ctx actor.Context) {
 	switch m := msg.(type) {
 	case *actor.Started:
 		a.gate.Subscribe(ctx, a.cfg.Supervisor)
+		a.startWorkers()
 	case *actor.Stopping, *actor.Restarting:
 		a.failPending(ctx, fmt.Errorf("cache actor stopping: %w", backends.ErrClosed))
+		a.stopWorkers() // bounded by OpTimeout; their callers get answers
+		a.inFlight = 0
 	case *cacheFlush:
 		a.flushed = false
+		a.flush(ctx)
+	case *cacheBatchDone:
+		a.inFlight--
+		st := a.stats[m.name]
+		if st == nil {
+			st = &cachev1.StatsResponse{}
+			a.stats[m.name] = st
+		}
+		st.Batches++
+		st.Ops += uint64(m.ops)
+		st.MaxBatch = max(st.MaxBatch, uint64(m.ops))
 		a.flush(ctx)
 	case *cachev1.GetRequest:
 		a.enqueue(ctx, m.GetName(), backends.CacheOp{Kind: backends.CacheOpGet, Key: m.GetKey()})
@@ -168,7 +203,7 @@ func (a *CacheActor) enqueue(ctx actor.Context, name string, op backends.CacheOp
 		return
 	}
 	a.pending = append(a.pending, pendingCacheOp{name: name, op: op, sender: ctx.Sender()})
-	if len(a.pending) >= a.cfg.MaxBatch {
+	if len(a.pending) >= a.cfg.MaxBatch && a.inFlight < a.cfg.MaxInFlight {
 		a.flush(ctx)
 		return
 	}
@@ -178,32 +213,42 @@ func (a *CacheActor) enqueue(ctx actor.Context, name string, op backends.CacheOp
 	}
 }
 
-// flush executes every queued operation, one batch per cache name (in
-// first-seen order, preserving request order within a cache).
+// flush sends what is queued, one batch per cache name (in first-seen
+// order, preserving request order within a cache), while fewer than
+// MaxInFlight batches are out. What does not fit waits for a batch to
+// finish.
+//
+// A batch goes out at once when nothing is on the wire (a lone caller pays
+// no extra latency); while batches are out, another one is only started
+// once enough requests have queued to make it worth a round trip —
+// otherwise they wait for the next batch to finish, and batches grow with
+// load instead of splintering.
 func (a *CacheActor) flush(ctx actor.Context) {
-	if len(a.pending) == 0 {
-		return
-	}
-	pending := a.pending
-	a.pending = nil
-	var order []string
-	groups := map[string][]pendingCacheOp{}
-	for _, p := range pending {
-		if _, ok := groups[p.name]; !ok {
-			order = append(order, p.name)
+	for len(a.pending) > 0 && a.inFlight < a.cfg.MaxInFlight &&
+		(a.inFlight == 0 || len(a.pending) >= a.minConcurrentBatch()) {
+		name := a.pending[0].name
+		var batch, rest []pendingCacheOp
+		for _, p := range a.pending {
+			if p.name == name && len(batch) < a.cfg.MaxBatch {
+				batch = append(batch, p)
+			} else {
+				rest = append(rest, p)
+			}
 		}
-		groups[p.name] = append(groups[p.name], p)
-	}
-	for _, name := range order {
-		a.runBatch(ctx, name, groups[name])
+		a.pending = rest
+		a.runBatch(ctx, name, batch)
 	}
 }
+
+// minConcurrentBatch is the queue length that justifies a batch while
+// others are still out.
+func (a *CacheActor) minConcurrentBatch() int { return max(1, min(16, a.cfg.MaxBatch/4)) }
 
 func (a *CacheActor) runBatch(ctx actor.Context, name string, batch []pendingCacheOp) {
 	cache, err := a.cache(name)
 	if err != nil {
 		for _, p := range batch {
-			a.answer(ctx, p.sender, p.op.Kind, backends.CacheResult{Err: err})
+			answerCacheOp(ctx.ActorSystem().Root, p.sender, p.op.Kind, backends.CacheResult{Err: err})
 		}
 		return
 	}
@@ -211,31 +256,52 @@ func (a *CacheActor) runBatch(ctx actor.Context, name string, batch []pendingCac
 	for i, p := range batch {
 		ops[i] = p.op
 	}
-	c, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)
-	defer cancel()
-	var results []backends.CacheResult
-	if b, ok := cache.(backends.CacheBatcher); ok {
-		results = b.DoBatch(c, ops)
-	} else {
-		results = runOneByOne(c, cache, ops)
-	}
-	st := a.stats[name]
-	if st == nil {
-		st = &cachev1.StatsResponse{}
-		a.stats[name] = st
-	}
-	st.Batches++
-	st.Ops += uint64(len(ops))
-	st.MaxBatch = max(st.MaxBatch, uint64(len(ops)))
-	for i, p := range batch {
-		var r backends.CacheResult
-		if i < len(results) {
-			r = results[i]
+	a.inFlight++
+	root, self, timeout := ctx.ActorSystem().Root, ctx.Self(), a.cfg.OpTimeout
+	a.work <- func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var results []backends.CacheResult
+		if b, ok := cache.(backends.CacheBatcher); ok {
+			results = b.DoBatch(c, ops)
 		} else {
-			r.Err = fmt.Errorf("cache batch returned %d results for %d ops: %w", len(results), len(ops), statusv1.ErrInternal)
+			results = runOneByOne(c, cache, ops)
 		}
-		r.Err = actorOpError(r.Err)
-		a.answer(ctx, p.sender, p.op.Kind, r)
+		for i, p := range batch {
+			var r backends.CacheResult
+			if i < len(results) {
+				r = results[i]
+			} else {
+				r.Err = fmt.Errorf("cache batch returned %d results for %d ops: %w", len(results), len(ops), statusv1.ErrInternal)
+			}
+			r.Err = actorOpError(r.Err)
+			answerCacheOp(root, p.sender, p.op.Kind, r)
+		}
+		root.Send(self, &cacheBatchDone{name: name, ops: len(ops)})
+	}
+}
+
+// startWorkers starts MaxInFlight long-lived batch workers. Long-lived,
+// because a goroutine per batch would pay for growing its stack through
+// the client's call chain every time.
+func (a *CacheActor) startWorkers() {
+	a.work = make(chan func(), a.cfg.MaxInFlight)
+	for range a.cfg.MaxInFlight {
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			for job := range a.work {
+				job()
+			}
+		}()
+	}
+}
+
+func (a *CacheActor) stopWorkers() {
+	if a.work != nil {
+		close(a.work)
+		a.workers.Wait()
+		a.work = nil
 	}
 }
 
@@ -266,6 +332,11 @@ func runOneByOne(ctx context.Context, cache backends.Cache, ops []backends.Cache
 }
 
 func (a *CacheActor) answer(ctx actor.Context, to *actor.PID, kind backends.CacheOpKind, r backends.CacheResult) {
+	answerCacheOp(ctx.ActorSystem().Root, to, kind, r)
+}
+
+// answerCacheOp answers one batched operation; safe from any goroutine.
+func answerCacheOp(root *actor.RootContext, to *actor.PID, kind backends.CacheOpKind, r backends.CacheResult) {
 	if to == nil {
 		return
 	}
@@ -286,7 +357,7 @@ func (a *CacheActor) answer(ctx actor.Context, to *actor.PID, kind backends.Cach
 	default:
 		resp = st
 	}
-	ctx.Send(to, resp)
+	root.Send(to, resp)
 }
 
 func (a *CacheActor) failPending(ctx actor.Context, err error) {

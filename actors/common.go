@@ -57,8 +57,12 @@ func rejectUnknown(ctx actor.Context, msg any) {
 // statusOf finds the status of a response: the message itself when it is a
 // Status, or its field named "status" of type baton.status.v1.Status.
 func statusOf(msg any) (*statusv1.Status, bool) {
-	if s, ok := msg.(*statusv1.Status); ok {
-		return s, true
+	switch m := msg.(type) {
+	case *statusv1.Status:
+		return m, true
+	case interface{ GetStatus() *statusv1.Status }:
+		// Every generated response has this getter: no reflection needed.
+		return m.GetStatus(), true
 	}
 	pm, ok := msg.(proto.Message)
 	if !ok {

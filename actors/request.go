@@ -47,11 +47,6 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("actors: request %T: %w", req, err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
-		defer cancel()
-	}
 
 	reply := newReplyProcess()
 	replyPID, ok := sys.ProcessRegistry.Add(reply, "reply"+sys.ProcessRegistry.NextId())
@@ -62,9 +57,17 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 
 	sender.RequestWithCustomSender(pid, req, replyPID)
 
+	var expired <-chan time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		timer := time.NewTimer(DefaultRequestTimeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	select {
 	case <-ctx.Done():
 		return zero, fmt.Errorf("actors: no reply to %T from %s: %w", req, pid.Id, ctx.Err())
+	case <-expired:
+		return zero, fmt.Errorf("actors: no reply to %T from %s within %s: %w", req, pid.Id, DefaultRequestTimeout, context.DeadlineExceeded)
 	case msg := <-reply.ch:
 		return decodeReply[Resp](pid, req, msg)
 	}

@@ -27,20 +27,20 @@ type server struct {
 	newCache func(name string) (backends.Cache, error)
 }
 
-func newSystem(t *testing.T) *actor.ActorSystem {
+func newSystem(t testing.TB) *actor.ActorSystem {
 	t.Helper()
 	sys := actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
 	t.Cleanup(sys.Shutdown)
 	return sys
 }
 
-func testNamespace(t *testing.T) backends.Namespace {
+func testNamespace(t testing.TB) backends.Namespace {
 	return backends.Namespace{Env: "test"}
 }
 
 // startServer starts a real server of the given backend (etcd as its own
 // process, so Stop is a SIGKILL) and a connected connector to it.
-func startServer(t *testing.T, backend string) *server {
+func startServer(t testing.TB, backend string) *server {
 	t.Helper()
 	ns := testNamespace(t)
 	switch backend {
