@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,7 +13,6 @@ import (
 	"github.com/baton-go/baton/backends"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
-	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
 // ConfigActorConfig configures the config center actor.
@@ -120,39 +117,11 @@ type ConfigActor struct {
 	openErr map[string]error
 
 	// Per incarnation.
-	gate      *BackendGate
-	hub       *Hub
-	topics    map[string]*configTopic  // topic key → topic with subscribers
-	watches   map[uint64]*configTopic  // running backend watch goroutines
-	subs      map[string]*configSubRef // subscription id → subscription
-	nextID    uint64
-	gen       uint64
-	base      context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	lastCount int
-}
+	gate *BackendGate
 
-type configTopic struct {
-	key     string // hub topic
-	id      uint64 // backend watch id
-	center  backends.ConfigCenter
-	name    string
-	watch   string // the watched key or prefix
-	opts    backends.WatchOptions
-	cancel  context.CancelFunc
-	started bool
-	pending []configPending // watch requests answered once started
-}
-
-type configPending struct {
-	sender *actor.PID
-	subID  string
-}
-
-type configSubRef struct {
-	topic *configTopic
-	pid   *actor.PID
+	// Watch subscriptions; one backend watch per topic, nothing kept per
+	// topic beyond that.
+	topics *topicSet[struct{}]
 }
 
 // NewConfigActorProps returns the props of a config actor.
@@ -167,6 +136,13 @@ func NewConfigActorProps(cfg ConfigActorConfig) *actor.Props {
 		cfg.Logger = DiscardLogger()
 	}
 	a := &ConfigActor{cfg: cfg, log: cfg.Logger, opened: map[string]backends.ConfigCenter{}, openErr: map[string]error{}}
+	a.topics = &topicSet[struct{}]{
+		kind:    "config",
+		answer:  func(st *statusv1.Status) any { return &configv1.WatchResponse{Status: st} },
+		resync:  resyncFor,
+		setup:   cfg.OpTimeout,
+		onCount: cfg.OnWatchCount,
+	}
 	return actor.PropsFromProducer(func() actor.Actor { return a })
 }
 
@@ -180,9 +156,9 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.start(ctx)
 	case *actor.Restarting:
-		a.teardown(ctx, backends.Unavailable("config actor", errors.New("restarted")))
+		a.topics.teardown(ctx, backends.Unavailable("config actor", errors.New("restarted")))
 	case *actor.Stopping:
-		a.teardown(ctx, fmt.Errorf("config actor stopped: %w", backends.ErrClosed))
+		a.topics.teardown(ctx, fmt.Errorf("config actor stopped: %w", backends.ErrClosed))
 		for name, c := range a.opened {
 			if cl, ok := c.(backends.Closer); ok {
 				if err := cl.Close(); err != nil {
@@ -251,23 +227,12 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 
 	case *configv1.WatchRequest:
 		a.watch(ctx, m)
-	case *subscriptionv1.UnsubscribeRequest:
-		a.removeSub(ctx, m.GetSubscriptionId())
-		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
-	case *subscriptionv1.Ack:
-		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), resyncFor)
-	case *actor.Terminated:
-		a.subscriberStopped(ctx, m.Who)
-	case *topicWatchStarted:
-		a.watchStarted(ctx, m)
 	case *topicWatchEvent[backends.ConfigEvent]:
 		a.watchEvent(ctx, m)
-	case *topicWatchEnded:
-		a.watchEnded(ctx, m)
-	case *WatchStatsRequest:
-		respond(ctx, &WatchStats{BackendWatches: len(a.watches), Topics: len(a.topics), Subscriptions: len(a.subs)})
 	default:
-		rejectUnknown(ctx, m)
+		if !a.topics.handle(ctx, m) {
+			rejectUnknown(ctx, m)
+		}
 	}
 }
 
@@ -275,45 +240,7 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 func (a *ConfigActor) start(ctx actor.Context) {
 	a.gate = NewBackendGate(a.cfg.Backend)
 	a.gate.Subscribe(ctx, a.cfg.Supervisor)
-	a.hub = NewHub()
-	a.hub.Window = a.cfg.Window
-	a.topics = map[string]*configTopic{}
-	a.watches = map[uint64]*configTopic{}
-	a.subs = map[string]*configSubRef{}
-	a.base, a.cancel = context.WithCancel(context.Background())
-}
-
-// teardown ends every subscription and waits for every watch goroutine.
-func (a *ConfigActor) teardown(ctx actor.Context, cause error) {
-	if a.cancel == nil {
-		return
-	}
-	a.cancel()
-	a.wg.Wait()
-	a.gen++ // what the goroutines sent before they ended is stale now
-	for _, t := range a.topics {
-		a.failPending(ctx, t, cause)
-	}
-	st := statusv1.FromError(cause)
-	for id, s := range a.subs {
-		ctx.Send(s.pid, &subscriptionv1.Ended{SubscriptionId: id, Status: st})
-		a.hub.Remove(ctx, id)
-	}
-	a.topics = map[string]*configTopic{}
-	a.subs = map[string]*configSubRef{}
-	a.watches = map[uint64]*configTopic{}
-	a.notifyCount()
-}
-
-func (a *ConfigActor) notifyCount() {
-	n := len(a.watches)
-	if n == a.lastCount {
-		return
-	}
-	a.lastCount = n
-	if a.cfg.OnWatchCount != nil {
-		a.cfg.OnWatchCount(n)
-	}
+	a.topics.start(a.cfg.Window)
 }
 
 // center returns the config center serving name.
@@ -363,7 +290,7 @@ func (a *ConfigActor) do(name string, f func(context.Context, backends.ConfigCen
 	if err := a.gate.Err(); err != nil {
 		return err
 	}
-	c, cancel := context.WithTimeout(a.base, a.cfg.OpTimeout)
+	c, cancel := context.WithTimeout(a.topics.base, a.cfg.OpTimeout)
 	defer cancel()
 	return actorOpError(f(c, cc))
 }
@@ -372,16 +299,11 @@ func (a *ConfigActor) watch(ctx actor.Context, m *configv1.WatchRequest) {
 	fail := func(err error) {
 		respond(ctx, &configv1.WatchResponse{Status: statusv1.FromError(err)})
 	}
-	pid := subscriberPID(ctx, m.GetSubscriber())
-	switch {
-	case m.GetSubscriptionId() == "":
-		fail(backends.Invalid("subscription_id", "", "must not be empty"))
-		return
-	case pid == nil:
-		fail(backends.Invalid("subscriber", "", "a watch needs a subscriber or a sender"))
+	pid, err := watchSubscriber(ctx, m.GetSubscriptionId(), m.GetSubscriber())
+	if err != nil {
+		fail(err)
 		return
 	}
-	var err error
 	if m.GetPrefix() {
 		err = backends.ValidatePrefix(m.GetKey())
 	} else {
@@ -400,9 +322,6 @@ func (a *ConfigActor) watch(ctx actor.Context, m *configv1.WatchRequest) {
 		fail(err)
 		return
 	}
-	// A subscription id used again replaces the old subscription.
-	a.removeSub(ctx, m.GetSubscriptionId())
-
 	name := m.GetName()
 	if name == "" {
 		name = a.cfg.Name
@@ -420,185 +339,21 @@ func (a *ConfigActor) watch(ctx actor.Context, m *configv1.WatchRequest) {
 		}
 		key = name + "\x00" + kind + "\x00" + m.GetKey()
 	}
-	t := a.topics[key]
-	if t == nil {
-		t = &configTopic{key: key, center: cc, name: name, watch: m.GetKey(), opts: opts}
-		a.topics[key] = t
-		a.startWatch(ctx, t)
-	}
-	a.hub.Add(ctx, key, m.GetSubscriptionId(), pid)
-	a.subs[m.GetSubscriptionId()] = &configSubRef{topic: t, pid: pid}
-	if t.started {
-		respond(ctx, &configv1.WatchResponse{Status: statusv1.OK()})
-		return
-	}
-	t.pending = append(t.pending, configPending{sender: ctx.Sender(), subID: m.GetSubscriptionId()})
-}
-
-// startWatch runs the backend watch of t.
-func (a *ConfigActor) startWatch(ctx actor.Context, t *configTopic) {
-	a.nextID++
-	t.id = a.nextID
-	a.watches[t.id] = t
-	a.notifyCount()
-	cc, key, opts := t.center, t.watch, t.opts
-	t.cancel = startTopicWatch(ctx, &a.wg, a.base, a.gen, t.id, a.cfg.OpTimeout, "config: watch set-up",
-		func(c context.Context) (<-chan backends.ConfigEvent, error) { return cc.WatchWith(c, key, opts) })
-}
-
-// Messages from a topic watch goroutine to its actor, tagged with the
-// actor's generation and the watch id so that stale ones are ignored.
-type (
-	topicWatchStarted struct {
-		gen, id uint64
-		err     error
-	}
-	topicWatchEvent[E any] struct {
-		gen, id uint64
-		ev      E
-	}
-	topicWatchEnded struct{ gen, id uint64 }
-)
-
-// startTopicWatch opens a backend watch in a goroutine (tracked by wg) and
-// reports to the actor: topicWatchStarted once open returned, one
-// topicWatchEvent per event, and topicWatchEnded when the goroutine ends.
-// The returned cancel ends the watch. Because a backend watch's ctx is also
-// its lifetime, the set-up is bounded by a timer of setup, not a deadline.
-func startTopicWatch[E any](ctx actor.Context, wg *sync.WaitGroup, base context.Context, gen, id uint64,
-	setup time.Duration, op string, open func(context.Context) (<-chan E, error)) context.CancelFunc {
-	wctx, cancel := context.WithCancel(base)
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		var timedOut atomic.Bool
-		timer := time.AfterFunc(setup, func() { timedOut.Store(true); cancel() })
-		ch, err := open(wctx)
-		timer.Stop()
-		forward := err == nil
-		if timedOut.Load() {
-			err, forward = backends.Unavailable(op, errors.New("timed out")), false
-		}
-		root.Send(self, &topicWatchStarted{gen: gen, id: id, err: err})
-		if ch != nil {
-			for ev := range ch { // closes once wctx ends
-				if forward {
-					root.Send(self, &topicWatchEvent[E]{gen: gen, id: id, ev: ev})
-				}
-			}
-		}
-		root.Send(self, &topicWatchEnded{gen: gen, id: id})
-	}()
-	return cancel
-}
-
-func (a *ConfigActor) watchStarted(ctx actor.Context, m *topicWatchStarted) {
-	t := a.watches[m.id]
-	if m.gen != a.gen || t == nil || a.topics[t.key] != t {
-		return
-	}
-	if m.err != nil {
-		// Nobody was served yet: every subscriber of the topic is pending.
-		a.failPending(ctx, t, fmt.Errorf("config: watch %q: %w", t.watch, actorOpError(m.err)))
-		t.cancel()
-		return
-	}
-	t.started = true
-	for _, p := range t.pending {
-		if p.sender != nil {
-			ctx.Send(p.sender, &configv1.WatchResponse{Status: statusv1.OK()})
-		}
-	}
-	t.pending = nil
-}
-
-// failPending answers the pending watch requests of t with err and drops
-// their subscriptions (and t with the last one).
-func (a *ConfigActor) failPending(ctx actor.Context, t *configTopic, err error) {
-	st := statusv1.FromError(err)
-	pending := t.pending
-	t.pending = nil
-	for _, p := range pending {
-		if s := a.subs[p.subID]; s != nil && s.topic == t {
-			a.removeSub(ctx, p.subID)
-		}
-		if p.sender != nil {
-			ctx.Send(p.sender, &configv1.WatchResponse{Status: st})
-		}
-	}
+	// A subscription id used again replaces the old subscription.
+	watched := m.GetKey()
+	subscribeTopic(ctx, a.topics, m.GetSubscriptionId(), pid, key, watched, struct{}{},
+		func(c context.Context) (<-chan backends.ConfigEvent, error) { return cc.WatchWith(c, watched, opts) })
 }
 
 func (a *ConfigActor) watchEvent(ctx actor.Context, m *topicWatchEvent[backends.ConfigEvent]) {
-	t := a.watches[m.id]
-	if m.gen != a.gen || t == nil || a.topics[t.key] != t {
+	t := a.topics.live(m.gen, m.id)
+	if t == nil {
 		return
 	}
 	ev := &configv1.Event{Type: ConfigEventTypeToProto(m.ev.Type), Item: ConfigItemToProto(m.ev.Item)}
-	a.hub.Publish(ctx, t.key, func(id string, seq uint64) any {
+	a.topics.hub.Publish(ctx, t.key, func(id string, seq uint64) any {
 		return &configv1.Event{SubscriptionId: id, Seq: seq, Type: ev.Type, Item: ev.Item}
 	})
-}
-
-func (a *ConfigActor) watchEnded(ctx actor.Context, m *topicWatchEnded) {
-	t := a.watches[m.id]
-	if m.gen != a.gen || t == nil {
-		return
-	}
-	delete(a.watches, m.id)
-	a.notifyCount()
-	if a.topics[t.key] != t {
-		return // stopped on purpose
-	}
-	// The backend ended the watch by itself: its center was closed.
-	a.failPending(ctx, t, fmt.Errorf("config: watch %q ended: %w", t.watch, backends.ErrClosed))
-	st := statusv1.FromError(fmt.Errorf("config: watch %q ended: %w", t.watch, backends.ErrClosed))
-	for id, s := range a.subs {
-		if s.topic == t {
-			ctx.Send(s.pid, &subscriptionv1.Ended{SubscriptionId: id, Status: st})
-			a.removeSub(ctx, id)
-		}
-	}
-	if a.topics[t.key] == t {
-		delete(a.topics, t.key)
-	}
-}
-
-// removeSub drops subscription id; the topic's backend watch stops with its
-// last subscriber.
-func (a *ConfigActor) removeSub(ctx actor.Context, id string) {
-	s, ok := a.subs[id]
-	if !ok {
-		return
-	}
-	delete(a.subs, id)
-	_, last := a.hub.Remove(ctx, id)
-	t := s.topic
-	for i, p := range t.pending {
-		if p.subID == id {
-			t.pending = append(t.pending[:i], t.pending[i+1:]...)
-			if p.sender != nil {
-				ctx.Send(p.sender, &configv1.WatchResponse{Status: statusv1.FromError(
-					fmt.Errorf("config: watch %q: unsubscribed before the watch started: %w", t.watch, context.Canceled))})
-			}
-			break
-		}
-	}
-	if last && a.topics[t.key] == t {
-		delete(a.topics, t.key)
-		t.cancel()
-	}
-}
-
-// subscriberStopped drops every subscription of a stopped subscriber.
-func (a *ConfigActor) subscriberStopped(ctx actor.Context, pid *actor.PID) {
-	for id, s := range a.subs {
-		if s.pid.Equal(pid) {
-			a.removeSub(ctx, id)
-		}
-	}
-	a.hub.RemovePID(ctx, pid) // nothing left normally; keeps the hub exact
 }
 
 // ConfigItemToProto converts a backends.ConfigItem.

@@ -9,7 +9,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,7 +16,6 @@ import (
 	"github.com/baton-go/baton/backends"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
-	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
 // DiscoveryActorConfig configures the service discovery actor.
@@ -93,38 +91,18 @@ type DiscoveryActor struct {
 	regSubs map[string]*actor.PID // service id → who hears about its registration
 
 	// Per incarnation.
-	gate      *BackendGate
-	hub       *Hub
-	topics    map[string]*discTopic  // service name → topic with subscribers
-	watches   map[uint64]*discTopic  // running backend watch goroutines
-	subs      map[string]*discSubRef // subscription id → subscription
-	nextID    uint64
-	gen       uint64
-	base      context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	lastCount int
+	gate *BackendGate
+
+	// Watch subscriptions: one topic (and backend watch) per service name.
+	topics *topicSet[discView]
 }
 
-type discTopic struct {
-	service  string
-	id       uint64
-	cancel   context.CancelFunc
-	started  bool
-	pending  []discPending
-	view     map[string]backends.ServiceInfo
-	haveSnap bool
-	rev      uint64
-}
-
-type discPending struct {
-	sender *actor.PID
-	subID  string
-}
-
-type discSubRef struct {
-	topic *discTopic
-	pid   *actor.PID
+// discView is what the actor knows of a watched service: the instances as
+// the backend watch reported them.
+type discView struct {
+	instances map[string]backends.ServiceInfo // by id
+	haveSnap  bool                            // the backend's snapshot arrived
+	rev       uint64
 }
 
 // discRegistration carries a backend registration report to the actor.
@@ -142,6 +120,13 @@ func NewDiscoveryActorProps(cfg DiscoveryActorConfig) *actor.Props {
 		cfg.Logger = DiscardLogger()
 	}
 	a := &DiscoveryActor{cfg: cfg, log: cfg.Logger, regSubs: map[string]*actor.PID{}}
+	a.topics = &topicSet[discView]{
+		kind:    "discovery",
+		answer:  func(st *statusv1.Status) any { return &discoveryv1.WatchResponse{Status: st} },
+		resync:  a.resync,
+		setup:   cfg.OpTimeout,
+		onCount: cfg.OnWatchCount,
+	}
 	return actor.PropsFromProducer(func() actor.Actor { return a })
 }
 
@@ -162,9 +147,9 @@ func (a *DiscoveryActor) Receive(ctx actor.Context) {
 			a.cfg.DefaultTTL = m.DefaultTTL
 		}
 	case *actor.Restarting:
-		a.teardown(ctx, backends.Unavailable("discovery actor", errors.New("restarted")))
+		a.topics.teardown(ctx, backends.Unavailable("discovery actor", errors.New("restarted")))
 	case *actor.Stopping:
-		a.teardown(ctx, fmt.Errorf("discovery actor stopped: %w", backends.ErrClosed))
+		a.topics.teardown(ctx, fmt.Errorf("discovery actor stopped: %w", backends.ErrClosed))
 		if cl, ok := a.disc.(backends.Closer); ok {
 			if err := cl.Close(); err != nil {
 				a.log.Debug("baton: close discovery", "err", err)
@@ -198,68 +183,19 @@ func (a *DiscoveryActor) Receive(ctx actor.Context) {
 
 	case *discoveryv1.WatchRequest:
 		a.watch(ctx, m)
-	case *subscriptionv1.UnsubscribeRequest:
-		a.removeSub(ctx, m.GetSubscriptionId())
-		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
-	case *subscriptionv1.Ack:
-		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), a.resync)
-	case *actor.Terminated:
-		a.subscriberStopped(ctx, m.Who)
-	case *topicWatchStarted:
-		a.watchStarted(ctx, m)
 	case *topicWatchEvent[backends.ServiceEvent]:
 		a.watchEvent(ctx, m)
-	case *topicWatchEnded:
-		a.watchEnded(ctx, m)
-	case *WatchStatsRequest:
-		respond(ctx, &WatchStats{BackendWatches: len(a.watches), Topics: len(a.topics), Subscriptions: len(a.subs)})
 	default:
-		rejectUnknown(ctx, m)
+		if !a.topics.handle(ctx, m) {
+			rejectUnknown(ctx, m)
+		}
 	}
 }
 
 func (a *DiscoveryActor) start(ctx actor.Context) {
 	a.gate = NewBackendGate(a.cfg.Backend)
 	a.gate.Subscribe(ctx, a.cfg.Supervisor)
-	a.hub = NewHub()
-	a.hub.Window = a.cfg.Window
-	a.topics = map[string]*discTopic{}
-	a.watches = map[uint64]*discTopic{}
-	a.subs = map[string]*discSubRef{}
-	a.base, a.cancel = context.WithCancel(context.Background())
-}
-
-// teardown ends every subscription and waits for every watch goroutine.
-func (a *DiscoveryActor) teardown(ctx actor.Context, cause error) {
-	if a.cancel == nil {
-		return
-	}
-	a.cancel()
-	a.wg.Wait()
-	a.gen++
-	for _, t := range a.topics {
-		a.failPending(ctx, t, cause)
-	}
-	st := statusv1.FromError(cause)
-	for id, s := range a.subs {
-		ctx.Send(s.pid, &subscriptionv1.Ended{SubscriptionId: id, Status: st})
-		a.hub.Remove(ctx, id)
-	}
-	a.topics = map[string]*discTopic{}
-	a.subs = map[string]*discSubRef{}
-	a.watches = map[uint64]*discTopic{}
-	a.notifyCount()
-}
-
-func (a *DiscoveryActor) notifyCount() {
-	n := len(a.watches)
-	if n == a.lastCount {
-		return
-	}
-	a.lastCount = n
-	if a.cfg.OnWatchCount != nil {
-		a.cfg.OnWatchCount(n)
-	}
+	a.topics.start(a.cfg.Window)
 }
 
 // discovery returns the backend discovery, creating it on first use.
@@ -309,7 +245,7 @@ func (a *DiscoveryActor) do(ctx actor.Context, f func(context.Context, backends.
 	if err := a.gate.Err(); err != nil {
 		return err
 	}
-	c, cancel := context.WithTimeout(a.base, a.cfg.OpTimeout)
+	c, cancel := context.WithTimeout(a.topics.base, a.cfg.OpTimeout)
 	defer cancel()
 	return actorOpError(f(c, d))
 }
@@ -357,13 +293,9 @@ func (a *DiscoveryActor) watch(ctx actor.Context, m *discoveryv1.WatchRequest) {
 	fail := func(err error) {
 		respond(ctx, &discoveryv1.WatchResponse{Status: statusv1.FromError(err)})
 	}
-	pid := subscriberPID(ctx, m.GetSubscriber())
-	switch {
-	case m.GetSubscriptionId() == "":
-		fail(backends.Invalid("subscription_id", "", "must not be empty"))
-		return
-	case pid == nil:
-		fail(backends.Invalid("subscriber", "", "a watch needs a subscriber or a sender"))
+	pid, err := watchSubscriber(ctx, m.GetSubscriptionId(), m.GetSubscriber())
+	if err != nil {
+		fail(err)
 		return
 	}
 	service := m.GetServiceName()
@@ -380,41 +312,25 @@ func (a *DiscoveryActor) watch(ctx actor.Context, m *discoveryv1.WatchRequest) {
 		fail(err)
 		return
 	}
-	a.removeSub(ctx, m.GetSubscriptionId())
-	t := a.topics[service]
-	if t == nil {
-		t = &discTopic{service: service, view: map[string]backends.ServiceInfo{}}
-		a.topics[service] = t
-		a.nextID++
-		t.id = a.nextID
-		a.watches[t.id] = t
-		a.notifyCount()
-		t.cancel = startTopicWatch(ctx, &a.wg, a.base, a.gen, t.id, a.cfg.OpTimeout, "discovery: watch set-up",
-			func(c context.Context) (<-chan backends.ServiceEvent, error) { return d.Watch(c, service) })
-	}
 	id := m.GetSubscriptionId()
-	a.hub.Add(ctx, service, id, pid)
-	a.subs[id] = &discSubRef{topic: t, pid: pid}
-	if !t.started {
-		t.pending = append(t.pending, discPending{sender: ctx.Sender(), subID: id})
-		return
-	}
-	respond(ctx, &discoveryv1.WatchResponse{Status: statusv1.OK()})
-	if t.haveSnap {
+	t, answered := subscribeTopic(ctx, a.topics, id, pid, service, service,
+		discView{instances: map[string]backends.ServiceInfo{}},
+		func(c context.Context) (<-chan backends.ServiceEvent, error) { return d.Watch(c, service) })
+	if answered && t.state.haveSnap {
 		// A late subscriber starts from the actor's view; one that came
 		// before the backend's snapshot gets that one through Publish.
-		a.hub.SendTo(ctx, id, a.snapshot(t))
+		a.topics.hub.SendTo(ctx, id, a.snapshot(&t.state))
 	}
 }
 
-// snapshot builds a SNAPSHOT event of t's current view.
-func (a *DiscoveryActor) snapshot(t *discTopic) func(id string, seq uint64) any {
-	list := slices.SortedFunc(maps.Values(t.view), func(x, y backends.ServiceInfo) int { return strings.Compare(x.ID, y.ID) })
+// snapshot builds a SNAPSHOT event of the view v.
+func (a *DiscoveryActor) snapshot(v *discView) func(id string, seq uint64) any {
+	list := slices.SortedFunc(maps.Values(v.instances), func(x, y backends.ServiceInfo) int { return strings.Compare(x.ID, y.ID) })
 	instances := servicesProto(list)
 	if instances == nil {
 		instances = []*discoveryv1.ServiceInfo{}
 	}
-	rev := t.rev
+	rev := v.rev
 	return func(id string, seq uint64) any {
 		return &discoveryv1.ServiceEvent{SubscriptionId: id, Seq: seq,
 			Type: discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_SNAPSHOT, Instances: instances, Revision: rev}
@@ -424,141 +340,52 @@ func (a *DiscoveryActor) snapshot(t *discTopic) func(id string, seq uint64) any 
 // resync is what a subscriber that fell behind gets once it caught up: the
 // current snapshot, from which it can rebuild its state without a read.
 func (a *DiscoveryActor) resync(id string, seq uint64) any {
-	if s := a.subs[id]; s != nil && s.topic.haveSnap {
-		return a.snapshot(s.topic)(id, seq)
+	if s := a.topics.subs[id]; s != nil && s.topic.state.haveSnap {
+		return a.snapshot(&s.topic.state)(id, seq)
 	}
 	return resyncFor(id, seq)
 }
 
-func (a *DiscoveryActor) watchStarted(ctx actor.Context, m *topicWatchStarted) {
-	t := a.watches[m.id]
-	if m.gen != a.gen || t == nil || a.topics[t.service] != t {
-		return
-	}
-	if m.err != nil {
-		a.failPending(ctx, t, fmt.Errorf("discovery: watch %q: %w", t.service, actorOpError(m.err)))
-		t.cancel()
-		return
-	}
-	t.started = true
-	for _, p := range t.pending {
-		if p.sender != nil {
-			ctx.Send(p.sender, &discoveryv1.WatchResponse{Status: statusv1.OK()})
-		}
-	}
-	t.pending = nil
-}
-
-func (a *DiscoveryActor) failPending(ctx actor.Context, t *discTopic, err error) {
-	st := statusv1.FromError(err)
-	pending := t.pending
-	t.pending = nil
-	for _, p := range pending {
-		if s := a.subs[p.subID]; s != nil && s.topic == t {
-			a.removeSub(ctx, p.subID)
-		}
-		if p.sender != nil {
-			ctx.Send(p.sender, &discoveryv1.WatchResponse{Status: st})
-		}
-	}
-}
-
 func (a *DiscoveryActor) watchEvent(ctx actor.Context, m *topicWatchEvent[backends.ServiceEvent]) {
-	t := a.watches[m.id]
-	if m.gen != a.gen || t == nil || a.topics[t.service] != t {
+	t := a.topics.live(m.gen, m.id)
+	if t == nil {
 		return
 	}
+	v := &t.state
 	ev := m.ev
-	t.rev = max(t.rev, ev.Revision)
+	v.rev = max(v.rev, ev.Revision)
 	out := &discoveryv1.ServiceEvent{Revision: ev.Revision}
 	switch ev.Type {
 	case backends.ServiceSnapshot:
-		t.view = make(map[string]backends.ServiceInfo, len(ev.Instances))
+		v.instances = make(map[string]backends.ServiceInfo, len(ev.Instances))
 		for _, s := range ev.Instances {
-			t.view[s.ID] = s
+			v.instances[s.ID] = s
 		}
-		t.haveSnap = true
+		v.haveSnap = true
 		out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_SNAPSHOT
 		out.Instances = servicesProto(ev.Instances)
 		if out.Instances == nil {
 			out.Instances = []*discoveryv1.ServiceInfo{}
 		}
 	case backends.ServiceAdded, backends.ServiceUpdated:
-		t.view[ev.Service.ID] = ev.Service
+		v.instances[ev.Service.ID] = ev.Service
 		out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_ADDED
 		if ev.Type == backends.ServiceUpdated {
 			out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_UPDATED
 		}
 		out.Service = ServiceInfoToProto(ev.Service)
 	case backends.ServiceRemoved:
-		delete(t.view, ev.Service.ID)
+		delete(v.instances, ev.Service.ID)
 		out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_REMOVED
 		out.Service = ServiceInfoToProto(ev.Service)
 	default:
-		a.log.Debug("baton: dropped a service event of unknown type", "service", t.service, "type", ev.Type)
+		a.log.Debug("baton: dropped a service event of unknown type", "service", t.key, "type", ev.Type)
 		return
 	}
-	a.hub.Publish(ctx, t.service, func(id string, seq uint64) any {
+	a.topics.hub.Publish(ctx, t.key, func(id string, seq uint64) any {
 		return &discoveryv1.ServiceEvent{SubscriptionId: id, Seq: seq, Type: out.Type,
 			Service: out.Service, Instances: out.Instances, Revision: out.Revision}
 	})
-}
-
-func (a *DiscoveryActor) watchEnded(ctx actor.Context, m *topicWatchEnded) {
-	t := a.watches[m.id]
-	if m.gen != a.gen || t == nil {
-		return
-	}
-	delete(a.watches, m.id)
-	a.notifyCount()
-	if a.topics[t.service] != t {
-		return // stopped on purpose
-	}
-	cause := fmt.Errorf("discovery: watch %q ended: %w", t.service, backends.ErrClosed)
-	a.failPending(ctx, t, cause)
-	st := statusv1.FromError(cause)
-	for id, s := range a.subs {
-		if s.topic == t {
-			ctx.Send(s.pid, &subscriptionv1.Ended{SubscriptionId: id, Status: st})
-			a.removeSub(ctx, id)
-		}
-	}
-	if a.topics[t.service] == t {
-		delete(a.topics, t.service)
-	}
-}
-
-func (a *DiscoveryActor) removeSub(ctx actor.Context, id string) {
-	s, ok := a.subs[id]
-	if !ok {
-		return
-	}
-	delete(a.subs, id)
-	_, last := a.hub.Remove(ctx, id)
-	t := s.topic
-	for i, p := range t.pending {
-		if p.subID == id {
-			t.pending = append(t.pending[:i], t.pending[i+1:]...)
-			if p.sender != nil {
-				ctx.Send(p.sender, &discoveryv1.WatchResponse{Status: statusv1.FromError(
-					fmt.Errorf("discovery: watch %q: unsubscribed before the watch started: %w", t.service, context.Canceled))})
-			}
-			break
-		}
-	}
-	if last && a.topics[t.service] == t {
-		delete(a.topics, t.service)
-		t.cancel()
-	}
-}
-
-func (a *DiscoveryActor) subscriberStopped(ctx actor.Context, pid *actor.PID) {
-	for id, s := range a.subs {
-		if s.pid.Equal(pid) {
-			a.removeSub(ctx, id)
-		}
-	}
-	a.hub.RemovePID(ctx, pid)
 }
 
 // ServiceInfoToProto converts a backends.ServiceInfo. A weight beyond the

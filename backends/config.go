@@ -17,6 +17,17 @@ type ConfigItem struct {
 	Stale bool
 }
 
+// ConfigValues maps the keys of items to their values: what List answers,
+// built from what ListItems answers. Implementations of ConfigCenter use it
+// so that the two cannot disagree.
+func ConfigValues(items []ConfigItem) map[string]string {
+	out := make(map[string]string, len(items))
+	for _, it := range items {
+		out[it.Key] = it.Value
+	}
+	return out
+}
+
 // ConfigCenter stores configuration in one environment's namespace
 // (<root>/<env>/config/<name>/). Keys follow ValidateKey and may contain '/'.
 type ConfigCenter interface {

@@ -174,11 +174,7 @@ func (s *SnapshotFallback) List(ctx context.Context, prefix string) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(items))
-	for _, it := range items {
-		out[it.Key] = it.Value
-	}
-	return out, nil
+	return ConfigValues(items), nil
 }
 
 // ListItems returns the items under prefix sorted by key; Stale is set on

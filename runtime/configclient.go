@@ -144,11 +144,7 @@ func (c *ConfigClient) List(ctx context.Context, prefix string) (map[string]stri
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(items))
-	for _, it := range items {
-		out[it.Key] = it.Value
-	}
-	return out, nil
+	return backends.ConfigValues(items), nil
 }
 
 // ListItems implements backends.ConfigCenter.

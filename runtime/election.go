@@ -29,12 +29,7 @@ type ElectionClientOptions struct {
 }
 
 func (o ElectionClientOptions) withDefaults() ElectionClientOptions {
-	if o.CleanupTimeout <= 0 {
-		o.CleanupTimeout = 5 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = actors.DiscardLogger()
-	}
+	o.CleanupTimeout, o.Logger = clientDefaults(o.CleanupTimeout, o.Logger)
 	return o
 }
 
@@ -50,21 +45,14 @@ func (o ElectionClientOptions) withDefaults() ElectionClientOptions {
 // subscription for good). Close resigns every leadership still held, ends
 // every observation and removes the inbox.
 type ElectionClient struct {
-	root  *actor.RootContext
-	pid   *actor.PID
-	opts  ElectionClientOptions
-	inbox *inbox
-	err   error
+	base clientBase[*clientLeadership]
+	opts ElectionClientOptions
 
 	life context.Context // ends on Close: stops the observers
 	kill context.CancelFunc
 	wg   sync.WaitGroup
 
-	mu          sync.Mutex
-	closed      bool
-	leaderships map[string]*clientLeadership // leadership id → leadership
-	lost        lostSet
-	observers   map[string]*observer // subscription id → observer
+	observers map[string]*observer // subscription id → observer; guarded by base.mu
 }
 
 var (
@@ -75,25 +63,10 @@ var (
 
 // NewElectionClient returns a client of the lock actor at pid.
 func NewElectionClient(root *actor.RootContext, pid *actor.PID, opts ElectionClientOptions) *ElectionClient {
-	c := &ElectionClient{
-		root: root, pid: pid, opts: opts.withDefaults(),
-		leaderships: map[string]*clientLeadership{}, observers: map[string]*observer{},
-	}
+	c := &ElectionClient{opts: opts.withDefaults(), observers: map[string]*observer{}}
 	c.life, c.kill = context.WithCancel(context.Background())
-	c.inbox, c.err = newInbox(root.ActorSystem(), "election-client", c.onEvent)
+	c.base.init(root, pid, "election-client", c.onEvent)
 	return c
-}
-
-func (c *ElectionClient) usable() error {
-	if c.err != nil {
-		return c.err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return fmt.Errorf("client: %w", backends.ErrClosed)
-	}
-	return nil
 }
 
 // Campaign waits until this candidate leads election or ctx ends. When ctx
@@ -102,43 +75,35 @@ func (c *ElectionClient) usable() error {
 // candidate that gave up never becomes leader later.
 func (c *ElectionClient) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
 	const op = "runtime: campaign"
-	if err := c.usable(); err != nil {
+	if err := c.base.usable(); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, election, err)
 	}
 	req := &lockv1.CampaignRequest{
 		Election: election, Value: value, RequestId: newRequestID(),
-		Subscriber: actors.SubscriberOf(c.inbox.pid),
+		Subscriber: actors.SubscriberOf(c.base.inbox.pid),
 	}
-	resp, err := grantRequest[*lockv1.CampaignResponse](ctx, c.root, c.pid, req, true, func(t *durationpb.Duration) { req.Timeout = t })
+	resp, err := grantRequest[*lockv1.CampaignResponse](ctx, c.base.root, c.base.pid, req, true, func(t *durationpb.Duration) { req.Timeout = t })
 	if err != nil {
-		return nil, withdraw(ctx, c.root, c.pid, c.opts.CleanupTimeout, op, election, req.RequestId, resp == nil, err)
+		return nil, withdraw(ctx, c.base.root, c.base.pid, c.opts.CleanupTimeout, op, election, req.RequestId, resp == nil, err)
 	}
 	m := resp.GetLeadership()
 	l := &clientLeadership{
 		c: c, election: m.GetElection(), value: m.GetValue(), epoch: m.GetEpoch(),
-		id: m.GetLeadershipId(), done: make(chan struct{}),
+		id: m.GetLeadershipId(), grantDone: grantDone{done: make(chan struct{})},
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.base.keep(l) {
 		c.resign(l)
 		return nil, fmt.Errorf("%s %q: client: %w", op, election, backends.ErrClosed)
 	}
-	if c.lost.take(l.id) {
-		l.end()
-	} else {
-		c.leaderships[l.id] = l
-	}
-	c.mu.Unlock()
 	return l, nil
 }
 
 // Leader returns the current leader, or ErrNotFound when there is none.
 func (c *ElectionClient) Leader(ctx context.Context, election string) (backends.LeaderInfo, error) {
-	if err := c.usable(); err != nil {
+	if err := c.base.usable(); err != nil {
 		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
 	}
-	resp, err := actors.Request[*lockv1.LeaderResponse](ctx, c.root, c.pid, &lockv1.LeaderRequest{Election: election})
+	resp, err := actors.Request[*lockv1.LeaderResponse](ctx, c.base.root, c.base.pid, &lockv1.LeaderRequest{Election: election})
 	if err != nil {
 		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
 	}
@@ -157,13 +122,13 @@ func leaderInfo(election string, m *lockv1.LeaderInfo) backends.LeaderInfo {
 // a LeaderInfo with an empty Value and Epoch 0.
 func (c *ElectionClient) Observe(ctx context.Context, election string) (<-chan backends.LeaderInfo, error) {
 	const op = "runtime: observe"
-	if err := c.usable(); err != nil {
+	if err := c.base.usable(); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, election, err)
 	}
 	o := &observer{c: c, id: newRequestID(), election: election, wake: make(chan struct{}, 1)}
-	c.mu.Lock()
+	c.base.mu.Lock()
 	c.observers[o.id] = o // events may arrive before the answer
-	c.mu.Unlock()
+	c.base.mu.Unlock()
 	if err := o.subscribe(ctx); err != nil {
 		c.dropObserver(o)
 		if cerr := ctx.Err(); cerr != nil {
@@ -185,9 +150,9 @@ func (c *ElectionClient) Observe(ctx context.Context, election string) (<-chan b
 }
 
 func (c *ElectionClient) dropObserver(o *observer) {
-	c.mu.Lock()
+	c.base.mu.Lock()
 	delete(c.observers, o.id)
-	c.mu.Unlock()
+	c.base.mu.Unlock()
 }
 
 // onEvent runs on the sending actor's goroutine: it must not block.
@@ -195,14 +160,7 @@ func (c *ElectionClient) onEvent(msg any) {
 	var sub string
 	switch m := msg.(type) {
 	case *lockv1.LeadershipLost:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if l := c.leaderships[m.GetLeadershipId()]; l != nil {
-			delete(c.leaderships, l.id)
-			l.end()
-			return
-		}
-		c.lost.add(m.GetLeadershipId())
+		c.base.lose(m.GetLeadershipId())
 		return
 	case *lockv1.LeaderChanged:
 		sub = m.GetSubscriptionId()
@@ -213,49 +171,35 @@ func (c *ElectionClient) onEvent(msg any) {
 	default:
 		return
 	}
-	c.mu.Lock()
+	c.base.mu.Lock()
 	o := c.observers[sub]
-	c.mu.Unlock()
+	c.base.mu.Unlock()
 	if o != nil {
 		o.push(msg)
 	}
 }
 
-func (c *ElectionClient) forget(l *clientLeadership) {
-	c.mu.Lock()
-	delete(c.leaderships, l.id)
-	c.mu.Unlock()
-	l.end()
-}
-
 func (c *ElectionClient) resign(l *clientLeadership) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CleanupTimeout)
 	defer cancel()
-	_, _ = actors.Request[*lockv1.ResignResponse](ctx, c.root, c.pid, &lockv1.ResignRequest{Election: l.election, LeadershipId: l.id})
+	_, _ = actors.Request[*lockv1.ResignResponse](ctx, c.base.root, c.base.pid, &lockv1.ResignRequest{Election: l.election, LeadershipId: l.id})
 }
 
 // Close resigns every leadership still held through this client (bounded
 // by CleanupTimeout each), ends every observation (their channels close)
 // and removes the inbox. Later calls return ErrClosed. Close is idempotent.
 func (c *ElectionClient) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	held, ok := c.base.shut()
+	if !ok {
 		return nil
 	}
-	c.closed = true
-	held := c.leaderships
-	c.leaderships = map[string]*clientLeadership{}
-	c.mu.Unlock()
 	c.kill()
 	for _, l := range held {
 		c.resign(l)
 		l.end()
 	}
 	c.wg.Wait()
-	if c.inbox != nil {
-		c.inbox.close()
-	}
+	c.base.closeInbox()
 	return nil
 }
 
@@ -266,33 +210,19 @@ type clientLeadership struct {
 	value    string
 	epoch    uint64
 	id       string
-
-	done    chan struct{}
-	endOnce sync.Once
+	grantDone
 }
 
-func (l *clientLeadership) Election() string      { return l.election }
-func (l *clientLeadership) Value() string         { return l.value }
-func (l *clientLeadership) Epoch() uint64         { return l.epoch }
-func (l *clientLeadership) Done() <-chan struct{} { return l.done }
-
-func (l *clientLeadership) end() { l.endOnce.Do(func() { close(l.done) }) }
+func (l *clientLeadership) Election() string { return l.election }
+func (l *clientLeadership) Value() string    { return l.value }
+func (l *clientLeadership) Epoch() uint64    { return l.epoch }
+func (l *clientLeadership) grantID() string  { return l.id }
 
 // Resign gives up leadership; Done is closed afterwards, also when it was
 // already lost (ErrNotHeld).
 func (l *clientLeadership) Resign(ctx context.Context) error {
-	if err := l.c.usable(); err != nil {
-		return fmt.Errorf("runtime: resign %q: %w", l.election, err)
-	}
-	_, err := actors.Request[*lockv1.ResignResponse](ctx, l.c.root, l.c.pid,
-		&lockv1.ResignRequest{Election: l.election, LeadershipId: l.id})
-	if err == nil || errors.Is(err, backends.ErrNotHeld) {
-		l.c.forget(l)
-	}
-	if err != nil {
-		return fmt.Errorf("runtime: resign %q: %w", l.election, err)
-	}
-	return nil
+	return giveUp[*lockv1.ResignResponse](ctx, &l.c.base, l,
+		&lockv1.ResignRequest{Election: l.election, LeadershipId: l.id}, fmt.Sprintf("runtime: resign %q", l.election))
 }
 
 // observer forwards one Observe subscription's events to its channel. The
@@ -339,18 +269,18 @@ func (o *observer) next(ctx context.Context) (any, bool) {
 }
 
 func (o *observer) subscribe(ctx context.Context) error {
-	_, err := actors.Request[*lockv1.ObserveResponse](ctx, o.c.root, o.c.pid, &lockv1.ObserveRequest{
-		Election: o.election, SubscriptionId: o.id, Subscriber: actors.SubscriberOf(o.c.inbox.pid),
+	_, err := actors.Request[*lockv1.ObserveResponse](ctx, o.c.base.root, o.c.base.pid, &lockv1.ObserveRequest{
+		Election: o.election, SubscriptionId: o.id, Subscriber: actors.SubscriberOf(o.c.base.inbox.pid),
 	})
 	if err != nil && ctx.Err() != nil {
 		// The actor may have registered us before we stopped listening.
-		o.c.root.Send(o.c.pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: o.id})
+		o.c.base.root.Send(o.c.base.pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: o.id})
 	}
 	return err
 }
 
 func (o *observer) ack(seq uint64) {
-	o.c.root.Send(o.c.pid, &subscriptionv1.Ack{SubscriptionId: o.id, Seq: seq})
+	o.c.base.root.Send(o.c.base.pid, &subscriptionv1.Ack{SubscriptionId: o.id, Seq: seq})
 }
 
 // run forwards events until ctx ends or the subscription ends for good.
@@ -360,7 +290,7 @@ func (o *observer) run(ctx context.Context, out chan<- backends.LeaderInfo) {
 	defer func() {
 		o.c.dropObserver(o)
 		if unsubscribe {
-			o.c.root.Send(o.c.pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: o.id})
+			o.c.base.root.Send(o.c.base.pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: o.id})
 		}
 	}()
 	last := backends.LeaderInfo{Election: o.election} // "no leader" is not sent first

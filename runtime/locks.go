@@ -29,12 +29,7 @@ type LockClientOptions struct {
 }
 
 func (o LockClientOptions) withDefaults() LockClientOptions {
-	if o.CleanupTimeout <= 0 {
-		o.CleanupTimeout = 5 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = actors.DiscardLogger()
-	}
+	o.CleanupTimeout, o.Logger = clientDefaults(o.CleanupTimeout, o.Logger)
 	return o
 }
 
@@ -48,16 +43,8 @@ func (o LockClientOptions) withDefaults() LockClientOptions {
 // process per client, which closes the lease's Done channel. Close releases
 // every lease the client still holds and removes the inbox.
 type LockClient struct {
-	root  *actor.RootContext
-	pid   *actor.PID
-	opts  LockClientOptions
-	inbox *inbox
-	err   error // set when the inbox could not be registered
-
-	mu     sync.Mutex
-	closed bool
-	leases map[string]*clientLease // lease id → lease
-	lost   lostSet
+	base clientBase[*clientLease]
+	opts LockClientOptions
 }
 
 var (
@@ -69,8 +56,8 @@ var (
 // NewLockClient returns a client of the lock actor at pid. root sends the
 // requests (usually system.Root).
 func NewLockClient(root *actor.RootContext, pid *actor.PID, opts LockClientOptions) *LockClient {
-	c := &LockClient{root: root, pid: pid, opts: opts.withDefaults(), leases: map[string]*clientLease{}}
-	c.inbox, c.err = newInbox(root.ActorSystem(), "lock-client", c.onEvent)
+	c := &LockClient{opts: opts.withDefaults()}
+	c.base.init(root, pid, "lock-client", c.onEvent)
 	return c
 }
 
@@ -90,37 +77,29 @@ func (c *LockClient) TryAcquire(ctx context.Context, name string, opts backends.
 }
 
 func (c *LockClient) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
-	if err := c.usable(); err != nil {
+	if err := c.base.usable(); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, name, err)
 	}
 	req := &lockv1.AcquireRequest{
 		Name: name, Owner: opts.Owner, AutoRenew: opts.AutoRenew, Wait: wait,
-		RequestId: newRequestID(), Subscriber: actors.SubscriberOf(c.inbox.pid),
+		RequestId: newRequestID(), Subscriber: actors.SubscriberOf(c.base.inbox.pid),
 	}
 	if opts.TTL != 0 {
 		req.Ttl = durationpb.New(opts.TTL)
 	}
-	resp, err := grantRequest[*lockv1.AcquireResponse](ctx, c.root, c.pid, req, wait, func(t *durationpb.Duration) { req.Timeout = t })
+	resp, err := grantRequest[*lockv1.AcquireResponse](ctx, c.base.root, c.base.pid, req, wait, func(t *durationpb.Duration) { req.Timeout = t })
 	if err != nil {
 		return nil, c.withdraw(ctx, op, name, req.RequestId, resp == nil, err)
 	}
 	m := resp.GetLease()
 	l := &clientLease{
 		c: c, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
-		token: m.GetToken(), id: m.GetLeaseId(), done: make(chan struct{}),
+		token: m.GetToken(), id: m.GetLeaseId(), grantDone: grantDone{done: make(chan struct{})},
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.base.keep(l) {
 		c.release(l.id, name)
 		return nil, fmt.Errorf("%s %q: client: %w", op, name, backends.ErrClosed)
 	}
-	if c.lost.take(l.id) {
-		l.end() // lost before the answer was read
-	} else {
-		c.leases[l.id] = l
-	}
-	c.mu.Unlock()
 	return l, nil
 }
 
@@ -130,7 +109,7 @@ func (c *LockClient) acquire(ctx context.Context, op, name string, opts backends
 // CancelRequest withdraws or gives up either, and the client waits for its
 // answer so that nothing is left behind when it returns.
 func (c *LockClient) withdraw(ctx context.Context, op, name, requestID string, noAnswer bool, err error) error {
-	return withdraw(ctx, c.root, c.pid, c.opts.CleanupTimeout, op, name, requestID, noAnswer, err)
+	return withdraw(ctx, c.base.root, c.base.pid, c.opts.CleanupTimeout, op, name, requestID, noAnswer, err)
 }
 
 func withdraw(ctx context.Context, root *actor.RootContext, pid *actor.PID, timeout time.Duration,
@@ -172,65 +151,29 @@ func grantRequest[Resp any](ctx context.Context, root *actor.RootContext, pid *a
 func (c *LockClient) release(id, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CleanupTimeout)
 	defer cancel()
-	_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, c.root, c.pid, &lockv1.ReleaseRequest{Name: name, LeaseId: id})
-}
-
-func (c *LockClient) usable() error {
-	if c.err != nil {
-		return c.err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return fmt.Errorf("client: %w", backends.ErrClosed)
-	}
-	return nil
+	_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, c.base.root, c.base.pid, &lockv1.ReleaseRequest{Name: name, LeaseId: id})
 }
 
 // onEvent runs on the sending actor's goroutine: it must not block.
 func (c *LockClient) onEvent(msg any) {
-	m, ok := msg.(*lockv1.LeaseLost)
-	if !ok {
-		return
+	if m, ok := msg.(*lockv1.LeaseLost); ok {
+		c.base.lose(m.GetLeaseId())
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l := c.leases[m.GetLeaseId()]; l != nil {
-		delete(c.leases, l.id)
-		l.end()
-		return
-	}
-	c.lost.add(m.GetLeaseId())
-}
-
-// forget ends a lease that is no longer held.
-func (c *LockClient) forget(l *clientLease) {
-	c.mu.Lock()
-	delete(c.leases, l.id)
-	c.mu.Unlock()
-	l.end()
 }
 
 // Close releases every lease still held through this client (bounded by
 // CleanupTimeout each), closes their Done channels and removes the inbox.
 // Later calls return ErrClosed. Close is idempotent.
 func (c *LockClient) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	held, ok := c.base.shut()
+	if !ok {
 		return nil
 	}
-	c.closed = true
-	held := c.leases
-	c.leases = map[string]*clientLease{}
-	c.mu.Unlock()
 	for _, l := range held {
 		c.release(l.id, l.name)
 		l.end()
 	}
-	if c.inbox != nil {
-		c.inbox.close()
-	}
+	c.base.closeInbox()
 	return nil
 }
 
@@ -242,34 +185,30 @@ type clientLease struct {
 	ttl   time.Duration
 	token uint64
 	id    string
-
-	done    chan struct{}
-	endOnce sync.Once
+	grantDone
 }
 
-func (l *clientLease) Name() string          { return l.name }
-func (l *clientLease) Owner() string         { return l.owner }
-func (l *clientLease) Token() uint64         { return l.token }
-func (l *clientLease) Done() <-chan struct{} { return l.done }
+func (l *clientLease) Name() string    { return l.name }
+func (l *clientLease) Owner() string   { return l.owner }
+func (l *clientLease) Token() uint64   { return l.token }
+func (l *clientLease) grantID() string { return l.id }
 
 // TTL is the TTL granted at acquisition (after the backend's rounding); a
 // Refresh with another TTL does not change it.
 func (l *clientLease) TTL() time.Duration { return l.ttl }
 
-func (l *clientLease) end() { l.endOnce.Do(func() { close(l.done) }) }
-
 // Refresh extends the lease to ttl from now (0 = the lease's TTL).
 func (l *clientLease) Refresh(ctx context.Context, ttl time.Duration) error {
-	if err := l.c.usable(); err != nil {
+	if err := l.c.base.usable(); err != nil {
 		return fmt.Errorf("runtime: lock %q refresh: %w", l.name, err)
 	}
 	req := &lockv1.RefreshRequest{Name: l.name, LeaseId: l.id}
 	if ttl != 0 {
 		req.Ttl = durationpb.New(ttl)
 	}
-	_, err := actors.Request[*lockv1.RefreshResponse](ctx, l.c.root, l.c.pid, req)
+	_, err := actors.Request[*lockv1.RefreshResponse](ctx, l.c.base.root, l.c.base.pid, req)
 	if errors.Is(err, backends.ErrNotHeld) {
-		l.c.forget(l)
+		l.c.base.forget(l)
 	}
 	if err != nil {
 		return fmt.Errorf("runtime: lock %q refresh: %w", l.name, err)
@@ -280,17 +219,8 @@ func (l *clientLease) Refresh(ctx context.Context, ttl time.Duration) error {
 // Release frees the lock; Done is closed afterwards, also when it was no
 // longer held (ErrNotHeld).
 func (l *clientLease) Release(ctx context.Context) error {
-	if err := l.c.usable(); err != nil {
-		return fmt.Errorf("runtime: lock %q release: %w", l.name, err)
-	}
-	_, err := actors.Request[*lockv1.ReleaseResponse](ctx, l.c.root, l.c.pid, &lockv1.ReleaseRequest{Name: l.name, LeaseId: l.id})
-	if err == nil || errors.Is(err, backends.ErrNotHeld) {
-		l.c.forget(l)
-	}
-	if err != nil {
-		return fmt.Errorf("runtime: lock %q release: %w", l.name, err)
-	}
-	return nil
+	return giveUp[*lockv1.ReleaseResponse](ctx, &l.c.base, l,
+		&lockv1.ReleaseRequest{Name: l.name, LeaseId: l.id}, fmt.Sprintf("runtime: lock %q release", l.name))
 }
 
 // newRequestID is a random id for a request or a subscription.

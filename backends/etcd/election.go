@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/baton-go/baton/backends"
@@ -20,14 +19,7 @@ type Elector struct {
 	conn    *Connector
 	ns      backends.Namespace
 	ttlSecs int64
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	closed bool
-	held   map[*lockHold]struct{}
+	holdSet
 }
 
 var (
@@ -51,11 +43,9 @@ func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error)
 	if opts.TTL == 0 {
 		opts.TTL = backends.DefaultElectionTTL
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Elector{
-		conn: conn, ns: ns, ttlSecs: leaseSeconds(opts.TTL),
-		ctx: ctx, cancel: cancel, held: make(map[*lockHold]struct{}),
-	}, nil
+	e := &Elector{conn: conn, ns: ns, ttlSecs: leaseSeconds(opts.TTL)}
+	e.holdSet.init("elector")
+	return e, nil
 }
 
 func (e *Elector) prefix(election string) string {
@@ -100,35 +90,14 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 			return nil, e.waitErr(ctx, op, err)
 		}
 	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	// A leader's session is always kept alive: leadership ends only by
+	// Resign, Close or losing the session.
+	h := e.holdSet.hold(e.conn, cli, en, true)
+	if h == nil {
 		lockRevoke(ctx, e.conn, cli, en.id)
 		return nil, fmt.Errorf("%s: elector: %w", op, backends.ErrClosed)
 	}
-	// A leader's session is always kept alive: leadership ends only by
-	// Resign, Close or losing the session.
-	h := newLockHold(e.ctx, e.conn, cli, en, true, &e.wg, func(h *lockHold) {
-		e.mu.Lock()
-		delete(e.held, h)
-		e.mu.Unlock()
-	})
-	e.held[h] = struct{}{}
-	e.mu.Unlock()
 	return &electLeadership{h: h, election: election, value: value}, nil
-}
-
-func (e *Elector) waitErr(ctx context.Context, op string, err error) error {
-	if ctx.Err() == nil && e.ctx.Err() != nil {
-		return fmt.Errorf("%s: elector: %w", op, backends.ErrClosed)
-	}
-	return mapCtxErr(ctx, op, err)
-}
-
-func (e *Elector) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
 }
 
 // Leader returns the current leader, or ErrNotFound when there is none.
@@ -256,21 +225,7 @@ func electSleep(ctx context.Context, d time.Duration) bool {
 // connector's RequestTimeout each), aborts waiting Campaigns and ends every
 // Observe. Later calls return ErrClosed.
 func (e *Elector) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return fmt.Errorf("etcd: elector: %w", backends.ErrClosed)
-	}
-	e.closed = true
-	holds := make([]*lockHold, 0, len(e.held))
-	for h := range e.held {
-		holds = append(holds, h)
-	}
-	e.mu.Unlock()
-	lockReleaseAll(e.conn, holds, "etcd: elector close")
-	e.cancel()
-	e.wg.Wait()
-	return nil
+	return e.shut(e.conn, "etcd: elector close")
 }
 
 // electLeadership is held leadership: backends.Leadership.

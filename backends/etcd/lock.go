@@ -28,15 +28,7 @@ var errLockWatchClosed = errors.New("etcd: watch closed")
 type Locker struct {
 	conn *Connector
 	ns   backends.Namespace
-
-	// ctx ends on Close: it aborts waits and stops every monitor goroutine.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	closed bool
-	held   map[*lockHold]struct{}
+	holdSet
 }
 
 var (
@@ -53,8 +45,9 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Locker{conn: conn, ns: ns, ctx: ctx, cancel: cancel, held: make(map[*lockHold]struct{})}, nil
+	l := &Locker{conn: conn, ns: ns}
+	l.holdSet.init("locker")
+	return l, nil
 }
 
 // Acquire blocks until the lock is held or ctx ends. Waiters are served in
@@ -118,15 +111,6 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 	return &lockLease{h: h, name: name, owner: opts.Owner}, nil
 }
 
-// waitErr maps an error of a waiting Acquire, telling Close apart from the
-// caller's ctx.
-func (l *Locker) waitErr(ctx context.Context, op string, err error) error {
-	if ctx.Err() == nil && l.ctx.Err() != nil {
-		return fmt.Errorf("%s: locker: %w", op, backends.ErrClosed)
-	}
-	return mapCtxErr(ctx, op, err)
-}
-
 // hold turns a queue entry that reached the front into a held lock: it
 // renews the lease once so the TTL counts from now, then starts the monitor.
 func (l *Locker) hold(ctx context.Context, cli *clientv3.Client, e lockEntry, autoRenew bool) (*lockHold, error) {
@@ -143,45 +127,18 @@ func (l *Locker) hold(ctx context.Context, cli *clientv3.Client, e lockEntry, au
 		}
 		e.granted, e.ttl = start, time.Duration(resp.TTL)*time.Second
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	h := l.holdSet.hold(l.conn, cli, e, autoRenew)
+	if h == nil {
 		return nil, fmt.Errorf("locker: %w", backends.ErrClosed)
 	}
-	h := newLockHold(l.ctx, l.conn, cli, e, autoRenew, &l.wg, func(h *lockHold) {
-		l.mu.Lock()
-		delete(l.held, h)
-		l.mu.Unlock()
-	})
-	l.held[h] = struct{}{}
 	return h, nil
-}
-
-func (l *Locker) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
 }
 
 // Close releases every lock still held (best effort, bounded by the
 // connector's RequestTimeout each), aborts waiting Acquires and stops all
 // background goroutines. Later calls return ErrClosed.
 func (l *Locker) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return fmt.Errorf("etcd: locker: %w", backends.ErrClosed)
-	}
-	l.closed = true
-	holds := make([]*lockHold, 0, len(l.held))
-	for h := range l.held {
-		holds = append(holds, h)
-	}
-	l.mu.Unlock()
-	lockReleaseAll(l.conn, holds, "etcd: lock close")
-	l.cancel()
-	l.wg.Wait()
-	return nil
+	return l.shut(l.conn, "etcd: lock close")
 }
 
 // lockReleaseAll releases holds concurrently within one RequestTimeout. A

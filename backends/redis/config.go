@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	_ "embed" // Lua scripts
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -62,12 +61,12 @@ var cfgListLua string
 var cfgProbeLua string
 
 var (
-	cfgSetScript      = goredis.NewScript(cfgCommonLua + cfgSetLua)
-	cfgDeleteScript   = goredis.NewScript(cfgCommonLua + cfgDeleteLua)
-	cfgRollbackScript = goredis.NewScript(cfgCommonLua + cfgRollbackLua)
-	cfgGetScript      = goredis.NewScript(cfgCommonLua + cfgGetLua)
-	cfgListScript     = goredis.NewScript(cfgCommonLua + cfgListLua)
-	cfgProbeScript    = goredis.NewScript(cfgCommonLua + cfgProbeLua)
+	cfgSetScript      = logScript(cfgCommonLua, cfgSetLua)
+	cfgDeleteScript   = logScript(cfgCommonLua, cfgDeleteLua)
+	cfgRollbackScript = logScript(cfgCommonLua, cfgRollbackLua)
+	cfgGetScript      = logScript(cfgCommonLua, cfgGetLua)
+	cfgListScript     = logScript(cfgCommonLua, cfgListLua)
+	cfgProbeScript    = logScript(cfgCommonLua, cfgProbeLua)
 )
 
 const (
@@ -274,11 +273,7 @@ func (c *ConfigCenter) List(ctx context.Context, prefix string) (map[string]stri
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(items))
-	for _, it := range items {
-		out[it.Key] = it.Value
-	}
-	return out, nil
+	return backends.ConfigValues(items), nil
 }
 
 // ListItems returns every key starting with prefix with its value and
@@ -453,11 +448,12 @@ func (c *ConfigCenter) WatchWith(ctx context.Context, key string, opts backends.
 		return nil, err
 	}
 	w := &cfgWatch{
-		c:      c,
-		key:    key,
-		prefix: opts.Prefix,
-		ch:     make(chan backends.ConfigEvent, cfgWatchBuffer),
-		view:   make(map[string]uint64),
+		c:         c,
+		key:       key,
+		prefix:    opts.Prefix,
+		ch:        make(chan backends.ConfigEvent, cfgWatchBuffer),
+		logCursor: logCursor{stream: c.keys.log},
+		view:      make(map[string]uint64),
 	}
 	probe := false
 	if opts.FromVersion == 0 {
@@ -476,7 +472,7 @@ func (c *ConfigCenter) WatchWith(ctx context.Context, key string, opts backends.
 		// Reach the server now so that an unreachable backend is reported
 		// to the caller; the goroutine probes again and decides between
 		// replay and resync.
-		if _, err := w.probe(ctx, cl); err != nil {
+		if _, err := probeLog(ctx, cl, w); err != nil {
 			return nil, mapErr(op, err)
 		}
 		if opts.Known != nil {
@@ -533,8 +529,9 @@ type cfgWatch struct {
 	prefix bool
 	ch     chan backends.ConfigEvent
 
-	epoch string // "" until known (a watch resuming from a caller's version)
-	last  uint64 // last version applied
+	// The epoch is "" until known (a watch resuming from a caller's
+	// version); sequences are versions.
+	logCursor
 	// view is key → version of what the watcher holds, for the difference
 	// after a gap. complete is false while it is only partly known (resumed
 	// without Known): keys at a version <= base then count as known.
@@ -551,98 +548,14 @@ func (w *cfgWatch) matches(k string) bool {
 }
 
 func (w *cfgWatch) run(ctx context.Context, probe bool) {
-	const op = "redis config: watch"
-	attempt := 0
-	for ctx.Err() == nil {
-		cl, err := w.c.conn.client()
-		if err == nil && probe {
-			var ok bool
-			ok, err = w.probe(ctx, cl)
-			if err == nil && !ok {
-				err = w.resync(ctx, cl)
-			}
-			if err == nil {
-				probe = false
-			}
-		}
-		if err == nil {
-			var idle bool
-			idle, err = w.read(ctx, cl)
-			if idle {
-				probe = true
-			}
-		}
-		if err == nil {
-			attempt = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		probe = true
-		w.c.logger.Debug("watch interrupted", "key", w.key, "prefix", w.prefix, "attempt", attempt, "err", mapErr(op, err))
-		if !discSleep(ctx, discBackoff(discDefaultRetryMin, discDefaultRetryMax, attempt)) {
-			return
-		}
-		attempt++
-	}
+	followLog(ctx, w.c.conn, w, probe, discDefaultRetryMin, discDefaultRetryMax, w.c.logger,
+		"redis config: watch", "key", w.key, "prefix", w.prefix)
 }
 
-// probe reports whether reading on from w.last is gap-free: same epoch (or
-// none known yet, which it then adopts), the log not behind us, and its next
-// entry, if any, exactly w.last+1.
-func (w *cfgWatch) probe(ctx context.Context, cl goredis.Scripter) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, discOpTimeout)
-	defer cancel()
-	vals, err := cfgProbeScript.Run(ctx, cl, w.c.keys.common(), strconv.FormatUint(w.last, 10)).StringSlice()
-	if err != nil {
-		return false, err
-	}
-	if len(vals) != 3 || vals[0] == "" || (w.epoch != "" && vals[0] != w.epoch) {
-		return false, nil
-	}
-	cur, err := strconv.ParseUint(vals[1], 10, 64)
-	if err != nil || cur < w.last {
-		return false, nil
-	}
-	if cur > w.last {
-		next, ok := discSeq(vals[2])
-		if !ok || next != w.last+1 {
-			return false, nil
-		}
-	}
-	w.epoch = vals[0]
-	return true, nil
-}
+func (w *cfgWatch) cursor() *logCursor { return &w.logCursor }
 
-// read blocks for new log entries and applies them; idle is true when the
-// block timed out without any.
-func (w *cfgWatch) read(ctx context.Context, cl goredis.UniversalClient) (idle bool, err error) {
-	streams, err := cl.XRead(ctx, &goredis.XReadArgs{
-		Streams: []string{w.c.keys.log, strconv.FormatUint(w.last, 10) + "-0"},
-		Count:   discWatchBatch,
-		Block:   discWatchBlock,
-	}).Result()
-	if errors.Is(err, goredis.Nil) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, s := range streams {
-		for _, m := range s.Messages {
-			v, ok := discSeq(m.ID)
-			epoch, _ := m.Values["e"].(string)
-			if !ok || epoch != w.epoch || v != w.last+1 {
-				return false, w.resync(ctx, cl)
-			}
-			if !w.apply(ctx, v, m.Values) {
-				return false, ctx.Err()
-			}
-			w.last = v
-		}
-	}
-	return false, nil
+func (w *cfgWatch) probeCmd(ctx context.Context, cl goredis.Scripter, last string) *goredis.Cmd {
+	return cfgProbeScript.Run(ctx, cl, w.c.keys.common(), last)
 }
 
 // apply delivers one log entry if its key is watched. It returns false when
@@ -656,10 +569,10 @@ func (w *cfgWatch) apply(ctx context.Context, version uint64, values map[string]
 	case "p":
 		v, _ := values["v"].(string)
 		w.view[k] = version
-		return w.send(ctx, backends.ConfigEvent{Type: backends.ConfigPut, Item: backends.ConfigItem{Key: k, Value: v, Version: version}})
+		return sendEvent(ctx, w.ch, backends.ConfigEvent{Type: backends.ConfigPut, Item: backends.ConfigItem{Key: k, Value: v, Version: version}})
 	case "d":
 		delete(w.view, k)
-		return w.send(ctx, backends.ConfigEvent{Type: backends.ConfigDelete, Item: backends.ConfigItem{Key: k, Version: version}})
+		return sendEvent(ctx, w.ch, backends.ConfigEvent{Type: backends.ConfigDelete, Item: backends.ConfigItem{Key: k, Version: version}})
 	}
 	w.c.logger.Warn("skipping unknown log entry", "type", values["t"])
 	return true
@@ -710,18 +623,9 @@ func (w *cfgWatch) resync(ctx context.Context, cl goredis.UniversalClient) error
 	w.view, w.complete = view, true
 	w.epoch, w.last = snap.epoch, snap.version
 	for _, ev := range events {
-		if !w.send(ctx, ev) {
+		if !sendEvent(ctx, w.ch, ev) {
 			return ctx.Err()
 		}
 	}
 	return nil
-}
-
-func (w *cfgWatch) send(ctx context.Context, ev backends.ConfigEvent) bool {
-	select {
-	case w.ch <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,4 +1,5 @@
--- Shared by every config script; the Go side prepends this file.
+-- Shared by every config script; the Go side prepends this file (after
+-- log_common.lua).
 --
 -- KEYS[1] meta:     HASH epoch, version (the namespace's last version)
 -- KEYS[2] values:   HASH key -> value
@@ -10,24 +11,11 @@
 -- clock in microseconds (~1.8e15), beyond what Lua prints exactly with
 -- tostring, so they are formatted with %d and compared as strings.
 
--- cfg_meta returns the namespace epoch and version. A missing meta hash
--- means a new namespace or a server that lost its data: a new epoch starts,
--- its first version seeded from the server clock so that versions keep
--- increasing across such restarts, and any old log is dropped so explicit
--- stream IDs always increase.
+-- cfg_meta returns the namespace epoch and version (see log_meta: a new
+-- namespace, or a server that lost its data, starts a new epoch whose
+-- versions stay above the old ones).
 local function cfg_meta(create)
-  local m = redis.call('HMGET', KEYS[1], 'epoch', 'version')
-  if m[1] and m[2] then
-    return m[1], m[2]
-  end
-  if not create then
-    return false, false
-  end
-  local t = redis.call('TIME')
-  local seed = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  redis.call('DEL', KEYS[4])
-  redis.call('HSET', KEYS[1], 'epoch', seed, 'version', seed)
-  return seed, seed
+  return log_meta(KEYS[1], KEYS[4], 'version', create)
 end
 
 -- cfg_write records one put (deleted = false) or delete of key with a new

@@ -62,12 +62,12 @@ var discSnapshotLua string
 var discProbeLua string
 
 var (
-	discRegisterScript   = goredis.NewScript(discCommonLua + discRegisterLua)
-	discKeepAliveScript  = goredis.NewScript(discCommonLua + discKeepAliveLua)
-	discDeregisterScript = goredis.NewScript(discCommonLua + discDeregisterLua)
-	discSweepScript      = goredis.NewScript(discCommonLua + discSweepLua)
-	discSnapshotScript   = goredis.NewScript(discCommonLua + discSnapshotLua)
-	discProbeScript      = goredis.NewScript(discCommonLua + discProbeLua)
+	discRegisterScript   = logScript(discCommonLua, discRegisterLua)
+	discKeepAliveScript  = logScript(discCommonLua, discKeepAliveLua)
+	discDeregisterScript = logScript(discCommonLua, discDeregisterLua)
+	discSweepScript      = logScript(discCommonLua, discSweepLua)
+	discSnapshotScript   = logScript(discCommonLua, discSnapshotLua)
+	discProbeScript      = logScript(discCommonLua, discProbeLua)
 )
 
 const (
@@ -750,14 +750,18 @@ func (d *Discovery) Watch(ctx context.Context, serviceName string) (<-chan backe
 	d.wg.Add(1)
 	d.mu.Unlock()
 
+	keys := d.keys(serviceName)
 	w := &discWatch{
 		d:       d,
 		service: serviceName,
-		keys:    d.keys(serviceName),
+		keys:    keys,
 		ch:      make(chan backends.ServiceEvent, discWatchBuffer),
-		epoch:   snap.epoch,
-		last:    snap.seq,
 		view:    make(map[string]discInstance, len(snap.instances)),
+		logCursor: logCursor{
+			stream: keys.log,
+			epoch:  snap.epoch,
+			last:   snap.seq,
+		},
 	}
 	list := make([]backends.ServiceInfo, 0, len(snap.instances))
 	for _, e := range snap.instances {
@@ -787,48 +791,19 @@ type discWatch struct {
 	keys    discKeys
 	ch      chan backends.ServiceEvent
 
-	epoch string                  // log epoch the view belongs to
-	last  uint64                  // last log sequence applied
-	view  map[string]discInstance // what the watcher has been told
+	logCursor                         // where the view stands in the log
+	view      map[string]discInstance // what the watcher has been told
 }
 
 func (w *discWatch) run(ctx context.Context) {
-	const op = "redis discovery: watch"
-	attempt := 0
-	probe := false // check the log position before reading again
-	for ctx.Err() == nil {
-		cl, err := w.d.conn.client()
-		if err == nil && probe {
-			var ok bool
-			ok, err = w.probe(ctx, cl)
-			if err == nil && !ok {
-				err = w.resync(ctx, cl)
-			}
-			if err == nil {
-				probe = false
-			}
-		}
-		if err == nil {
-			var idle bool
-			idle, err = w.read(ctx, cl)
-			if idle {
-				probe = true
-			}
-		}
-		if err == nil {
-			attempt = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		probe = true
-		w.d.logger.Debug("watch interrupted", "service", w.service, "attempt", attempt, "err", mapErr(op, err))
-		if !discSleep(ctx, discBackoff(w.d.opts.RetryMin, w.d.opts.RetryMax, attempt)) {
-			return
-		}
-		attempt++
-	}
+	followLog(ctx, w.d.conn, w, false, w.d.opts.RetryMin, w.d.opts.RetryMax, w.d.logger,
+		"redis discovery: watch", "service", w.service)
+}
+
+func (w *discWatch) cursor() *logCursor { return &w.logCursor }
+
+func (w *discWatch) probeCmd(ctx context.Context, cl goredis.Scripter, last string) *goredis.Cmd {
+	return w.keys.run(ctx, cl, discProbeScript, last)
 }
 
 // discSleep waits for d or ctx; false when ctx ended.
@@ -841,72 +816,6 @@ func discSleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// read blocks for new log entries and applies them. idle is true when the
-// block timed out without any.
-func (w *discWatch) read(ctx context.Context, cl goredis.UniversalClient) (idle bool, err error) {
-	streams, err := cl.XRead(ctx, &goredis.XReadArgs{
-		Streams: []string{w.keys.log, strconv.FormatUint(w.last, 10) + "-0"},
-		Count:   discWatchBatch,
-		Block:   discWatchBlock,
-	}).Result()
-	if errors.Is(err, goredis.Nil) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, s := range streams {
-		for _, m := range s.Messages {
-			seq, ok := discSeq(m.ID)
-			epoch, _ := m.Values["e"].(string)
-			if !ok || epoch != w.epoch || seq != w.last+1 {
-				// Trimmed past us, or a new epoch: the log cannot continue
-				// our view, so re-list.
-				return false, w.resync(ctx, cl)
-			}
-			if !w.apply(ctx, seq, m.Values) {
-				return false, ctx.Err()
-			}
-			w.last = seq
-		}
-	}
-	return false, nil
-}
-
-// discSeq parses a log entry ID "<seq>-0".
-func discSeq(id string) (uint64, bool) {
-	ms, sub, ok := strings.Cut(id, "-")
-	if !ok || sub != "0" {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(ms, 10, 64)
-	return n, err == nil
-}
-
-// probe reports whether reading on from w.last is still gap-free: same
-// epoch, the log not behind us, and the next entry (if the log moved on)
-// exactly w.last+1.
-func (w *discWatch) probe(ctx context.Context, cl goredis.UniversalClient) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, discOpTimeout)
-	defer cancel()
-	vals, err := w.keys.run(ctx, cl, discProbeScript, strconv.FormatUint(w.last, 10)).StringSlice()
-	if err != nil {
-		return false, err
-	}
-	if len(vals) != 3 || vals[0] != w.epoch {
-		return false, nil
-	}
-	seq, err := strconv.ParseUint(vals[1], 10, 64)
-	if err != nil || seq < w.last {
-		return false, nil
-	}
-	if seq == w.last {
-		return true, nil
-	}
-	next, ok := discSeq(vals[2])
-	return ok && next == w.last+1, nil
 }
 
 // apply turns one log entry into at most one event against the view. It
@@ -927,13 +836,13 @@ func (w *discWatch) apply(ctx context.Context, seq uint64, values map[string]any
 		if known {
 			typ = backends.ServiceUpdated
 		}
-		return w.send(ctx, backends.ServiceEvent{Type: typ, Service: svc, Revision: seq})
+		return sendEvent(ctx, w.ch, backends.ServiceEvent{Type: typ, Service: svc, Revision: seq})
 	case "removed":
 		if !known {
 			return true
 		}
 		delete(w.view, id)
-		return w.send(ctx, backends.ServiceEvent{Type: backends.ServiceRemoved, Service: old.svc, Revision: seq})
+		return sendEvent(ctx, w.ch, backends.ServiceEvent{Type: backends.ServiceRemoved, Service: old.svc, Revision: seq})
 	}
 	w.d.logger.Warn("skipping unknown log entry", "service", w.service, "type", kind)
 	return true
@@ -975,18 +884,9 @@ func (w *discWatch) resync(ctx context.Context, cl goredis.UniversalClient) erro
 	// The view moves first: if ctx ends mid-way the watch is over anyway.
 	w.view, w.epoch, w.last = cur, snap.epoch, snap.seq
 	for _, ev := range events {
-		if !w.send(ctx, ev) {
+		if !sendEvent(ctx, w.ch, ev) {
 			return ctx.Err()
 		}
 	}
 	return nil
-}
-
-func (w *discWatch) send(ctx context.Context, ev backends.ServiceEvent) bool {
-	select {
-	case w.ch <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,4 +1,5 @@
--- Shared by every discovery script; the Go side prepends this file.
+-- Shared by every discovery script; the Go side prepends this file (after
+-- log_common.lua).
 --
 -- KEYS[1] index:  ZSET instance id -> deadline (server time, ms)
 -- KEYS[2] log:    STREAM of changes, entry IDs "<seq>-0"
@@ -14,24 +15,10 @@ local function disc_now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- disc_meta returns the log's epoch and last seq (as strings). A missing
--- meta hash means the service is new or the server lost its data: a new
--- epoch starts, seeded from the server clock in microseconds so sequences of
--- a later epoch sort above those of an earlier one, and the old log (if any)
--- is dropped so explicit IDs always increase.
+-- disc_meta returns the log's epoch and last seq (see log_meta: a new
+-- service, or a server that lost its data, starts a new epoch).
 local function disc_meta(create)
-  local m = redis.call('HMGET', KEYS[3], 'epoch', 'seq')
-  if m[1] and m[2] then
-    return m[1], m[2]
-  end
-  if not create then
-    return false, false
-  end
-  local t = redis.call('TIME')
-  local seed = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[3], 'epoch', seed, 'seq', seed)
-  return seed, seed
+  return log_meta(KEYS[3], KEYS[2], 'seq', create)
 end
 
 -- disc_emit appends one change to the log. The XADD comes first so that a

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -41,12 +40,7 @@ type Elector struct {
 	hub  *lockHub
 	log  *slog.Logger
 
-	closing chan struct{}
-	wg      sync.WaitGroup
-
-	mu     sync.Mutex
-	closed bool
-	terms  map[*leadership]struct{}
+	terms holdings[*leadership]
 }
 
 var (
@@ -75,14 +69,8 @@ func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error)
 	if ttl < 3*time.Millisecond {
 		return nil, backends.Invalid("ttl", opts.TTL, "must be at least 3ms")
 	}
-	e := &Elector{
-		conn:    conn,
-		ns:      ns,
-		ttl:     ttl,
-		log:     conn.Logger(),
-		closing: make(chan struct{}),
-		terms:   make(map[*leadership]struct{}),
-	}
+	e := &Elector{conn: conn, ns: ns, ttl: ttl, log: conn.Logger()}
+	e.terms.init()
 	e.hub = newLockHub(conn, channelPattern(ns, backends.ComponentElection))
 	return e, nil
 }
@@ -92,12 +80,6 @@ func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error)
 func (e *Elector) electKeys(election string) (leader, epoch, channel string) {
 	p := e.ns.Prefix(backends.ComponentElection, lockHashTag(election))
 	return p + "leader", p + "epoch", p + "events"
-}
-
-func (e *Elector) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
 }
 
 func electClosedErr(op string) error {
@@ -110,7 +92,7 @@ func electClosedErr(op string) error {
 // which is what this bound catches.
 func (e *Elector) electFallback(pttl time.Duration) time.Duration {
 	d := e.ttl / 4
-	if pttl > 0 && pttl+time.Millisecond < d {
+	if pttl >= 0 && pttl+time.Millisecond < d { // 0: under a millisecond left
 		d = pttl + time.Millisecond
 	}
 	return max(jitter(d, 0.1), time.Millisecond)
@@ -126,7 +108,7 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 	if err := backends.ValidateValue([]byte(value), 0); err != nil {
 		return nil, err
 	}
-	if e.isClosed() {
+	if e.terms.isClosed() {
 		return nil, electClosedErr("campaign")
 	}
 	leaderKey, epochKey, channel := e.electKeys(election)
@@ -149,7 +131,7 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 		res, err := electCampaignScript.Run(ctx, cl, []string{leaderKey, epochKey},
 			id, value, e.ttl.Milliseconds(), channel).Int64Slice()
 		if err != nil {
-			if ctx.Err() != nil {
+			if replyLost(err) {
 				// Leadership may have been granted with the reply lost.
 				e.electAbandon(cl, leaderKey, id, channel)
 			}
@@ -161,50 +143,29 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 		if res[0] > 0 {
 			return e.startTerm(cl, election, value, id, uint64(res[0]), start)
 		}
-		t := time.NewTimer(e.electFallback(time.Duration(res[1]) * time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		switch w.wait(ctx, e.terms.closing, e.electFallback(time.Duration(res[1])*time.Millisecond)) {
+		case wakeCtx:
 			return nil, fmt.Errorf("%s: %w", op, ctx.Err())
-		case <-e.closing:
-			t.Stop()
+		case wakeClosed:
 			return nil, electClosedErr("campaign")
-		case <-w.C:
-			t.Stop()
-		case <-t.C:
 		}
 	}
 }
 
 func (e *Elector) electAbandon(cl goredis.UniversalClient, leaderKey, id, channel string) {
-	ctx, cancel := context.WithTimeout(context.Background(), lockCleanupTimeout)
-	defer cancel()
-	if err := electResignScript.Run(ctx, cl, []string{leaderKey}, id, channel).Err(); err != nil {
-		e.log.Debug("redis election: abandon failed", "key", leaderKey, "err", err)
-	}
+	giveBackNow(e.log, "redis election", electResignScript, cl, leaderKey, id, channel)
 }
 
 func (e *Elector) startTerm(cl goredis.UniversalClient, election, value, id string, epoch uint64, start time.Time) (*leadership, error) {
 	leaderKey, _, channel := e.electKeys(election)
 	ld := &leadership{
 		e: e, election: election, value: value, id: id, epoch: epoch,
-		leaderKey: leaderKey, channel: channel, done: make(chan struct{}),
+		leaderKey: leaderKey, channel: channel, expiry: expiry{done: make(chan struct{})},
 	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	if !e.terms.add(ld, e.ttl, start, ld.renew) {
 		e.electAbandon(cl, leaderKey, id, channel)
 		return nil, electClosedErr("campaign")
 	}
-	e.terms[ld] = struct{}{}
-	ld.mu.Lock()
-	// Counted from before the request: Done closes no later than the key
-	// can expire on the server.
-	ld.timer = time.AfterFunc(e.ttl-time.Since(start), ld.end)
-	ld.mu.Unlock()
-	e.wg.Add(1)
-	go ld.renew()
-	e.mu.Unlock()
 	return ld, nil
 }
 
@@ -213,7 +174,7 @@ func (e *Elector) Leader(ctx context.Context, election string) (backends.LeaderI
 	if err := backends.ValidateName("election name", election); err != nil {
 		return backends.LeaderInfo{}, err
 	}
-	if e.isClosed() {
+	if e.terms.isClosed() {
 		return backends.LeaderInfo{}, electClosedErr("leader")
 	}
 	info, _, err := e.electRead(ctx, election)
@@ -266,18 +227,14 @@ func (e *Elector) Observe(ctx context.Context, election string) (<-chan backends
 	if err := backends.ValidateName("election name", election); err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	if !e.terms.track() {
 		return nil, electClosedErr("observe")
 	}
-	e.wg.Add(1)
-	e.mu.Unlock()
 	_, _, channel := e.electKeys(election)
 	w := e.hub.watch(channel)
 	if err := e.hub.ensure(ctx); err != nil {
 		w.stop()
-		e.wg.Done()
+		e.terms.wg.Done()
 		return nil, err
 	}
 	out := make(chan backends.LeaderInfo, 1)
@@ -286,7 +243,7 @@ func (e *Elector) Observe(ctx context.Context, election string) (<-chan backends
 }
 
 func (e *Elector) observe(ctx context.Context, election string, w *hubWaiter, out chan<- backends.LeaderInfo) {
-	defer e.wg.Done()
+	defer e.terms.wg.Done()
 	defer close(out)
 	defer w.stop()
 	last := backends.LeaderInfo{Election: election}
@@ -302,24 +259,18 @@ func (e *Elector) observe(ctx context.Context, election string, w *hubWaiter, ou
 					last = info
 				case <-ctx.Done():
 					return
-				case <-e.closing:
+				case <-e.terms.closing:
 					return
 				}
 			}
 		} else {
 			e.log.Debug("redis election: observe read failed", "election", election, "err", err)
 		}
-		t := time.NewTimer(e.electFallback(pttl))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if err != nil {
+			pttl = -1 // no leader key (or no answer): nothing to time the fallback by
+		}
+		if w.wait(ctx, e.terms.closing, e.electFallback(pttl)) != wakeRetry {
 			return
-		case <-e.closing:
-			t.Stop()
-			return
-		case <-w.C:
-			t.Stop()
-		case <-t.C:
 		}
 	}
 }
@@ -328,31 +279,7 @@ func (e *Elector) observe(ctx context.Context, election string, w *hubWaiter, ou
 // (best effort, bounded), and wakes blocked Campaign calls with ErrClosed.
 // It does not disconnect the Connector.
 func (e *Elector) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil
-	}
-	e.closed = true
-	close(e.closing)
-	held := make([]*leadership, 0, len(e.terms))
-	for ld := range e.terms {
-		held = append(held, ld)
-	}
-	e.mu.Unlock()
-
-	e.hub.close()
-	if cl, err := e.conn.client(); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), lockCleanupTimeout)
-		for _, ld := range held {
-			_ = electResignScript.Run(ctx, cl, []string{ld.leaderKey}, ld.id, ld.channel).Err()
-		}
-		cancel()
-	}
-	for _, ld := range held {
-		ld.end()
-	}
-	e.wg.Wait()
+	e.terms.close(e.hub, e.conn)
 	return nil
 }
 
@@ -362,11 +289,7 @@ type leadership struct {
 	election, value, id string
 	leaderKey, channel  string
 	epoch               uint64
-	done                chan struct{}
-
-	mu    sync.Mutex
-	timer *time.Timer // local expiry: closes done
-	ended bool
+	expiry
 }
 
 func (ld *leadership) Election() string      { return ld.election }
@@ -375,58 +298,29 @@ func (ld *leadership) Epoch() uint64         { return ld.epoch }
 func (ld *leadership) Done() <-chan struct{} { return ld.done }
 
 func (ld *leadership) end() {
-	ld.mu.Lock()
-	if !ld.ended {
-		ld.ended = true
-		close(ld.done)
-		if ld.timer != nil {
-			ld.timer.Stop()
-		}
-	}
-	ld.mu.Unlock()
-	ld.e.mu.Lock()
-	delete(ld.e.terms, ld)
-	ld.e.mu.Unlock()
+	ld.finish()
+	ld.e.terms.remove(ld)
 }
 
 // Resign deletes the leader key if it is still ours and notifies candidates
 // and observers. ErrNotHeld when leadership was already lost.
 func (ld *leadership) Resign(ctx context.Context) error {
-	if ld.e.isClosed() {
-		return electClosedErr("resign")
-	}
-	cl, err := ld.e.conn.client()
-	if err != nil {
-		return err
-	}
-	ok, err := electResignScript.Run(ctx, cl, []string{ld.leaderKey}, ld.id, ld.channel).Int()
-	if err != nil {
-		return mapErr(fmt.Sprintf("redis: election %q resign", ld.election), err)
-	}
-	ld.end()
-	if ok != 1 {
-		return fmt.Errorf("redis: election %q resign: %w", ld.election, backends.ErrNotHeld)
-	}
-	return nil
+	return ld.e.terms.release(ctx, ld.e.conn, ld, electClosedErr("resign"), fmt.Sprintf("redis: election %q resign", ld.election))
+}
+
+func (ld *leadership) giveBack(ctx context.Context, cl goredis.UniversalClient) *goredis.Cmd {
+	return electResignScript.Run(ctx, cl, []string{ld.leaderKey}, ld.id, ld.channel)
 }
 
 // renew extends the leader key every TTL/3. A renewal that finds the key
 // gone or someone else's ends the term at once; failures to reach Redis are
 // retried until the local expiry timer ends the term.
 func (ld *leadership) renew() {
-	defer ld.e.wg.Done()
 	ttl := ld.e.ttl
 	every := max(ttl/3, time.Millisecond)
 	for {
-		t := time.NewTimer(every)
-		select {
-		case <-ld.done:
-			t.Stop()
+		if !pause(every, ld.done, ld.e.terms.closing) {
 			return
-		case <-ld.e.closing:
-			t.Stop()
-			return
-		case <-t.C:
 		}
 		cl, err := ld.e.conn.client()
 		if err != nil {

@@ -86,3 +86,11 @@ func isUnavailable(err error) bool {
 	// Anything that is not a server reply is a client/transport failure.
 	return !errors.As(err, &re)
 }
+
+// replyLost reports whether err means a command may have run on the server
+// without its reply reaching us: anything but an error reply from Redis
+// itself (timeouts, cancelled contexts, broken connections).
+func replyLost(err error) bool {
+	var reply goredis.Error
+	return err != nil && !errors.As(err, &reply)
+}

@@ -49,12 +49,7 @@ type Locker struct {
 	hub  *lockHub
 	log  *slog.Logger
 
-	closing chan struct{} // closed by Close
-	wg      sync.WaitGroup
-
-	mu     sync.Mutex
-	closed bool
-	leases map[*lease]struct{}
+	leases holdings[*lease]
 }
 
 var (
@@ -73,13 +68,8 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Locker{
-		conn:    conn,
-		ns:      ns,
-		log:     conn.Logger(),
-		closing: make(chan struct{}),
-		leases:  make(map[*lease]struct{}),
-	}
+	l := &Locker{conn: conn, ns: ns, log: conn.Logger()}
+	l.leases.init()
 	l.hub = newLockHub(conn, channelPattern(ns, backends.ComponentLock))
 	return l, nil
 }
@@ -109,12 +99,6 @@ func lockHashTag(name string) string {
 	return "{" + name + "}"
 }
 
-func (l *Locker) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
-}
-
 func lockClosedErr(op string) error { return fmt.Errorf("redis: lock %s: %w", op, backends.ErrClosed) }
 
 func (l *Locker) prepare(name string, opts backends.LockOptions) (backends.LockOptions, error) {
@@ -128,7 +112,7 @@ func (l *Locker) prepare(name string, opts backends.LockOptions) (backends.LockO
 	if o.Owner == "" {
 		o.Owner = rand.Text()
 	}
-	if l.isClosed() {
+	if l.leases.isClosed() {
 		return o, lockClosedErr("acquire")
 	}
 	return o, nil
@@ -174,17 +158,11 @@ func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOpt
 		if !errors.Is(err, backends.ErrNotObtained) {
 			return nil, err
 		}
-		t := time.NewTimer(lockFallback(pttl))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		switch w.wait(ctx, l.leases.closing, lockFallback(pttl)) {
+		case wakeCtx:
 			return nil, fmt.Errorf("redis: lock acquire %q: %w", name, ctx.Err())
-		case <-l.closing:
-			t.Stop()
+		case wakeClosed:
 			return nil, lockClosedErr("acquire")
-		case <-w.C:
-			t.Stop()
-		case <-t.C:
 		}
 	}
 }
@@ -196,10 +174,12 @@ func lockWaitErr(ctx context.Context, name string, err error) error {
 	return err
 }
 
-// lockFallback is the longest a waiter sleeps without a notification.
+// lockFallback is the longest a waiter sleeps without a notification:
+// until the holder's key expires (pttl, as the acquire script saw it; 0
+// means under a millisecond is left), at most lockFallbackMax.
 func lockFallback(pttl time.Duration) time.Duration {
 	d := lockFallbackMax
-	if pttl > 0 && pttl < d {
+	if pttl >= 0 && pttl < d {
 		d = pttl + time.Millisecond
 	}
 	return max(jitter(d, 0.1), time.Millisecond)
@@ -225,9 +205,12 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 	start := time.Now()
 	res, err := lockAcquireScript.Run(ctx, cl, []string{ownerKey, fenceKey}, holder, ttl.Milliseconds()).Int64Slice()
 	if err != nil {
-		if ctx.Err() != nil {
+		if replyLost(err) {
 			// The server may have granted the lock before the reply was
-			// abandoned; give it back so it does not sit there for a TTL.
+			// lost (a cancelled context, a read timeout that fires just
+			// before the context reports it, a dropped connection); give it
+			// back so it does not sit there for a TTL. The holder value is a
+			// fresh nonce, so this can never free someone else's lock.
 			l.lockAbandon(cl, ownerKey, holder, channel)
 		}
 		return nil, 0, mapErr(fmt.Sprintf("redis: lock acquire %q", name), err)
@@ -243,65 +226,28 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 		l: l, name: name, owner: o.Owner, holder: holder,
 		ownerKey: ownerKey, channel: channel,
 		token: uint64(res[0]), ttl: ttl,
-		done: make(chan struct{}),
+		expiry: expiry{done: make(chan struct{})},
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	var renew func()
+	if o.AutoRenew {
+		renew = ls.autoRenew
+	}
+	if !l.leases.add(ls, ttl, start, renew) {
 		l.lockAbandon(cl, ownerKey, holder, channel)
 		return nil, 0, lockClosedErr("acquire")
 	}
-	l.leases[ls] = struct{}{}
-	// The local expiry counts from before the request, so Done closes no
-	// later than the server lets the key expire.
-	ls.mu.Lock()
-	ls.timer = time.AfterFunc(ttl-time.Since(start), ls.end)
-	ls.mu.Unlock()
-	if o.AutoRenew {
-		l.wg.Add(1)
-		go ls.autoRenew()
-	}
-	l.mu.Unlock()
 	return ls, 0, nil
 }
 
 func (l *Locker) lockAbandon(cl goredis.UniversalClient, ownerKey, holder, channel string) {
-	ctx, cancel := context.WithTimeout(context.Background(), lockCleanupTimeout)
-	defer cancel()
-	if err := lockReleaseScript.Run(ctx, cl, []string{ownerKey}, holder, channel).Err(); err != nil {
-		l.log.Debug("redis lock: abandon failed", "key", ownerKey, "err", err)
-	}
+	giveBackNow(l.log, "redis lock", lockReleaseScript, cl, ownerKey, holder, channel)
 }
 
 // Close stops auto-renewals, releases every lease still held (best effort,
 // bounded), wakes blocked Acquire calls with ErrClosed and closes the
 // Pub/Sub subscription. It does not disconnect the Connector.
 func (l *Locker) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
-	}
-	l.closed = true
-	close(l.closing)
-	held := make([]*lease, 0, len(l.leases))
-	for ls := range l.leases {
-		held = append(held, ls)
-	}
-	l.mu.Unlock()
-
-	l.hub.close()
-	if cl, err := l.conn.client(); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), lockCleanupTimeout)
-		for _, ls := range held {
-			_ = lockReleaseScript.Run(ctx, cl, []string{ls.ownerKey}, ls.holder, ls.channel).Err()
-		}
-		cancel()
-	}
-	for _, ls := range held {
-		ls.end()
-	}
-	l.wg.Wait()
+	l.leases.close(l.hub, l.conn)
 	return nil
 }
 
@@ -311,11 +257,8 @@ type lease struct {
 	name, owner, holder string
 	ownerKey, channel   string
 	token               uint64
-	done                chan struct{}
-	mu                  sync.Mutex
+	expiry              // mu also guards ttl
 	ttl                 time.Duration
-	timer               *time.Timer // local expiry: closes done
-	ended               bool
 }
 
 func (ls *lease) Name() string          { return ls.name }
@@ -332,18 +275,8 @@ func (ls *lease) TTL() time.Duration {
 // end marks the lease over: Done closes, the expiry timer and auto-renewal
 // stop. It is idempotent.
 func (ls *lease) end() {
-	ls.mu.Lock()
-	if !ls.ended {
-		ls.ended = true
-		close(ls.done)
-		if ls.timer != nil {
-			ls.timer.Stop()
-		}
-	}
-	ls.mu.Unlock()
-	ls.l.mu.Lock()
-	delete(ls.l.leases, ls)
-	ls.l.mu.Unlock()
+	ls.finish()
+	ls.l.leases.remove(ls)
 }
 
 // Refresh extends the lease to ttl from now (0 = the current TTL).
@@ -351,7 +284,7 @@ func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err := backends.ValidateTTL("ttl", ttl); err != nil {
 		return err
 	}
-	if ls.l.isClosed() {
+	if ls.l.leases.isClosed() {
 		return lockClosedErr("refresh")
 	}
 	cl, err := ls.l.conn.client()
@@ -392,40 +325,21 @@ func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // Release frees the lock and notifies waiters. ErrNotHeld when it had
 // already expired or been taken over.
 func (ls *lease) Release(ctx context.Context) error {
-	if ls.l.isClosed() {
-		return lockClosedErr("release")
-	}
-	cl, err := ls.l.conn.client()
-	if err != nil {
-		return err
-	}
-	ok, err := lockReleaseScript.Run(ctx, cl, []string{ls.ownerKey}, ls.holder, ls.channel).Int()
-	if err != nil {
-		return mapErr(fmt.Sprintf("redis: lock %q release", ls.name), err)
-	}
-	ls.end()
-	if ok != 1 {
-		return fmt.Errorf("redis: lock %q release: %w", ls.name, backends.ErrNotHeld)
-	}
-	return nil
+	return ls.l.leases.release(ctx, ls.l.conn, ls, lockClosedErr("release"), fmt.Sprintf("redis: lock %q release", ls.name))
+}
+
+func (ls *lease) giveBack(ctx context.Context, cl goredis.UniversalClient) *goredis.Cmd {
+	return lockReleaseScript.Run(ctx, cl, []string{ls.ownerKey}, ls.holder, ls.channel)
 }
 
 // autoRenew refreshes at TTL/3 until the lease ends. A failed refresh that
 // is not a loss (backend briefly unreachable) is retried at the next tick;
 // if none succeeds before the TTL passes, the expiry timer ends the lease.
 func (ls *lease) autoRenew() {
-	defer ls.l.wg.Done()
 	for {
 		every := max(ls.TTL()/3, time.Millisecond)
-		t := time.NewTimer(every)
-		select {
-		case <-ls.done:
-			t.Stop()
+		if !pause(every, ls.done, ls.l.leases.closing) {
 			return
-		case <-ls.l.closing:
-			t.Stop()
-			return
-		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		err := ls.Refresh(ctx, 0)

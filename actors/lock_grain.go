@@ -1,0 +1,229 @@
+package actors
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
+)
+
+// LockGrainConfig configures a lock grain: a LockActor that serves exactly
+// one lock name for a whole cluster (one virtual actor per name).
+type LockGrainConfig struct {
+	// Activate is called when the grain (or a restarted instance of it)
+	// starts: it returns the lock actor's configuration (the Locker of the
+	// namespace this grain serves), the lock name, and a release function
+	// called once when this instance stops or restarts. An error makes the
+	// instance answer every request with it until it passivates.
+	Activate func(ctx actor.Context) (cfg LockActorConfig, name string, release func(), err error)
+	// IdleTimeout stops (passivates) the grain after this long without a
+	// message while it has no waiter, lease or election state; the next
+	// request activates it again. Default: 0, never.
+	IdleTimeout time.Duration
+}
+
+// LockGrain is a LockActor for one lock name, hosted by a cluster, that
+// also death-watches whoever waits for or holds the lock: the Subscriber of
+// each AcquireRequest. When a subscriber stops — its process closed, or its
+// node died or became unreachable (protoactor sends Terminated when the
+// connection to a remote address is lost) — the grain withdraws its waiting
+// requests and releases its leases at once, so a dead holder does not keep
+// an auto-renewed lock forever and the next waiter gets it without waiting
+// for the TTL. The backend lease and its fencing token stay the source of
+// truth: a grain that moves or dies can only ever hand out what the backend
+// grants.
+type LockGrain struct {
+	*LockActor
+	cfg     LockGrainConfig
+	name    string
+	release func()
+	err     error
+	watched map[string]*actor.PID // subscriber key → PID, watched by this grain
+}
+
+// NewLockGrainProps returns the props of a lock grain (register them as a
+// cluster kind).
+func NewLockGrainProps(cfg LockGrainConfig) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &LockGrain{cfg: cfg, watched: map[string]*actor.PID{}}
+	})
+}
+
+// Receive implements actor.Actor.
+func (g *LockGrain) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		g.activate(ctx)
+		if g.LockActor != nil {
+			g.LockActor.Receive(ctx)
+		}
+		if g.cfg.IdleTimeout > 0 {
+			ctx.SetReceiveTimeout(g.cfg.IdleTimeout)
+		}
+		return
+	case *actor.Stopping, *actor.Restarting:
+		if g.LockActor != nil {
+			g.LockActor.Receive(ctx)
+		}
+		g.deactivate()
+		return
+	case *actor.ReceiveTimeout:
+		if g.idle() {
+			ctx.Stop(ctx.Self())
+		}
+		return
+	case *actor.Terminated:
+		if _, ok := g.watched[pidKey(m.Who)]; ok {
+			delete(g.watched, pidKey(m.Who))
+			if g.LockActor != nil {
+				g.subscriberGone(ctx, m.Who)
+			}
+		}
+	case *lockv1.AcquireRequest:
+		if g.err == nil && m.GetName() != g.name && backends.ValidateName("lock name", m.GetName()) == nil {
+			respond(ctx, acquireFailed(backends.Invalid("lock name", m.GetName(), "this grain serves "+g.name)))
+			return
+		}
+	}
+	if g.err != nil {
+		if ctx.Sender() != nil {
+			switch ctx.Message().(type) {
+			case actor.SystemMessage, actor.AutoReceiveMessage:
+			default:
+				ctx.Respond(statusv1.FromError(g.err))
+			}
+		}
+		return
+	}
+	g.LockActor.Receive(ctx)
+	g.syncWatches(ctx)
+}
+
+func (g *LockGrain) activate(ctx actor.Context) {
+	if g.cfg.Activate == nil {
+		g.err = fmt.Errorf("lock grain: no activation: %w", backends.ErrNotSupported)
+		return
+	}
+	cfg, name, release, err := g.cfg.Activate(ctx)
+	if err != nil {
+		g.err = err
+		return
+	}
+	g.name, g.release = name, release
+	cfg.Elector = nil // elections are not grains
+	g.LockActor = newLockActor(cfg)
+}
+
+// newLockActor builds a LockActor the way NewLockActorProps' producer does.
+func newLockActor(cfg LockActorConfig) *LockActor {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = DiscardLogger()
+	}
+	if maxPrefix := backends.MaxNameLen - 32; len(cfg.Owner) > maxPrefix {
+		cfg.Owner = cfg.Owner[:maxPrefix]
+	}
+	return &LockActor{
+		cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+		queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
+		leases: map[string]*heldLease{}, granted: map[string]string{},
+		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
+		hub: NewHub(), observations: map[string]*leaderWatch{},
+	}
+}
+
+func (g *LockGrain) deactivate() {
+	if g.release != nil {
+		g.release()
+		g.release = nil
+	}
+}
+
+// idle reports whether the grain holds nothing worth keeping it alive for.
+func (g *LockGrain) idle() bool {
+	a := g.LockActor
+	if a == nil {
+		return true
+	}
+	return len(a.waiters) == 0 && len(a.leases) == 0 && len(a.queues) == 0 &&
+		len(a.campaigns) == 0 && len(a.leaderships) == 0 && len(a.observations) == 0
+}
+
+// syncWatches keeps the subscribers of current waiters and leases
+// death-watched.
+func (g *LockGrain) syncWatches(ctx actor.Context) {
+	a := g.LockActor
+	want := make(map[string]*actor.PID, len(a.waiters)+len(a.leases))
+	for _, w := range a.waiters {
+		if w.subscriber != nil {
+			want[pidKey(w.subscriber)] = w.subscriber
+		}
+	}
+	for _, h := range a.leases {
+		if h.subscriber != nil {
+			want[pidKey(h.subscriber)] = h.subscriber
+		}
+	}
+	for k, p := range want {
+		if _, ok := g.watched[k]; !ok {
+			g.watched[k] = p
+			ctx.Watch(p)
+		}
+	}
+	// Subscribers come back (a contender acquires again and again):
+	// watches are kept until there are many, instead of costing a watch
+	// and an unwatch message per acquisition.
+	if len(g.watched) <= grainWatchMax {
+		return
+	}
+	for k, p := range g.watched {
+		if _, ok := want[k]; !ok {
+			delete(g.watched, k)
+			ctx.Unwatch(p)
+		}
+	}
+}
+
+// grainWatchMax bounds the subscribers a lock grain keeps watching while
+// they wait for or hold nothing.
+const grainWatchMax = 256
+
+// subscriberGone withdraws the waiting requests and releases the leases of
+// a subscriber that stopped.
+func (g *LockGrain) subscriberGone(ctx actor.Context, who *actor.PID) {
+	a := g.LockActor
+	key := pidKey(who)
+	for _, w := range a.waiters {
+		if w.subscriber == nil || pidKey(w.subscriber) != key {
+			continue
+		}
+		if w.cancel != nil {
+			// Running: the backend call returns soon; onAcquired then
+			// gives up whatever it was granted.
+			w.canceled = true
+			w.cancel()
+			continue
+		}
+		a.unqueue(w)
+		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
+		a.tidy(w.name)
+	}
+	for _, h := range a.leases {
+		if h.subscriber == nil || pidKey(h.subscriber) != key {
+			continue
+		}
+		a.drop(h)
+		octx, cancel := a.opContext()
+		a.giveUp(octx, h.lease)
+		cancel()
+		a.log.Debug("baton: lock released for a holder that is gone", "lock", h.name, "holder", key)
+		a.startNext(ctx, h.name)
+		a.tidy(h.name)
+	}
+}

@@ -1,0 +1,154 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+)
+
+// clientDefaults fills in the defaults shared by LockClientOptions and
+// ElectionClientOptions.
+func clientDefaults(cleanup time.Duration, logger *slog.Logger) (time.Duration, *slog.Logger) {
+	if cleanup <= 0 {
+		cleanup = 5 * time.Second
+	}
+	if logger == nil {
+		logger = actors.DiscardLogger()
+	}
+	return cleanup, logger
+}
+
+// grant is what a client holds in the lock actor: a lease or a leadership,
+// known by the id the actor gave it.
+type grant interface {
+	grantID() string
+	end()
+}
+
+// grantDone is the Done channel of a grant, closed once when it ends.
+type grantDone struct {
+	done    chan struct{}
+	endOnce sync.Once
+}
+
+func (g *grantDone) Done() <-chan struct{} { return g.done }
+
+func (g *grantDone) end() { g.endOnce.Do(func() { close(g.done) }) }
+
+// clientBase is what LockClient and ElectionClient share: the lock actor
+// they talk to, the inbox that receives their events (loss reports among
+// them) and the grants they hold. mu also guards what the owning client
+// keeps beside it.
+type clientBase[G grant] struct {
+	root  *actor.RootContext
+	pid   *actor.PID
+	inbox *inbox
+	err   error // set when the inbox could not be registered
+
+	mu     sync.Mutex
+	closed bool
+	held   map[string]G // grant id → grant
+	lost   lostSet
+}
+
+func (b *clientBase[G]) init(root *actor.RootContext, pid *actor.PID, kind string, onEvent func(msg any)) {
+	b.root, b.pid = root, pid
+	b.held = map[string]G{}
+	b.inbox, b.err = newInbox(root.ActorSystem(), kind, onEvent)
+}
+
+func (b *clientBase[G]) usable() error {
+	if b.err != nil {
+		return b.err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("client: %w", backends.ErrClosed)
+	}
+	return nil
+}
+
+// keep records a grant just answered. A loss reported before the answer
+// was read ends it at once. False when the client is closed: the caller
+// then gives the grant back itself.
+func (b *clientBase[G]) keep(g G) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	if b.lost.take(g.grantID()) {
+		g.end() // lost before the answer was read
+	} else {
+		b.held[g.grantID()] = g
+	}
+	return true
+}
+
+// lose handles the actor's report that grant id is lost; it must not
+// block (it runs on the sending actor's goroutine).
+func (b *clientBase[G]) lose(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if g, ok := b.held[id]; ok {
+		delete(b.held, id)
+		g.end()
+		return
+	}
+	b.lost.add(id)
+}
+
+// forget ends a grant that is no longer held.
+func (b *clientBase[G]) forget(g G) {
+	b.mu.Lock()
+	delete(b.held, g.grantID())
+	b.mu.Unlock()
+	g.end()
+}
+
+// giveUp sends req, which gives g back to the actor (a release or a
+// resignation), and forgets g once it is gone: given back, or lost already
+// (ErrNotHeld). op starts the error texts.
+func giveUp[Resp any, G grant](ctx context.Context, b *clientBase[G], g G, req any, op string) error {
+	if err := b.usable(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err := actors.Request[Resp](ctx, b.root, b.pid, req)
+	if err == nil || errors.Is(err, backends.ErrNotHeld) {
+		b.forget(g)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// shut marks the client closed and returns the grants it still held; false
+// when it was closed already.
+func (b *clientBase[G]) shut() (map[string]G, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, false
+	}
+	b.closed = true
+	held := b.held
+	b.held = map[string]G{}
+	return held, true
+}
+
+// closeInbox removes the inbox, if it was registered.
+func (b *clientBase[G]) closeInbox() {
+	if b.inbox != nil {
+		b.inbox.close()
+	}
+}
