@@ -184,16 +184,16 @@ func (s configSuite) setGetDelete(t *testing.T) {
 	ctx := ctxFor(t, opTimeout)
 	requireConfigMissing(t, cc, "db/host")
 
-	setKey(t, cc, "db/host", "10.0.0.1")
-	requireConfigValue(t, cc, "db/host", "10.0.0.1")
+	setKey(t, cc, "db/host", "127.0.0.1")
+	requireConfigValue(t, cc, "db/host", "127.0.0.1")
 	it := getItem(t, cc, "db/host")
 	assert.Equal(t, "db/host", it.Key, "item key is the user key")
-	assert.Equal(t, "10.0.0.1", it.Value)
+	assert.Equal(t, "127.0.0.1", it.Value)
 	assert.NotZero(t, it.Version)
 	assert.False(t, it.Stale, "a backend read is not stale")
 
-	setKey(t, cc, "db/host", "10.0.0.2")
-	requireConfigValue(t, cc, "db/host", "10.0.0.2")
+	setKey(t, cc, "db/host", "127.0.0.2")
+	requireConfigValue(t, cc, "db/host", "127.0.0.2")
 	setKey(t, cc, "empty", "")
 	requireConfigValue(t, cc, "empty", "")
 

@@ -409,8 +409,8 @@ func (s discoverySuite) envIsolation(t *testing.T) {
 	ns1, ns2 := uniqueNamespace(), uniqueNamespace()
 	d1, _ := s.newDiscovery(t, ns1)
 	d2, _ := s.newDiscovery(t, ns2)
-	s1 := backends.ServiceInfo{Name: "web", ID: "web-1", Address: "10.0.0.1:80"}
-	s2 := backends.ServiceInfo{Name: "web", ID: "web-1", Address: "10.0.0.2:80"}
+	s1 := backends.ServiceInfo{Name: "web", ID: "web-1", Address: "127.0.0.1:80"}
+	s2 := backends.ServiceInfo{Name: "web", ID: "web-1", Address: "127.0.0.2:80"}
 	register(t, d1, s1, 0)
 
 	assert.Empty(t, discover(t, d2, "web"), "env %s sees env %s", ns2.Env, ns1.Env)

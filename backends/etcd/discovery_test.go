@@ -127,11 +127,11 @@ func TestDiscoveryRegisterDiscover(t *testing.T) {
 	ctx := t.Context()
 
 	assert.Empty(t, discIDsOf(t, d, "api"))
-	require.NoError(t, d.Register(ctx, discSvc("api", "b", "10.0.0.2:80"), 0))
-	a := discSvc("api", "a", "10.0.0.1:80")
+	require.NoError(t, d.Register(ctx, discSvc("api", "b", "127.0.0.2:80"), 0))
+	a := discSvc("api", "a", "127.0.0.1:80")
 	a.Metadata, a.Tags, a.Version, a.Weight = map[string]string{"zone": "z1"}, []string{"blue"}, "1.0", 5
 	require.NoError(t, d.Register(ctx, a, 30*time.Second))
-	require.NoError(t, d.Register(ctx, discSvc("apix", "x", "10.0.0.9:80"), 0))
+	require.NoError(t, d.Register(ctx, discSvc("apix", "x", "127.0.0.9:80"), 0))
 
 	list, err := d.Discover(ctx, "api")
 	require.NoError(t, err)
@@ -147,12 +147,12 @@ func TestDiscoveryRegisterDiscover(t *testing.T) {
 	assert.Equal(t, int64(30), ttl.GrantedTTL)
 
 	// Re-registering updates in place (one instance).
-	a.Address = "10.0.0.1:81"
+	a.Address = "127.0.0.1:81"
 	require.NoError(t, d.Register(ctx, a, 0))
 	list, err = d.Discover(ctx, "api")
 	require.NoError(t, err)
 	require.Len(t, list, 2)
-	assert.Equal(t, "10.0.0.1:81", list[0].Address)
+	assert.Equal(t, "127.0.0.1:81", list[0].Address)
 
 	// Deregister: at once, only through the value holding it.
 	other := discNew(t, conn, backends.DiscoveryOptions{})

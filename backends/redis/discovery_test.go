@@ -122,25 +122,25 @@ func TestDiscoveryRegisterDiscover(t *testing.T) {
 	assert.Empty(t, list)
 	assert.NotNil(t, list, "no instances is an empty slice")
 
-	require.NoError(t, d.Register(ctx, discSvc("orders", "o2", "10.0.0.2:80"), time.Minute))
-	require.NoError(t, d.Register(ctx, discSvc("orders", "o1", "10.0.0.1:80"), 0))
-	require.NoError(t, d.Register(ctx, discSvc("billing", "b1", "10.0.1.1:80"), time.Minute))
+	require.NoError(t, d.Register(ctx, discSvc("orders", "o2", "127.0.0.2:80"), time.Minute))
+	require.NoError(t, d.Register(ctx, discSvc("orders", "o1", "127.0.0.1:80"), 0))
+	require.NoError(t, d.Register(ctx, discSvc("billing", "b1", "127.0.1.1:80"), time.Minute))
 	list, err = d.Discover(ctx, "orders")
 	require.NoError(t, err)
 	require.Equal(t, []string{"o1", "o2"}, discIDs(list))
-	assert.Equal(t, discSvc("orders", "o1", "10.0.0.1:80"), list[0])
+	assert.Equal(t, discSvc("orders", "o1", "127.0.0.1:80"), list[0])
 
 	// Registering again updates; the default TTL applied to ttl 0.
-	upd := discSvc("orders", "o1", "10.0.0.9:81")
+	upd := discSvc("orders", "o1", "127.0.0.9:81")
 	require.NoError(t, d.Register(ctx, upd, 0))
 	list, err = d.Discover(ctx, "orders")
 	require.NoError(t, err)
-	assert.Equal(t, "10.0.0.9:81", list[0].Address)
+	assert.Equal(t, "127.0.0.9:81", list[0].Address)
 	pttl := conn.Client().PTTL(ctx, d.keys("orders").dataPrefix+"o1").Val()
 	assert.InDelta(t, backends.DefaultRegistrationTTL.Seconds(), pttl.Seconds(), 1)
 
 	// Moving an ID to another service removes it from the old one.
-	require.NoError(t, d.Register(ctx, discSvc("billing", "o2", "10.0.1.2:80"), time.Minute))
+	require.NoError(t, d.Register(ctx, discSvc("billing", "o2", "127.0.1.2:80"), time.Minute))
 	list, err = d.Discover(ctx, "orders")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"o1"}, discIDs(list))
@@ -405,7 +405,7 @@ func TestDiscoveryWatch(t *testing.T) {
 	ns := kitNS(t, "test")
 	d := discNew(t, conn, ns, nil)
 	w := discNew(t, conn, ns, nil)
-	a := discSvc("web", "a", "10.0.0.1:80")
+	a := discSvc("web", "a", "127.0.0.1:80")
 	require.NoError(t, d.Register(ctx, a, time.Minute))
 
 	wctx, cancel := context.WithCancel(ctx)
@@ -416,7 +416,7 @@ func TestDiscoveryWatch(t *testing.T) {
 	assert.Equal(t, []backends.ServiceInfo{a}, snap.Instances)
 	assert.NotZero(t, snap.Revision)
 
-	b := discSvc("web", "b", "10.0.0.2:80")
+	b := discSvc("web", "b", "127.0.0.2:80")
 	require.NoError(t, d.Register(ctx, b, time.Minute))
 	ev := discNext(t, ch)
 	assert.Equal(t, backends.ServiceAdded, ev.Type)
@@ -425,7 +425,7 @@ func TestDiscoveryWatch(t *testing.T) {
 
 	// An identical re-registration is not an event; a changed one is.
 	require.NoError(t, d.Register(ctx, b, time.Minute))
-	b.Address = "10.0.0.3:80"
+	b.Address = "127.0.0.3:80"
 	require.NoError(t, d.Register(ctx, b, time.Minute))
 	ev = discNext(t, ch)
 	assert.Equal(t, backends.ServiceUpdated, ev.Type)
@@ -619,7 +619,7 @@ func TestDiscoveryConcurrentUse(t *testing.T) {
 				if i%5 == 4 {
 					id = "own" + string(rune('a'+g))
 				}
-				svc := discSvc("conc", id, "10.0.0.1:"+string(rune('0'+i%10)))
+				svc := discSvc("conc", id, "127.0.0.1:"+string(rune('0'+i%10)))
 				assert.NoError(t, d.Register(ctx, svc, 60*time.Millisecond))
 				if i%7 == 6 {
 					err := d.Deregister(ctx, id)

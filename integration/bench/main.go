@@ -232,6 +232,12 @@ func (b *bench) scenario(ctx context.Context, scenario string, s *stack) {
 		runners = lockRunners(s, scenario)
 	case "lock.contended":
 		runners = lockRunners(s, scenario)
+		// baton-cluster: three member nodes, waiters queued in the lock grain.
+		if cr, cerr := clusterLockRunner(ctx, s, "bench-contended"); cerr == nil {
+			runners = append(runners, cr)
+		} else {
+			fmt.Fprintf(b.log, "%-24s %-5s baton-cluster unavailable: %v\n", scenario, s.backend, cerr)
+		}
 		callers = []int{contendedCallers}
 	case "config.watch_fanout":
 		fmt.Fprintf(b.log, "%-24s %-5s subscribing %d × 2...\n", scenario, s.backend, b.opts.subscribers)

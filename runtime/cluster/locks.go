@@ -1,0 +1,525 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
+)
+
+// Locks is the cluster's backends.Locker: every lock name is one lock
+// grain somewhere in the cluster, so the waiters of all nodes queue in one
+// FIFO and a release hands the lock to the next of them directly (see
+// actors.LockGrain). The backend lease and its fencing token stay the
+// source of truth.
+//
+// When the grain of a name moves (the topology changed) or its member
+// dies, waiting Acquires are re-sent to the grain's new place; the FIFO
+// order among them is then their order of arrival there. Leases granted by
+// a grain that stopped are lost: their Done closes (a grain that stops
+// releases them; on a member that died they expire by TTL).
+//
+// A Locks facade is a process of its own for the grains: they death-watch
+// it, and release its leases and withdraw its waits when it closes or its
+// node goes away.
+type Locks struct {
+	n    *Node
+	ns   backends.Namespace
+	self *actor.PID // receives LeaseLost; death-watches granting grains
+
+	cleanups sync.WaitGroup // clean-up requests to grains reported gone
+
+	mu     sync.Mutex
+	closed bool
+	leases map[string]*lease // lease id → lease
+	lost   map[string]bool   // leases reported lost before their grant was read
+	grains map[string]*grainRefs
+}
+
+// grainRefs is what the facade has in one grain: leases, and waits in
+// flight (cancelled when the grain dies: its answer would never come).
+type grainRefs struct {
+	pid    *actor.PID
+	leases int
+	waits  map[*waitRef]struct{}
+}
+
+type waitRef struct {
+	requestID string
+	cancel    context.CancelFunc
+	gone      bool // set (under Locks.mu) when the grain was reported gone
+}
+
+var (
+	_ backends.Locker = (*Locks)(nil)
+	_ backends.Closer = (*Locks)(nil)
+	_ backends.Lease  = (*lease)(nil)
+)
+
+// Facade tuning.
+const (
+	// cleanupTimeout bounds the clean-up requests the facade sends on its
+	// own (withdrawing an abandoned wait, releases on Close).
+	cleanupTimeout = 5 * time.Second
+	// farFuture stands for "no deadline" on a waiting acquire.
+	farFuture = 100 * 365 * 24 * time.Hour
+)
+
+func newLocks(n *Node, ns backends.Namespace) (*Locks, error) {
+	l := &Locks{n: n, ns: ns.WithDefaults(), leases: map[string]*lease{}, lost: map[string]bool{}, grains: map[string]*grainRefs{}}
+	root := n.system.Root
+	pid, err := root.SpawnNamed(actor.PropsFromFunc(l.receive), "baton-cluster-locks-"+randomID())
+	if err != nil {
+		return nil, backends.Unavailable("cluster: locks", err)
+	}
+	l.self = pid
+	return l, nil
+}
+
+// lockGrainIdentity is the identity of name's grain.
+func (l *Locks) identity(name string) string { return lockIdentity(l.ns, name) }
+
+// Acquire implements backends.Locker: it waits in the grain's queue until
+// the lock is granted or ctx ends (the wait is then withdrawn and the
+// wrapped ctx.Err() returned).
+func (l *Locks) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	return l.acquire(ctx, "cluster: lock acquire", name, opts, true)
+}
+
+// TryAcquire implements backends.Locker: ErrNotObtained at once when the
+// lock is held or waiters are queued for it anywhere in the cluster.
+func (l *Locks) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	return l.acquire(ctx, "cluster: lock try acquire", name, opts, false)
+}
+
+func (l *Locks) usable() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("locks: %w", backends.ErrClosed)
+	}
+	return nil
+}
+
+func (l *Locks) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
+	if err := backends.ValidateName("lock name", name); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := l.usable(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	if opts.Owner == "" && len(l.n.nodeID) <= backends.MaxNameLen-32 {
+		opts.Owner = l.n.nodeID + "-" + rand.Text()
+	}
+	identity := l.identity(name)
+	for attempt := 1; ; attempt++ {
+		pid, err := l.n.resolver.resolve(ctx, KindLock, identity)
+		if err != nil {
+			if ctx.Err() != nil || !wait && attempt >= 3 {
+				return nil, fmt.Errorf("%s %q: %w", op, name, errOr(ctx.Err(), err))
+			}
+			if !sleepCtx(ctx, retryDelay(attempt)) {
+				return nil, fmt.Errorf("%s %q: %w", op, name, ctx.Err())
+			}
+			continue
+		}
+		req := &lockv1.AcquireRequest{
+			Name: name, Owner: opts.Owner, AutoRenew: opts.AutoRenew, Wait: wait,
+			RequestId: rand.Text(), Subscriber: actors.SubscriberOf(l.self),
+		}
+		if opts.TTL != 0 {
+			req.Ttl = durationpb.New(opts.TTL)
+		}
+		rctx, w := l.track(ctx, pid, req.RequestId)
+		resp, err := grantRequest(rctx, l.n.system.Root, pid, req, wait)
+		gone := l.untrack(pid, w)
+		if err == nil {
+			return l.granted(op, name, pid, resp.GetLease())
+		}
+		retry := wait || attempt < 3 // a try does not wait long for a moving grain
+		if gone && ctx.Err() == nil {
+			// The grain died with the request in it: nothing is left there.
+			l.n.resolver.forget(KindLock, identity, pid)
+			if !retry {
+				return nil, backends.Unavailable(fmt.Sprintf("%s %q", op, name), errors.New("the lock's grain stopped"))
+			}
+			if !sleepCtx(ctx, retryDelay(attempt)) {
+				return nil, fmt.Errorf("%s %q: %w", op, name, ctx.Err())
+			}
+			continue
+		}
+		if ctx.Err() != nil || (resp == nil && !errors.Is(err, backends.ErrUnavailable)) {
+			// No answer within ctx: the grain may still hold the wait, or
+			// have granted it. Withdraw it and wait for the confirmation.
+			return nil, l.withdraw(ctx, op, name, pid, req.RequestId, err)
+		}
+		if !movedGrain(resp, err) || !retry {
+			return nil, fmt.Errorf("%s %q: %w", op, name, err)
+		}
+		// The grain was not there (dead letter) or stopped while we
+		// waited: find its new place and queue again.
+		l.n.resolver.forget(KindLock, identity, pid)
+		if !sleepCtx(ctx, retryDelay(attempt)) {
+			return nil, fmt.Errorf("%s %q: %w", op, name, ctx.Err())
+		}
+	}
+}
+
+// movedGrain reports whether an acquire failed because its grain is gone:
+// no actor answered (dead letter), or the grain stopped while the request
+// waited in it (CODE_CLOSED from the grain, not from this facade).
+func movedGrain(resp *lockv1.AcquireResponse, err error) bool {
+	if resp == nil {
+		return errors.Is(err, backends.ErrUnavailable)
+	}
+	return resp.GetStatus().GetCode() == statusv1.Code_CODE_CLOSED
+}
+
+func errOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func retryDelay(attempt int) time.Duration {
+	return actors.Backoff{Initial: 20 * time.Millisecond, Max: time.Second}.Delay(attempt)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// grantRequest sends an acquire and waits for its answer; a waiting
+// acquire carries ctx's deadline so the grain gives up at the same time.
+func grantRequest(ctx context.Context, root *actor.RootContext, pid *actor.PID, req *lockv1.AcquireRequest, wait bool) (*lockv1.AcquireResponse, error) {
+	if wait {
+		if dl, ok := ctx.Deadline(); ok {
+			req.Timeout = durationpb.New(max(time.Until(dl), time.Nanosecond))
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, farFuture)
+			defer cancel()
+		}
+	}
+	return actors.Request[*lockv1.AcquireResponse](ctx, root, pid, req)
+}
+
+// withdraw cleans up after an acquire that got no answer.
+func (l *Locks) withdraw(ctx context.Context, op, name string, pid *actor.PID, requestID string, err error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	_, _ = actors.Request[*lockv1.CancelResponse](cctx, l.n.system.Root, pid, &lockv1.CancelRequest{RequestId: requestID})
+	cancel()
+	return fmt.Errorf("%s %q: %w", op, name, errOr(ctx.Err(), err))
+}
+
+func (l *Locks) granted(op, name string, pid *actor.PID, m *lockv1.Lease) (backends.Lease, error) {
+	ls := &lease{
+		l: l, grain: pid, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
+		token: m.GetToken(), id: m.GetLeaseId(), done: make(chan struct{}),
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.releaseQuietly(ls)
+		return nil, fmt.Errorf("%s %q: locks: %w", op, name, backends.ErrClosed)
+	}
+	if l.lost[ls.id] {
+		delete(l.lost, ls.id)
+		l.mu.Unlock()
+		ls.end()
+		return ls, nil
+	}
+	l.leases[ls.id] = ls
+	l.refs(pid).leases++
+	l.mu.Unlock()
+	return ls, nil
+}
+
+// refs returns the record of a grain, watching it when it is new; l.mu is
+// held.
+func (l *Locks) refs(pid *actor.PID) *grainRefs {
+	key := pidKey(pid)
+	g := l.grains[key]
+	if g == nil {
+		g = &grainRefs{pid: pid, waits: map[*waitRef]struct{}{}}
+		l.grains[key] = g
+		l.n.system.Root.Send(l.self, &watchGrain{pid: pid})
+	}
+	return g
+}
+
+// idleWatchMax is how many grains the facade keeps watching while it has
+// nothing in them: re-watching on every acquire would cost two messages to
+// the grain's member per acquisition.
+const idleWatchMax = 256
+
+// tidyRefs stops watching idle grains once there are too many; l.mu is
+// held.
+func (l *Locks) tidyRefs(*grainRefs) {
+	if len(l.grains) <= idleWatchMax {
+		return
+	}
+	for key, g := range l.grains {
+		if g.leases <= 0 && len(g.waits) == 0 {
+			delete(l.grains, key)
+			l.n.system.Root.Send(l.self, &unwatchGrain{pid: g.pid})
+		}
+	}
+}
+
+// track registers a request about to wait in grain pid; the returned
+// context ends when the grain is reported gone.
+func (l *Locks) track(ctx context.Context, pid *actor.PID, requestID string) (context.Context, *waitRef) {
+	rctx, cancel := context.WithCancel(ctx)
+	w := &waitRef{requestID: requestID, cancel: cancel}
+	l.mu.Lock()
+	l.refs(pid).waits[w] = struct{}{}
+	l.mu.Unlock()
+	return rctx, w
+}
+
+// untrack ends a tracked request and reports whether its grain died.
+func (l *Locks) untrack(pid *actor.PID, w *waitRef) bool {
+	l.mu.Lock()
+	if g := l.grains[pidKey(pid)]; g != nil {
+		delete(g.waits, w)
+		l.tidyRefs(g)
+	}
+	gone := w.gone
+	l.mu.Unlock()
+	w.cancel()
+	return gone
+}
+
+func pidKey(p *actor.PID) string { return p.GetAddress() + "/" + p.GetId() }
+
+// watchGrain and unwatchGrain ask the facade's actor to (stop to)
+// death-watch a grain it has leases or waits in.
+type (
+	watchGrain   struct{ pid *actor.PID }
+	unwatchGrain struct{ pid *actor.PID }
+)
+
+// receive is the facade's actor: lease losses and grain deaths.
+func (l *Locks) receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *watchGrain:
+		c.Watch(m.pid)
+	case *unwatchGrain:
+		c.Unwatch(m.pid)
+	case *lockv1.LeaseLost:
+		l.mu.Lock()
+		ls := l.leases[m.GetLeaseId()]
+		if ls == nil {
+			if len(l.lost) < 1024 {
+				l.lost[m.GetLeaseId()] = true
+			}
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		l.forget(ls)
+	case *actor.Terminated:
+		key := pidKey(m.Who)
+		l.mu.Lock()
+		var gone []*lease
+		for _, ls := range l.leases {
+			if pidKey(ls.grain) == key {
+				gone = append(gone, ls)
+			}
+		}
+		var withdrawn []string
+		if g := l.grains[key]; g != nil {
+			for w := range g.waits {
+				w.gone = true
+				w.cancel()
+				withdrawn = append(withdrawn, w.requestID)
+			}
+			delete(l.grains, key)
+		}
+		l.mu.Unlock()
+		for _, ls := range gone {
+			l.forget(ls)
+		}
+		// Terminated also comes when only the connection to the grain's
+		// member broke: the grain may live on, holding these waits and
+		// leases for nobody. Withdraw and release them there, in case.
+		l.cleanup(m.Who, withdrawn, gone)
+	}
+}
+
+// cleanup withdraws waits and releases leases in a grain reported gone,
+// best-effort and bounded; Close waits for it.
+func (l *Locks) cleanup(grain *actor.PID, requestIDs []string, leases []*lease) {
+	if len(requestIDs) == 0 && len(leases) == 0 {
+		return
+	}
+	root := l.n.system.Root
+	l.cleanups.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		for _, id := range requestIDs {
+			_, _ = actors.Request[*lockv1.CancelResponse](ctx, root, grain, &lockv1.CancelRequest{RequestId: id})
+		}
+		for _, ls := range leases {
+			_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, root, grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: ls.id})
+		}
+	})
+}
+
+// forget ends a lease that is no longer held.
+func (l *Locks) forget(ls *lease) {
+	l.mu.Lock()
+	if l.leases[ls.id] == ls {
+		delete(l.leases, ls.id)
+		if g := l.grains[pidKey(ls.grain)]; g != nil {
+			g.leases--
+			l.tidyRefs(g)
+		}
+	}
+	l.mu.Unlock()
+	ls.end()
+}
+
+func (l *Locks) releaseQuietly(ls *lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, l.n.system.Root, ls.grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: ls.id})
+	ls.end()
+}
+
+// Close releases every lease still held through this facade (bounded),
+// closes their Done channels and stops the facade's actor, which tells the
+// grains it is gone. Later calls return ErrClosed. Idempotent.
+func (l *Locks) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	held := l.leases
+	l.leases = map[string]*lease{}
+	l.mu.Unlock()
+	for _, ls := range held {
+		l.releaseQuietly(ls)
+	}
+	if !l.n.system.IsStopped() {
+		_ = l.n.system.Root.StopFuture(l.self).Wait()
+	}
+	l.cleanups.Wait()
+	return nil
+}
+
+// Abandon stops the facade without releasing anything, as if its process
+// had died: the grains see it gone, release its leases and withdraw its
+// waits. Its leases' Done channels close; later calls return ErrClosed.
+// It exists for fault tests (conformance's crash of a holder).
+func (l *Locks) Abandon() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	held := l.leases
+	l.leases = map[string]*lease{}
+	l.mu.Unlock()
+	if !l.n.system.IsStopped() {
+		_ = l.n.system.Root.StopFuture(l.self).Wait()
+	}
+	l.cleanups.Wait()
+	for _, ls := range held {
+		ls.end()
+	}
+}
+
+// lease is a lease held in a grain.
+type lease struct {
+	l     *Locks
+	grain *actor.PID
+	name  string
+	owner string
+	ttl   time.Duration
+	token uint64
+	id    string
+
+	done    chan struct{}
+	endOnce sync.Once
+}
+
+func (ls *lease) Name() string          { return ls.name }
+func (ls *lease) Owner() string         { return ls.owner }
+func (ls *lease) Token() uint64         { return ls.token }
+func (ls *lease) TTL() time.Duration    { return ls.ttl }
+func (ls *lease) Done() <-chan struct{} { return ls.done }
+func (ls *lease) end()                  { ls.endOnce.Do(func() { close(ls.done) }) }
+
+// gone maps the failure of a request to the lease's grain: a grain that is
+// no longer there (dead letter) cannot hold the lease any more.
+func (ls *lease) gone(resp any, err error) error {
+	if err != nil && isNil(resp) && errors.Is(err, backends.ErrUnavailable) {
+		return fmt.Errorf("grain of lock %q is gone (%s): %w", ls.name, err.Error(), backends.ErrNotHeld)
+	}
+	return err
+}
+
+func isNil[T any](v T) bool {
+	var zero T
+	return any(v) == any(zero)
+}
+
+// Refresh implements backends.Lease.
+func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
+	if err := ls.l.usable(); err != nil {
+		return fmt.Errorf("cluster: lock %q refresh: %w", ls.name, err)
+	}
+	req := &lockv1.RefreshRequest{Name: ls.name, LeaseId: ls.id}
+	if ttl != 0 {
+		req.Ttl = durationpb.New(ttl)
+	}
+	resp, err := actors.Request[*lockv1.RefreshResponse](ctx, ls.l.n.system.Root, ls.grain, req)
+	err = ls.gone(resp, err)
+	if errors.Is(err, backends.ErrNotHeld) {
+		ls.l.forget(ls)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: lock %q refresh: %w", ls.name, err)
+	}
+	return nil
+}
+
+// Release implements backends.Lease; Done is closed afterwards, also when
+// the lease was no longer held (ErrNotHeld).
+func (ls *lease) Release(ctx context.Context) error {
+	if err := ls.l.usable(); err != nil {
+		return fmt.Errorf("cluster: lock %q release: %w", ls.name, err)
+	}
+	resp, err := actors.Request[*lockv1.ReleaseResponse](ctx, ls.l.n.system.Root, ls.grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: ls.id})
+	err = ls.gone(resp, err)
+	if err == nil || errors.Is(err, backends.ErrNotHeld) {
+		ls.l.forget(ls)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: lock %q release: %w", ls.name, err)
+	}
+	return nil
+}
