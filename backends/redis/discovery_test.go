@@ -444,7 +444,7 @@ func TestDiscoveryWatch(t *testing.T) {
 	const samples = 20
 	lat := make([]time.Duration, 0, samples)
 	for i := range samples {
-		s := discSvc("web", "lat"+string(rune('a'+i)), "10.1.0.1:80")
+		s := discSvc("web", "lat"+string(rune('a'+i)), "127.1.0.1:80")
 		start := time.Now()
 		require.NoError(t, d.Register(ctx, s, time.Minute))
 		ev := discNext(t, ch)
