@@ -139,3 +139,25 @@ type DiscoveryOptions struct {
 	// restoration attempts. Defaults: 100ms and 5s.
 	RetryMin, RetryMax time.Duration
 }
+
+// ApplyServiceEvent folds ev into view (service id → instance), the
+// current set of instances a watcher holds: a snapshot replaces it, added
+// and updated instances are stored, removed ones deleted. It returns the
+// view, allocated when nil.
+func ApplyServiceEvent(view map[string]ServiceInfo, ev ServiceEvent) map[string]ServiceInfo {
+	switch ev.Type {
+	case ServiceSnapshot:
+		view = make(map[string]ServiceInfo, len(ev.Instances))
+		for _, s := range ev.Instances {
+			view[s.ID] = s
+		}
+	case ServiceAdded, ServiceUpdated:
+		if view == nil {
+			view = map[string]ServiceInfo{}
+		}
+		view[ev.Service.ID] = ev.Service
+	case ServiceRemoved:
+		delete(view, ev.Service.ID)
+	}
+	return view
+}

@@ -269,14 +269,9 @@ func (w *serviceWatch) handle(ctx context.Context, msg any) bool {
 				return w.diff(ctx, ev.Instances, ev.Revision)
 			}
 			w.snapped = true
-			w.view = make(map[string]backends.ServiceInfo, len(ev.Instances))
-			for _, s := range ev.Instances {
-				w.view[s.ID] = s
-			}
-		case backends.ServiceAdded, backends.ServiceUpdated:
-			w.view[ev.Service.ID] = ev.Service
-		case backends.ServiceRemoved:
-			delete(w.view, ev.Service.ID)
+			w.view = backends.ApplyServiceEvent(w.view, ev)
+		case backends.ServiceAdded, backends.ServiceUpdated, backends.ServiceRemoved:
+			w.view = backends.ApplyServiceEvent(w.view, ev)
 		default:
 			return true
 		}

@@ -40,7 +40,7 @@ func (n *Node) startRedisFollower(ctx context.Context) (addr string, follow func
 			cancel()
 			return "", nil, backends.Unavailable("node: redis service "+service, fmt.Errorf("watch ended"))
 		}
-		applyServiceEvent(view, ev)
+		view = backends.ApplyServiceEvent(view, ev)
 	case <-ctx.Done():
 		cancel()
 		return "", nil, backends.Unavailable("node: resolving redis service "+service, ctx.Err())
@@ -72,7 +72,7 @@ func (n *Node) followRedis(life context.Context, done chan struct{}, conn *redis
 	current := addr
 	backoff := actors.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 	for ev := range events {
-		applyServiceEvent(view, ev)
+		view = backends.ApplyServiceEvent(view, ev)
 		next := pickAddress(view)
 		if next == "" || next == current {
 			continue
@@ -93,20 +93,6 @@ func (n *Node) followRedis(life context.Context, done chan struct{}, conn *redis
 			case <-time.After(backoff.Delay(attempt)):
 			}
 		}
-	}
-}
-
-func applyServiceEvent(view map[string]backends.ServiceInfo, ev backends.ServiceEvent) {
-	switch ev.Type {
-	case backends.ServiceSnapshot:
-		clear(view)
-		for _, s := range ev.Instances {
-			view[s.ID] = s
-		}
-	case backends.ServiceAdded, backends.ServiceUpdated:
-		view[ev.Service.ID] = ev.Service
-	case backends.ServiceRemoved:
-		delete(view, ev.Service.ID)
 	}
 }
 

@@ -448,18 +448,8 @@ func (m *membership) sleep(ctx context.Context, attempt int) bool {
 
 func (m *membership) apply(ev backends.ServiceEvent) {
 	switch ev.Type {
-	case backends.ServiceSnapshot:
-		m.view = make(map[string]backends.ServiceInfo, len(ev.Instances))
-		for _, s := range ev.Instances {
-			m.view[s.ID] = s
-		}
-	case backends.ServiceAdded, backends.ServiceUpdated:
-		if m.view == nil {
-			m.view = map[string]backends.ServiceInfo{}
-		}
-		m.view[ev.Service.ID] = ev.Service
-	case backends.ServiceRemoved:
-		delete(m.view, ev.Service.ID)
+	case backends.ServiceSnapshot, backends.ServiceAdded, backends.ServiceUpdated, backends.ServiceRemoved:
+		m.view = backends.ApplyServiceEvent(m.view, ev)
 	default:
 		return
 	}
