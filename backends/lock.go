@@ -73,6 +73,35 @@ type Lease interface {
 	Done() <-chan struct{}
 }
 
+// Handoffer is implemented by leases that can pass their lock straight to
+// the next owner in one backend write, instead of a release followed by the
+// next owner's acquire. Lock actors use it to serve their queued waiters:
+// the lock never becomes free in between, so no other contender can slip in
+// and nobody has to be woken.
+//
+// Both backends implement it. Redis runs one script (check the holder, bump
+// the fencing counter, store the new holder). etcd commits one transaction
+// that deletes this lease's key and creates the new owner's key on the same
+// etcd lease, guarded so that it fails when another contender already
+// queues in etcd (its FIFO must not be overtaken); a new owner asking for a
+// TTL that rounds to another number of seconds needs a fresh etcd lease
+// first, one more write.
+type Handoffer interface {
+	// Handoff ends this lease and grants the lock to a new owner described
+	// by opts (TTL, Owner, AutoRenew as for Acquire) with a fresh, higher
+	// fencing token. This lease's Done closes on success.
+	//
+	// Errors: ErrNotHeld when this lease no longer holds the lock (it is
+	// over; nothing was granted). ErrNotObtained when the backend has other
+	// contenders queued ahead (etcd): nothing changed, this lease is still
+	// held; release it instead. Invalid options: nothing changed. Any other
+	// error (server unreachable, ctx ended) leaves no grant behind — a
+	// hand-off whose reply was lost is given back — but this lease may or
+	// may not still hold the lock: Release it, which reports ErrNotHeld if
+	// it did not.
+	Handoff(ctx context.Context, opts LockOptions) (Lease, error)
+}
+
 // LockerOptions configures a Locker implementation.
 type LockerOptions struct {
 	// Namespace scopes the keys (root + env). Env is required.

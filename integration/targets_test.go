@@ -93,6 +93,8 @@ func redisTarget(t *testing.T) conformance.Target {
 	return conformance.Target{
 		Name:   backends.BackendRedis,
 		Server: redisServer{srv},
+		// Its leases are backends.Handoffer: run the hand-off cases too.
+		LockHandoff: true,
 		NewCache: func(t *testing.T, opts backends.CacheOptions) backends.Cache {
 			c, err := redis.NewCache(connect(t), opts)
 			return component(t, c, err)
@@ -134,6 +136,8 @@ func etcdTarget(t *testing.T) conformance.Target {
 	return conformance.Target{
 		Name:   backends.BackendEtcd,
 		Server: etcdServer{srv},
+		// Its leases are backends.Handoffer: run the hand-off cases too.
+		LockHandoff: true,
 		NewCache: func(t *testing.T, opts backends.CacheOptions) backends.Cache {
 			c, err := etcd.NewCache(connect(t), opts)
 			return component(t, c, err)

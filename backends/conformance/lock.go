@@ -23,7 +23,7 @@ func RunLock(t *testing.T, target Target) {
 	t.Helper()
 	require.NotNil(t, target.NewLocker, "conformance: %s has no locker factory", target.Name)
 	s := lockSuite{target: target}
-	runCases(t, []testCase{
+	cases := []testCase{
 		// Serial: latency is measured, or many contenders load the machine.
 		{"wake-latency", false, s.wakeLatency},
 		{"ctx-cancel", false, s.ctxCancel},
@@ -41,7 +41,11 @@ func RunLock(t *testing.T, target Target) {
 		{"crashed-holder-expires", true, s.crashedHolderExpires},
 		{"names-independent", true, s.namesIndependent},
 		{"invalid-args", true, s.invalidArgs},
-	})
+	}
+	if target.LockHandoff {
+		cases = append(cases, s.handoffCases()...)
+	}
+	runCases(t, cases)
 }
 
 type lockSuite struct{ target Target }

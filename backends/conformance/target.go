@@ -28,6 +28,12 @@ type Target struct {
 	NewElector   func(t *testing.T, opts backends.ElectorOptions) (backends.Elector, Crash)
 	NewDiscovery func(t *testing.T, opts backends.DiscoveryOptions) (backends.ServiceDiscovery, Crash)
 	NewConfig    func(t *testing.T, opts backends.ConfigOptions) backends.ConfigCenter
+
+	// LockHandoff says that the leases of NewLocker implement
+	// backends.Handoffer: the lock suite then runs the hand-off cases too
+	// (and fails if a lease is not one). The backends set it; the actor
+	// and cluster targets hand off inside the lock actor instead.
+	LockHandoff bool
 }
 
 // Crash simulates the death of the process owning a component.

@@ -108,7 +108,7 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 		lockRevoke(ctx, l.conn, cli, e.id)
 		return nil, l.waitErr(ctx, op, err)
 	}
-	return &lockLease{h: h, name: name, owner: opts.Owner}, nil
+	return &lockLease{l: l, h: h, name: name, owner: opts.Owner}, nil
 }
 
 // hold turns a queue entry that reached the front into a held lock: it
@@ -618,12 +618,16 @@ func (h *lockHold) grantedTTL() time.Duration {
 
 // lockLease is a held lock: backends.Lease.
 type lockLease struct {
+	l     *Locker
 	h     *lockHold
 	name  string
 	owner string
 }
 
-var _ backends.Lease = (*lockLease)(nil)
+var (
+	_ backends.Lease     = (*lockLease)(nil)
+	_ backends.Handoffer = (*lockLease)(nil)
+)
 
 func (l *lockLease) Name() string  { return l.name }
 func (l *lockLease) Owner() string { return l.owner }
@@ -650,3 +654,128 @@ func (l *lockLease) Release(ctx context.Context) error {
 
 // Done closes when the lock is released or lost.
 func (l *lockLease) Done() <-chan struct{} { return l.h.done }
+
+// Handoff passes the lock to a new owner in one transaction: guarded by this
+// lease's key still being ours and by no other contender queueing under the
+// lock (every key's create revision at most ours), it deletes our key and
+// creates the new owner's key on the same etcd lease. The new key's create
+// revision is the new, higher token. The lease's TTL is restarted first
+// with a keep-alive, which etcd serves without a write. A new owner whose
+// TTL rounds to another number of seconds gets a fresh etcd lease first
+// (one more write) and the old one is revoked afterwards. See
+// backends.Handoffer.
+func (l *lockLease) Handoff(ctx context.Context, opts backends.LockOptions) (backends.Lease, error) {
+	const op = "etcd: lock handoff"
+	opts, err := opts.Validate()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if opts.Owner == "" {
+		opts.Owner = lockRandomOwner()
+	}
+	if l.l.isClosed() {
+		return nil, fmt.Errorf("%s: locker: %w", op, backends.ErrClosed)
+	}
+	h, err := l.l.handoff(ctx, op, l, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &lockLease{l: l.l, h: h, name: l.name, owner: opts.Owner}, nil
+}
+
+func (l *Locker) handoff(ctx context.Context, op string, ls *lockLease, opts backends.LockOptions) (*lockHold, error) {
+	h := ls.h
+	h.opMu.Lock()
+	defer h.opMu.Unlock()
+	if !h.isHeld() {
+		return nil, fmt.Errorf("%s %q: %w", op, ls.name, backends.ErrNotHeld)
+	}
+	h.mu.Lock()
+	id, cur := h.id, h.ttl
+	h.mu.Unlock()
+
+	start := time.Now()
+	e, fresh, err := h.nextLease(ctx, op, id, cur, leaseSeconds(opts.TTL))
+	if err != nil {
+		return nil, err
+	}
+	pfx := l.ns.Prefix(backends.ComponentLock, ls.name)
+	// Unique: the lease id alone is not (the same etcd lease may carry a
+	// chain of hand-offs), but with the create revision of the key it
+	// replaces it is.
+	e.key = fmt.Sprintf("%s%x.%x", pfx, int64(e.id), h.rev)
+	e.granted = start
+	octx, cancel := h.conn.opContext(ctx)
+	resp, err := h.cli.Txn(octx).
+		If(
+			clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev),
+			clientv3.Compare(clientv3.CreateRevision(pfx), "<", h.rev+1).WithPrefix(),
+		).
+		Then(clientv3.OpDelete(h.key), clientv3.OpPut(e.key, opts.Owner, clientv3.WithLease(e.id))).
+		Else(clientv3.OpGet(h.key, clientv3.WithKeysOnly())).
+		Commit()
+	cancel()
+	if err != nil {
+		// The transaction may have been applied: take the new key away
+		// again, so the lock is not left to an owner nobody knows.
+		if fresh {
+			lockRevoke(ctx, h.conn, h.cli, e.id)
+		} else {
+			dctx, dcancel := h.conn.opContext(context.WithoutCancel(ctx))
+			_, _ = h.cli.Delete(dctx, e.key)
+			dcancel()
+		}
+		if h.cli.Ctx().Err() != nil {
+			h.lose()
+		}
+		return nil, mapCtxErr(ctx, op, err)
+	}
+	if !resp.Succeeded {
+		if fresh {
+			lockRevoke(ctx, h.conn, h.cli, e.id)
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || kvs[0].CreateRevision != h.rev {
+			h.lose()
+			return nil, fmt.Errorf("%s %q: %w", op, ls.name, backends.ErrNotHeld)
+		}
+		return nil, fmt.Errorf("%s %q: another contender queues in etcd: %w", op, ls.name, backends.ErrNotObtained)
+	}
+	e.rev = resp.Header.Revision
+	h.stopMonitor()
+	h.end(lockReleased)
+	if fresh {
+		lockRevoke(ctx, h.conn, h.cli, id)
+	}
+	nh := l.holdSet.hold(l.conn, h.cli, e, opts.AutoRenew)
+	if nh == nil {
+		lockRevoke(ctx, h.conn, h.cli, e.id)
+		return nil, fmt.Errorf("%s: locker: %w", op, backends.ErrClosed)
+	}
+	return nh, nil
+}
+
+// nextLease returns the etcd lease the next owner of this hold's lock will
+// use, in an entry without key and revision: the current lease, renewed
+// now, when secs matches its TTL; otherwise a fresh lease of secs seconds
+// (fresh is then true and the caller revokes whichever lease is left over).
+func (h *lockHold) nextLease(ctx context.Context, op string, id clientv3.LeaseID, cur time.Duration, secs int64) (lockEntry, bool, error) {
+	octx, cancel := h.conn.opContext(ctx)
+	defer cancel()
+	if secs != int64(cur/time.Second) {
+		g, err := h.cli.Grant(octx, secs)
+		if err != nil {
+			return lockEntry{}, false, mapCtxErr(ctx, op, err)
+		}
+		return lockEntry{id: g.ID, ttl: time.Duration(g.TTL) * time.Second}, true, nil
+	}
+	ka, err := h.cli.KeepAliveOnce(octx, id)
+	if err != nil {
+		if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+			h.lose()
+			return lockEntry{}, false, fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+		}
+		return lockEntry{}, false, mapCtxErr(ctx, op, err)
+	}
+	return lockEntry{id: id, ttl: time.Duration(ka.TTL) * time.Second}, false, nil
+}

@@ -6,13 +6,7 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('PTTL', KEYS[1])}
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  -- Seed from the server clock (microseconds) so epochs keep increasing
-  -- even after the data set was lost.
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[2], t[1] .. string.rep('0', 6 - #t[2]) .. t[2])
-end
-local epoch = redis.call('INCR', KEYS[2])
+local epoch = next_fence(KEYS[2])
 -- %d, not plain concatenation: Lua would print a 16-digit number as 1.7e+15.
 local v = ARGV[1] .. '|' .. string.format('%d', epoch) .. '|' .. ARGV[2]
 redis.call('SET', KEYS[1], v, 'PX', ARGV[3])

@@ -24,7 +24,7 @@ var (
 	//go:embed elect_resign.lua
 	electResignSrc string
 
-	electCampaignScript = goredis.NewScript(electCampaignSrc)
+	electCampaignScript = goredis.NewScript(fenceCommonLua + electCampaignSrc)
 	electRenewScript    = goredis.NewScript(electRenewSrc)
 	electResignScript   = goredis.NewScript(electResignSrc)
 )

@@ -25,8 +25,15 @@ var (
 	lockReleaseSrc string
 	//go:embed lock_refresh.lua
 	lockRefreshSrc string
+	//go:embed lock_handoff.lua
+	lockHandoffSrc string
+	// fenceCommonLua is prepended to the scripts that bump a fencing
+	// counter.
+	//go:embed fence_common.lua
+	fenceCommonLua string
 
-	lockAcquireScript = goredis.NewScript(lockAcquireSrc)
+	lockAcquireScript = goredis.NewScript(fenceCommonLua + lockAcquireSrc)
+	lockHandoffScript = goredis.NewScript(fenceCommonLua + lockHandoffSrc)
 	lockReleaseScript = goredis.NewScript(lockReleaseSrc)
 	lockRefreshScript = goredis.NewScript(lockRefreshSrc)
 )
@@ -53,9 +60,10 @@ type Locker struct {
 }
 
 var (
-	_ backends.Locker = (*Locker)(nil)
-	_ backends.Closer = (*Locker)(nil)
-	_ backends.Lease  = (*lease)(nil)
+	_ backends.Locker    = (*Locker)(nil)
+	_ backends.Closer    = (*Locker)(nil)
+	_ backends.Lease     = (*lease)(nil)
+	_ backends.Handoffer = (*lease)(nil)
 )
 
 // NewLocker returns a Locker on conn. It starts nothing until the first
@@ -222,10 +230,20 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 		return nil, time.Duration(res[1]) * time.Millisecond,
 			fmt.Errorf("redis: lock %q: %w", name, backends.ErrNotObtained)
 	}
+	ls, err := l.track(cl, name, o, holder, uint64(res[0]), ttl, start)
+	return ls, 0, err
+}
+
+// track turns a grant (holder value and token, for ttl, requested at start)
+// into a lease with its local expiry and, with o.AutoRenew, its renewal.
+// After Close the grant is given back and ErrClosed returned.
+func (l *Locker) track(cl goredis.UniversalClient, name string, o backends.LockOptions, holder string,
+	token uint64, ttl time.Duration, start time.Time) (*lease, error) {
+	ownerKey, _, channel := l.lockKeys(name)
 	ls := &lease{
 		l: l, name: name, owner: o.Owner, holder: holder,
 		ownerKey: ownerKey, channel: channel,
-		token: uint64(res[0]), ttl: ttl,
+		token: token, ttl: ttl,
 		expiry: expiry{done: make(chan struct{})},
 	}
 	var renew func()
@@ -234,9 +252,9 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 	}
 	if !l.leases.add(ls, ttl, start, renew) {
 		l.lockAbandon(cl, ownerKey, holder, channel)
-		return nil, 0, lockClosedErr("acquire")
+		return nil, lockClosedErr("acquire")
 	}
-	return ls, 0, nil
+	return ls, nil
 }
 
 func (l *Locker) lockAbandon(cl goredis.UniversalClient, ownerKey, holder, channel string) {
@@ -326,6 +344,51 @@ func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // already expired or been taken over.
 func (ls *lease) Release(ctx context.Context) error {
 	return ls.l.leases.release(ctx, ls.l.conn, ls, lockClosedErr("release"), fmt.Sprintf("redis: lock %q release", ls.name))
+}
+
+// Handoff passes the lock to a new owner in one script run: the holder is
+// checked, the fencing counter bumped and the new holder stored with its
+// TTL, atomically. The lock is never free in between, so no release is
+// published and waiters elsewhere keep waiting. See backends.Handoffer.
+func (ls *lease) Handoff(ctx context.Context, opts backends.LockOptions) (backends.Lease, error) {
+	l := ls.l
+	op := fmt.Sprintf("redis: lock %q handoff", ls.name)
+	o, err := l.prepare(ls.name, opts)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := l.conn.client()
+	if err != nil {
+		return nil, err
+	}
+	ls.mu.Lock()
+	ended := ls.ended
+	ls.mu.Unlock()
+	if ended {
+		return nil, fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	_, fenceKey, _ := l.lockKeys(ls.name)
+	holder := rand.Text() + "|" + o.Owner
+	ttl := pxTTL(o.TTL)
+	start := time.Now()
+	token, err := lockHandoffScript.Run(ctx, cl, []string{ls.ownerKey, fenceKey}, ls.holder, holder, ttl.Milliseconds()).Int64()
+	if err != nil {
+		if replyLost(err) {
+			// The new holder may have been stored: free the lock rather
+			// than leave it to somebody nobody knows.
+			l.lockAbandon(cl, ls.ownerKey, holder, ls.channel)
+		}
+		return nil, mapErr(op, err)
+	}
+	ls.end()
+	if token <= 0 {
+		return nil, fmt.Errorf("%s: %w", op, backends.ErrNotHeld)
+	}
+	next, err := l.track(cl, ls.name, o, holder, uint64(token), ttl, start)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return next, nil
 }
 
 func (ls *lease) giveBack(ctx context.Context, cl goredis.UniversalClient) *goredis.Cmd {
