@@ -57,11 +57,16 @@ type LockActorConfig struct {
 // actor, only the head of the queue runs a backend Acquire (in a goroutine
 // whose context is cancelled by CancelRequest, the request's timeout or the
 // actor stopping), and while a lease obtained through this actor is held
-// the next waiter stays queued. When that lease is released (or lost) the
-// actor starts the next waiter's backend Acquire at once, so a local
-// hand-off costs a backend release plus an acquire — no poll interval, no
-// timer. Every grant is a fresh backend acquisition, so fencing tokens keep
-// strictly increasing. A TryAcquire of a name with local waiters queued is
+// the next waiter stays queued. When that lease is released, the actor
+// hands it to the next waiter with one backend write when the lease is a
+// backends.Handoffer (both backends' leases are): the lock never becomes
+// free in between, no other contender can slip in, nobody has to be woken.
+// Where a hand-off is refused (etcd: a contender of another process queues
+// in etcd and keeps its turn) or the lease was lost, the lease is released
+// and the next waiter's backend Acquire starts at once — no poll interval,
+// no timer. Every grant, handed off or acquired, carries a fresh fencing
+// token from the backend, so tokens keep strictly increasing. A TryAcquire
+// of a name with local waiters queued is
 // answered CODE_NOT_OBTAINED without a backend call: it must not overtake
 // them.
 //
@@ -625,17 +630,96 @@ func (a *LockActor) onRelease(ctx actor.Context, m *lockv1.ReleaseRequest) {
 		respond(ctx, &lockv1.ReleaseResponse{Status: statusv1.FromError(err)})
 		return
 	}
-	octx, cancel := a.opContext()
-	err = actorOpError(h.lease.Release(octx))
-	cancel()
-	if err == nil || errors.Is(err, backends.ErrNotHeld) {
-		a.drop(h)
-		// Hand the lock to the next local waiter before answering: that is
-		// the latency that matters.
-		a.startNext(ctx, h.name)
-		a.tidy(h.name)
-	}
+	// The lock goes to the next local waiter before the releaser is
+	// answered: that is the latency that matters.
+	err = a.leave(ctx, h, false)
 	respond(ctx, &lockv1.ReleaseResponse{Status: statusv1.FromError(err)})
+}
+
+// leave ends the holder h: its lease is handed straight to the next local
+// waiter of the lock when there is one and the lease is a
+// backends.Handoffer (one backend write, the lock never free in between),
+// and released on the backend otherwise. When that succeeds, or the lease
+// was lost anyway, h is dropped and the queue moves on. Other errors are
+// returned with h still recorded, so its holder can release again — unless
+// gone is set: the holder is gone and will not retry, so h is dropped
+// whatever happens (its lease then ends by TTL at worst).
+func (a *LockActor) leave(ctx actor.Context, h *heldLease, gone bool) error {
+	if w := a.handoffTarget(ctx, h); w != nil {
+		err := a.handoff(ctx, h, w)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, backends.ErrNotObtained) && !errors.Is(err, backends.ErrInvalidArgument) {
+			return a.left(ctx, h, gone, err)
+		}
+		// Refused, nothing changed (etcd: a contender queues in etcd
+		// itself and must not be overtaken): release as usual.
+	}
+	octx, cancel := a.opContext()
+	err := actorOpError(h.lease.Release(octx))
+	cancel()
+	return a.left(ctx, h, gone, err)
+}
+
+// left finishes leave after the backend call answered err.
+func (a *LockActor) left(ctx actor.Context, h *heldLease, gone bool, err error) error {
+	if err != nil && !errors.Is(err, backends.ErrNotHeld) && !gone {
+		return err
+	}
+	if err != nil && !errors.Is(err, backends.ErrNotHeld) {
+		a.log.Warn("baton: release for a holder that is gone failed", "lock", h.name, "err", err)
+	}
+	a.drop(h)
+	a.startNext(ctx, h.name)
+	a.tidy(h.name)
+	return err
+}
+
+// handoffTarget returns the waiter h's lease can be handed to: the first
+// local waiter of its lock, when h is the only lease of that lock held
+// here, no waiter runs a backend Acquire and the lease can be handed off.
+// Waiters whose deadline passed on the way are answered and skipped.
+func (a *LockActor) handoffTarget(ctx actor.Context, h *heldLease) *lockWaiter {
+	q := a.queues[h.name]
+	if q == nil || q.inflight != nil || len(q.held) != 1 || !q.held[h.id] {
+		return nil
+	}
+	if _, ok := h.lease.(backends.Handoffer); !ok {
+		return nil
+	}
+	for len(q.waiting) > 0 {
+		w := q.waiting[0]
+		if w.deadline.IsZero() || time.Now().Before(w.deadline) {
+			return w
+		}
+		q.waiting[0] = nil
+		q.waiting = q.waiting[1:]
+		a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
+	}
+	return nil
+}
+
+// handoff passes h's lease to w, the head of its queue, and answers w with
+// the new lease.
+func (a *LockActor) handoff(ctx actor.Context, h *heldLease, w *lockWaiter) error {
+	octx, cancel := a.opContext()
+	defer cancel()
+	if !w.deadline.IsZero() {
+		var cancelW context.CancelFunc
+		octx, cancelW = context.WithDeadline(octx, w.deadline)
+		defer cancelW()
+	}
+	next, err := h.lease.(backends.Handoffer).Handoff(octx, w.opts)
+	if err != nil {
+		return actorOpError(err)
+	}
+	a.drop(h)
+	q := a.queues[h.name]
+	q.waiting[0] = nil
+	q.waiting = q.waiting[1:]
+	a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, next, w.subscriber)})
+	return nil
 }
 
 func (a *LockActor) onRefresh(ctx actor.Context, m *lockv1.RefreshRequest) {
@@ -705,12 +789,7 @@ func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 	}
 	if g, found := a.granted[id]; found {
 		if h := a.leases[g]; h != nil {
-			a.drop(h)
-			octx, cancel := a.opContext()
-			a.giveUp(octx, h.lease)
-			cancel()
-			a.startNext(ctx, h.name)
-			a.tidy(h.name)
+			_ = a.leave(ctx, h, true)
 		}
 		if l := a.leaderships[g]; l != nil {
 			a.dropLeadership(l)

@@ -218,12 +218,7 @@ func (g *LockGrain) subscriberGone(ctx actor.Context, who *actor.PID) {
 		if h.subscriber == nil || pidKey(h.subscriber) != key {
 			continue
 		}
-		a.drop(h)
-		octx, cancel := a.opContext()
-		a.giveUp(octx, h.lease)
-		cancel()
+		_ = a.leave(ctx, h, true)
 		a.log.Debug("baton: lock released for a holder that is gone", "lock", h.name, "holder", key)
-		a.startNext(ctx, h.name)
-		a.tidy(h.name)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // lockEnv is one real backend server with a connected Locker and Elector,
@@ -36,8 +37,11 @@ type lockEnv struct {
 	elector backends.Elector
 	// newConn returns another, unconnected connector to the same server.
 	newConn func(t *testing.T) backends.Connector
-	stop    func()
-	start   func()
+	// contenders counts the keys queued in etcd under a lock of the test
+	// namespace (etcd only).
+	contenders func(t *testing.T, name string) int
+	stop       func()
+	start      func()
 }
 
 // lockElectionTTL is the session TTL of the test electors: short, so a
@@ -90,6 +94,11 @@ func newLockEnv(t *testing.T, backend string) *lockEnv {
 		}
 		conn := env.newConn(t).(*etcd.Connector)
 		require.NoError(t, conn.Connect(t.Context()))
+		env.contenders = func(t *testing.T, name string) int {
+			resp, err := conn.Client().Get(t.Context(), ns.Prefix(backends.ComponentLock, name), clientv3.WithPrefix(), clientv3.WithCountOnly())
+			require.NoError(t, err)
+			return int(resp.Count)
+		}
 		l, err := etcd.NewLocker(conn, backends.LockerOptions{Namespace: ns})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = l.Close() })
@@ -101,6 +110,27 @@ func newLockEnv(t *testing.T, backend string) *lockEnv {
 	env.sys = actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
 	t.Cleanup(env.sys.Shutdown)
 	return env
+}
+
+// newLockerOn returns a Locker for ns on conn (a Redis or etcd connector),
+// closed when the test ends.
+func newLockerOn(t *testing.T, conn backends.Connector, ns backends.Namespace) backends.Locker {
+	t.Helper()
+	var (
+		l   backends.Locker
+		err error
+	)
+	switch c := conn.(type) {
+	case *redis.Connector:
+		l, err = redis.NewLocker(c, backends.LockerOptions{Namespace: ns})
+	case *etcd.Connector:
+		l, err = etcd.NewLocker(c, backends.LockerOptions{Namespace: ns})
+	default:
+		t.Fatalf("no locker for %T", conn)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.(backends.Closer).Close() })
+	return l
 }
 
 var lockActorSeq atomic.Int64
@@ -224,7 +254,8 @@ func TestLockActor(t *testing.T) {
 }
 
 // testLockFIFO: 20 waiters queued on one lock behind a holder are granted
-// in arrival order, each a fresh acquisition with a greater token; every
+// in arrival order, each with a greater token (handed off in one backend
+// write, see TestLockActorHandoff); every
 // holder releases at once and the next is served without polling.
 func testLockFIFO(t *testing.T, env *lockEnv) {
 	const waiters = 20
@@ -560,20 +591,7 @@ func testLockRestart(t *testing.T, env *lockEnv) {
 func TestLockActorBackendGate(t *testing.T) {
 	forEachLockBackend(t, func(t *testing.T, env *lockEnv) {
 		conn := env.newConn(t)
-		ns := backends.Namespace{Env: "gate"}
-		var locker backends.Locker
-		switch c := conn.(type) {
-		case *redis.Connector:
-			l, err := redis.NewLocker(c, backends.LockerOptions{Namespace: ns})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = l.Close() })
-			locker = l
-		case *etcd.Connector:
-			l, err := etcd.NewLocker(c, backends.LockerOptions{Namespace: ns})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = l.Close() })
-			locker = l
-		}
+		locker := newLockerOn(t, conn, backends.Namespace{Env: "gate"})
 		sup, err := env.sys.Root.SpawnNamed(actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
 			Connectors: []backends.Connector{conn}, HealthInterval: 100 * time.Millisecond,
 			ConnectTimeout: time.Second,

@@ -1,0 +1,196 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+)
+
+// countingLocker counts the backend calls a lock actor makes through a
+// real Locker.
+type countingLocker struct {
+	backends.Locker
+	acquires, tries, releases, handoffs atomic.Int64
+}
+
+func (c *countingLocker) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	c.acquires.Add(1)
+	return c.wrap(c.Locker.Acquire(ctx, name, opts))
+}
+
+func (c *countingLocker) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+	c.tries.Add(1)
+	return c.wrap(c.Locker.TryAcquire(ctx, name, opts))
+}
+
+func (c *countingLocker) wrap(l backends.Lease, err error) (backends.Lease, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &countingLease{Lease: l, c: c}, nil
+}
+
+type countingLease struct {
+	backends.Lease
+	c *countingLocker
+}
+
+func (l *countingLease) Release(ctx context.Context) error {
+	l.c.releases.Add(1)
+	return l.Lease.Release(ctx)
+}
+
+func (l *countingLease) Handoff(ctx context.Context, opts backends.LockOptions) (backends.Lease, error) {
+	l.c.handoffs.Add(1)
+	return l.c.wrap(l.Lease.(backends.Handoffer).Handoff(ctx, opts))
+}
+
+func TestLockActorHandoff(t *testing.T) {
+	forEachLockBackend(t, func(t *testing.T, env *lockEnv) {
+		t.Run("OneCallPerRelease", func(t *testing.T) { testLockHandoffCalls(t, env) })
+		t.Run("CancelHandsOff", func(t *testing.T) { testLockHandoffOnCancel(t, env) })
+		t.Run("OutsideContender", func(t *testing.T) { testLockHandoffOutside(t, env) })
+	})
+}
+
+// testLockHandoffCalls: with waiters queued behind a local holder, every
+// release is served by one Handoff — no backend release, no acquire — in
+// FIFO order with increasing tokens; only the last holder's release goes to
+// the backend.
+func testLockHandoffCalls(t *testing.T, env *lockEnv) {
+	const waiters = 5
+	cl := &countingLocker{Locker: env.locker}
+	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl})
+	ib := env.newInbox(t, pid)
+	ctx := lockCtx(t, 30*time.Second)
+
+	prev, err := tryLock(ctx, env, pid, "counted", "holder")
+	require.NoError(t, err)
+	for i := range waiters {
+		waitLock(env, pid, ib, "counted", fmt.Sprintf("w%d", i), fmt.Sprintf("counted-%d", i))
+	}
+	ib.quiet(t, 100*time.Millisecond)
+	for i := range waiters {
+		require.NoError(t, releaseLock(ctx, env, pid, prev))
+		resp := lockInboxNext[*lockv1.AcquireResponse](t, ib, 10*time.Second)
+		require.NoError(t, resp.GetStatus().Err())
+		assert.Equal(t, fmt.Sprintf("w%d", i), resp.GetLease().GetOwner())
+		assert.Greater(t, resp.GetLease().GetToken(), prev.GetToken())
+		prev = resp.GetLease()
+	}
+	require.NoError(t, releaseLock(ctx, env, pid, prev))
+
+	assert.Equal(t, int64(waiters), cl.handoffs.Load(), "one hand-off per release with a waiter queued")
+	assert.Equal(t, int64(0), cl.acquires.Load(), "no waiter needed a backend acquire")
+	assert.Equal(t, int64(1), cl.tries.Load())
+	assert.Equal(t, int64(1), cl.releases.Load(), "only the last release reaches the backend")
+	fresh, err := env.locker.TryAcquire(ctx, "counted", backends.LockOptions{})
+	require.NoError(t, err, "the lock is free after the last release")
+	require.NoError(t, fresh.Release(ctx))
+}
+
+// testLockHandoffOnCancel: a holder that withdraws its granted request
+// hands the lock to the next waiter too.
+func testLockHandoffOnCancel(t *testing.T, env *lockEnv) {
+	cl := &countingLocker{Locker: env.locker}
+	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl})
+	ib := env.newInbox(t, pid)
+	ctx := lockCtx(t, 30*time.Second)
+
+	waitLock(env, pid, ib, "withdrawn", "first", "first")
+	first := lockInboxNext[*lockv1.AcquireResponse](t, ib, 5*time.Second)
+	require.NoError(t, first.GetStatus().Err())
+	waitLock(env, pid, ib, "withdrawn", "second", "second")
+	ib.quiet(t, 100*time.Millisecond)
+	_, err := actors.Request[*lockv1.CancelResponse](ctx, env.sys.Root, pid, &lockv1.CancelRequest{RequestId: "first"})
+	require.NoError(t, err)
+	second := lockInboxNext[*lockv1.AcquireResponse](t, ib, 5*time.Second)
+	require.NoError(t, second.GetStatus().Err())
+	assert.Equal(t, "second", second.GetLease().GetOwner())
+	assert.Greater(t, second.GetLease().GetToken(), first.GetLease().GetToken())
+	assert.Equal(t, int64(1), cl.handoffs.Load())
+	assert.Equal(t, int64(0), cl.releases.Load())
+	require.NoError(t, releaseLock(ctx, env, pid, second.GetLease()))
+}
+
+// testLockHandoffOutside: a contender of another process blocks in the
+// backend's Acquire while a local waiter queues in the actor. etcd keeps
+// its own FIFO, so the hand-off is refused and the outside contender, first
+// in etcd's queue, goes first; Redis has no cross-process order, so the
+// holder hands the lock to its local waiter and the outsider keeps waiting.
+// Either way nobody is granted twice and tokens increase.
+func testLockHandoffOutside(t *testing.T, env *lockEnv) {
+	cl := &countingLocker{Locker: env.locker}
+	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl})
+	ib := env.newInbox(t, pid)
+	ctx := lockCtx(t, 30*time.Second)
+
+	other := env.newConn(t)
+	require.NoError(t, other.Connect(ctx))
+	outsider := newLockerOn(t, other, backends.Namespace{Env: "test"})
+
+	holder, err := tryLock(ctx, env, pid, "shared", "holder")
+	require.NoError(t, err)
+	out := make(chan backends.Lease, 1)
+	outErr := make(chan error, 1)
+	go func() {
+		l, err := outsider.Acquire(ctx, "shared", backends.LockOptions{Owner: "outsider"})
+		if err != nil {
+			outErr <- err
+			return
+		}
+		out <- l
+	}()
+	if env.contenders != nil {
+		// etcd: the outsider's key queues behind the holder's.
+		require.Eventually(t, func() bool { return env.contenders(t, "shared") == 2 }, 5*time.Second, time.Millisecond)
+	}
+	waitLock(env, pid, ib, "shared", "local", "local")
+	ib.quiet(t, 100*time.Millisecond)
+	require.NoError(t, releaseLock(ctx, env, pid, holder))
+
+	if env.backend == backends.BackendEtcd {
+		var o backends.Lease
+		select {
+		case o = <-out:
+		case err := <-outErr:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the contender queued first in etcd was overtaken")
+		}
+		assert.Greater(t, o.Token(), holder.GetToken())
+		ib.quiet(t, 100*time.Millisecond) // the local waiter waits its turn
+		require.NoError(t, o.Release(ctx))
+		local := lockInboxNext[*lockv1.AcquireResponse](t, ib, 10*time.Second)
+		require.NoError(t, local.GetStatus().Err())
+		assert.Greater(t, local.GetLease().GetToken(), o.Token())
+		assert.Equal(t, int64(1), cl.handoffs.Load(), "the hand-off was tried")
+		assert.Equal(t, int64(1), cl.acquires.Load(), "and refused: the local waiter acquired")
+		require.NoError(t, releaseLock(ctx, env, pid, local.GetLease()))
+		return
+	}
+	local := lockInboxNext[*lockv1.AcquireResponse](t, ib, 10*time.Second)
+	require.NoError(t, local.GetStatus().Err())
+	assert.Equal(t, "local", local.GetLease().GetOwner())
+	assert.Greater(t, local.GetLease().GetToken(), holder.GetToken())
+	assert.Empty(t, out, "the outsider got a lock that was handed off")
+	require.NoError(t, releaseLock(ctx, env, pid, local.GetLease()))
+	select {
+	case o := <-out:
+		assert.Greater(t, o.Token(), local.GetLease().GetToken())
+		require.NoError(t, o.Release(ctx))
+	case err := <-outErr:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the outsider was not served after the release")
+	}
+}
