@@ -255,8 +255,8 @@ func TestLockActor(t *testing.T) {
 
 // testLockFIFO: 20 waiters queued on one lock behind a holder are granted
 // in arrival order, each with a greater token (handed off in one backend
-// write, see TestLockActorHandoff); every
-// holder releases at once and the next is served without polling.
+// write, see TestLockActorHandoff); every holder releases at once and the
+// next is served without polling.
 func testLockFIFO(t *testing.T, env *lockEnv) {
 	const waiters = 20
 	pid := env.spawnLockActor(t, actors.LockActorConfig{})
