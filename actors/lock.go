@@ -650,11 +650,14 @@ func (a *LockActor) leave(ctx actor.Context, h *heldLease, gone bool) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, backends.ErrNotObtained) && !errors.Is(err, backends.ErrInvalidArgument) {
+		if errors.Is(err, backends.ErrNotHeld) {
 			return a.left(ctx, h, gone, err)
 		}
-		// Refused, nothing changed (etcd: a contender queues in etcd
-		// itself and must not be overtaken): release as usual.
+		// Refused with nothing changed (etcd: a contender queues in etcd
+		// itself and must not be overtaken), or failed with an unknown
+		// outcome (any grant it made was given back, and the lease may be
+		// gone): release as usual, which also tells which it was.
+		a.log.Debug("baton: lock hand-off not done, releasing", "lock", h.name, "err", err)
 	}
 	octx, cancel := a.opContext()
 	err := actorOpError(h.lease.Release(octx))
@@ -703,13 +706,11 @@ func (a *LockActor) handoffTarget(ctx actor.Context, h *heldLease) *lockWaiter {
 // handoff passes h's lease to w, the head of its queue, and answers w with
 // the new lease.
 func (a *LockActor) handoff(ctx actor.Context, h *heldLease, w *lockWaiter) error {
+	// Not bounded by w's deadline: a hand-off cut short might have been
+	// done. A grant that arrives after its requester gave up is withdrawn by
+	// the requester's CancelRequest and handed on from there.
 	octx, cancel := a.opContext()
 	defer cancel()
-	if !w.deadline.IsZero() {
-		var cancelW context.CancelFunc
-		octx, cancelW = context.WithDeadline(octx, w.deadline)
-		defer cancelW()
-	}
 	next, err := h.lease.(backends.Handoffer).Handoff(octx, w.opts)
 	if err != nil {
 		return actorOpError(err)
