@@ -538,9 +538,11 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 	switch {
 	case w.canceled:
 		if lease != nil {
-			octx, cancel := a.opContext()
-			a.giveUp(octx, lease)
-			cancel()
+			// Nobody will use this grant: pass it on like a release.
+			h := &heldLease{id: newHandle(), name: w.name, lease: lease}
+			a.leases[h.id] = h
+			a.queue(w.name).held[h.id] = true
+			_ = a.leave(ctx, h, true)
 		}
 		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
 	case err != nil:

@@ -72,6 +72,17 @@
 // A cancelled Acquire revokes its lease, which removes its key, before it
 // returns.
 //
+// Hand-off: a lease is a backends.Handoffer. Handoff renews the lease with
+// a keep-alive (no write), then commits one transaction guarded by our
+// key's create revision and by every key under the lock having a create
+// revision no higher than ours: it deletes our key and puts the new
+// owner's key <lease id hex>.<old token hex> on the same lease, whose create
+// revision is the new token. When another contender already queues in etcd
+// the guard fails and Handoff returns ErrNotObtained with nothing changed,
+// so etcd's FIFO is never overtaken. A new owner whose TTL rounds to
+// another number of seconds gets a freshly granted lease (one more write)
+// and the old lease is revoked.
+//
 // # Elections
 //
 // Elections use the same queue as locks under <root>/<env>/election/<name>/:

@@ -78,6 +78,11 @@
 // arrive wins and a waiter can lose repeatedly. Use a lock grain in the
 // cluster layer when fairness matters.
 //
+// Hand-off: a lease is a backends.Handoffer. Handoff runs one script that
+// checks the holder, bumps the counter and stores the new holder with its
+// TTL; the key is never deleted and nothing is published, so blocked
+// waiters elsewhere keep waiting. The lock actor serves its FIFO this way.
+//
 // A lease's Done closes on Release, on a Refresh or auto-renewal that finds
 // the lock gone, or when its TTL passes without a successful refresh — the
 // local timer starts before the acquire request is sent, so Done never

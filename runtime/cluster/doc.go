@@ -44,10 +44,11 @@
 //
 // Locks: all nodes' waiters for a name queue in the name's grain, which
 // grants in arrival order and hands the lock to the next waiter as soon as
-// it is released (a backend release and acquire, no polling). The backend
-// lease and its fencing token stay the source of truth: a grain that moves
-// or dies can only ever hand out what the backend grants, so mutual
-// exclusion and strictly increasing tokens hold across topology changes.
+// it is released, with one backend write (backends.Handoffer; no polling,
+// and the lock is never free in between). The backend lease and its
+// fencing token stay the source of truth: a grain that moves or dies can
+// only ever hand out what the backend grants, so mutual exclusion and
+// strictly increasing tokens hold across topology changes.
 // A grain death-watches its waiters and holders and frees what a dead node
 // held at once; a facade death-watches the grains it waits in and queues
 // again where the grain went.
