@@ -41,6 +41,13 @@ type LockActorConfig struct {
 	// DefaultTTL is the lease TTL of an AcquireRequest that gives none.
 	// Default: 0, meaning backends.DefaultLockTTL.
 	DefaultTTL time.Duration
+	// HandoffLimit bounds how long a lock may pass from one local waiter to
+	// the next without ever becoming free. Past it, the next release frees
+	// the lock (and publishes it) so that contenders outside this actor —
+	// Redis waiters of other processes, which have no place in any queue —
+	// get their chance; the local waiters then acquire again. Default:
+	// DefaultHandoffLimit; negative: no limit.
+	HandoffLimit time.Duration
 	// Owner prefixes the owner generated for an AcquireRequest that names
 	// none (usually the node id), so a lock's holder can be traced to its
 	// node. Default: empty, and the backend generates the whole owner.
@@ -48,6 +55,9 @@ type LockActorConfig struct {
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
+
+// DefaultHandoffLimit is LockActorConfig.HandoffLimit when unset.
+const DefaultHandoffLimit = time.Second
 
 // LockActor serves locks and elections through one backends.Locker and
 // one backends.Elector.
@@ -64,7 +74,10 @@ type LockActorConfig struct {
 // Where a hand-off is refused (etcd: a contender of another process queues
 // in etcd and keeps its turn) or the lease was lost, the lease is released
 // and the next waiter's backend Acquire starts at once — no poll interval,
-// no timer. Every grant, handed off or acquired, carries a fresh fencing
+// no timer. A lock passed along for longer than HandoffLimit is released
+// once instead and left to contenders outside the actor for 20ms before the
+// local waiters acquire again, so those are not starved. Every
+// grant, handed off or acquired, carries a fresh fencing
 // token from the backend, so tokens keep strictly increasing. A TryAcquire
 // of a name with local waiters queued is
 // answered CODE_NOT_OBTAINED without a backend call: it must not overtake
@@ -120,6 +133,13 @@ type lockQueue struct {
 	waiting  []*lockWaiter   // arrival order; none of them runs yet
 	inflight *lockWaiter     // the head, running its backend Acquire
 	held     map[string]bool // lease ids held through this actor
+	// chainStart is when the lock was last obtained from the backend by
+	// an acquire (not a hand-off): the start of the current hand-off chain.
+	chainStart time.Time
+	// yieldUntil: after a chain reached HandoffLimit and the lock was
+	// released, the next local acquire waits until then, so that
+	// contenders outside the actor woken by the release can take it.
+	yieldUntil time.Time
 }
 
 func (q *lockQueue) busy() bool { return q.inflight != nil || len(q.waiting) > 0 }
@@ -179,14 +199,33 @@ type (
 		gen uint64
 		id  string
 	}
+	lockYieldEnded struct {
+		gen  uint64
+		name string
+	}
 )
+
+// handoffYield is how long a lock released at the end of a hand-off chain
+// is left to contenders outside the actor before the local waiters try
+// again: long enough for a Redis waiter of another process to be notified
+// and run its acquire script, short enough to cost little (2% of a second
+// of sustained contention with the default limit).
+const handoffYield = 20 * time.Millisecond
 
 // NewLockActorProps returns the props of a lock actor. Spawn it with
 // SpawnNamed. A restart gives a fresh instance (the old one cleans up in
 // Restarting).
 func NewLockActorProps(cfg LockActorConfig) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return newLockActor(cfg) })
+}
+
+// newLockActor applies cfg's defaults and builds a fresh instance.
+func newLockActor(cfg LockActorConfig) *LockActor {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.HandoffLimit == 0 {
+		cfg.HandoffLimit = DefaultHandoffLimit
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = DiscardLogger()
@@ -195,15 +234,13 @@ func NewLockActorProps(cfg LockActorConfig) *actor.Props {
 	if maxPrefix := backends.MaxNameLen - 32; len(cfg.Owner) > maxPrefix {
 		cfg.Owner = cfg.Owner[:maxPrefix]
 	}
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &LockActor{
-			cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
-			queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
-			leases: map[string]*heldLease{}, granted: map[string]string{},
-			campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
-			hub: NewHub(), observations: map[string]*leaderWatch{},
-		}
-	})
+	return &LockActor{
+		cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+		queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
+		leases: map[string]*heldLease{}, granted: map[string]string{},
+		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
+		hub: NewHub(), observations: map[string]*leaderWatch{},
+	}
 }
 
 // Receive implements actor.Actor.
@@ -246,6 +283,10 @@ func (a *LockActor) Receive(ctx actor.Context) {
 	case *lockLeaseEnded:
 		if m.gen == a.gen {
 			a.onLeaseEnded(ctx, m.id)
+		}
+	case *lockYieldEnded:
+		if m.gen == a.gen {
+			a.startNext(ctx, m.name)
 		}
 
 	case *lockv1.CampaignRequest:
@@ -475,6 +516,9 @@ func (a *LockActor) startNext(ctx actor.Context, name string) {
 	if q == nil {
 		return
 	}
+	if len(q.waiting) > 0 && time.Now().Before(q.yieldUntil) {
+		return // lockYieldEnded comes
+	}
 	for q.inflight == nil && len(q.held) == 0 && len(q.waiting) > 0 {
 		w := q.waiting[0]
 		q.waiting[0] = nil
@@ -592,7 +636,9 @@ func (a *LockActor) unqueue(w *lockWaiter) {
 func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscriber *actor.PID) *lockv1.Lease {
 	id := newHandle()
 	a.leases[id] = &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
-	a.queue(name).held[id] = true
+	q := a.queue(name)
+	q.held[id] = true
+	q.chainStart = time.Now()
 	if requestID != "" {
 		a.granted[requestID] = id
 	}
@@ -645,7 +691,9 @@ func (a *LockActor) onRelease(ctx actor.Context, m *lockv1.ReleaseRequest) {
 // was lost anyway, h is dropped and the queue moves on. Other errors are
 // returned with h still recorded, so its holder can release again — unless
 // gone is set: the holder is gone and will not retry, so h is dropped
-// whatever happens (its lease then ends by TTL at worst).
+// whatever happens and the release is retried in the background until it
+// succeeds or the lease is over (an auto-renewed lease would otherwise stay
+// held for good).
 func (a *LockActor) leave(ctx actor.Context, h *heldLease, gone bool) error {
 	if w := a.handoffTarget(ctx, h); w != nil {
 		err := a.handoff(ctx, h, w)
@@ -673,12 +721,41 @@ func (a *LockActor) left(ctx actor.Context, h *heldLease, gone bool, err error) 
 		return err
 	}
 	if err != nil && !errors.Is(err, backends.ErrNotHeld) {
-		a.log.Warn("baton: release for a holder that is gone failed", "lock", h.name, "err", err)
+		a.log.Warn("baton: release for a holder that is gone failed; retrying", "lock", h.name, "err", err)
+		a.releaseLater(h.lease)
 	}
 	a.drop(h)
 	a.startNext(ctx, h.name)
 	a.tidy(h.name)
 	return err
+}
+
+// releaseLater retries the release of a lease nobody holds any more, with
+// backoff, until it is released or over. When the incarnation ends first it
+// tries once more, bounded by OpTimeout.
+func (a *LockActor) releaseLater(lease backends.Lease) {
+	life, timeout := a.life, a.cfg.OpTimeout
+	a.spawn(func() {
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			t := time.NewTimer(backoff)
+			ctx := life
+			select {
+			case <-lease.Done():
+				t.Stop()
+				return
+			case <-life.Done():
+				t.Stop()
+				ctx = context.Background()
+			case <-t.C:
+			}
+			octx, cancel := context.WithTimeout(ctx, timeout)
+			err := lease.Release(octx)
+			cancel()
+			if err == nil || errors.Is(err, backends.ErrNotHeld) || life.Err() != nil {
+				return
+			}
+		}
+	})
 }
 
 // handoffTarget returns the waiter h's lease can be handed to: the first
@@ -690,19 +767,29 @@ func (a *LockActor) handoffTarget(ctx actor.Context, h *heldLease) *lockWaiter {
 	if q == nil || q.inflight != nil || len(q.held) != 1 || !q.held[h.id] {
 		return nil
 	}
-	if _, ok := h.lease.(backends.Handoffer); !ok {
+	if _, ok := h.lease.(backends.Handoffer); !ok || a.gate.Err() != nil {
 		return nil
 	}
 	for len(q.waiting) > 0 {
 		w := q.waiting[0]
 		if w.deadline.IsZero() || time.Now().Before(w.deadline) {
-			return w
+			break
 		}
 		q.waiting[0] = nil
 		q.waiting = q.waiting[1:]
 		a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
 	}
-	return nil
+	if len(q.waiting) == 0 {
+		return nil
+	}
+	if limit := a.cfg.HandoffLimit; limit >= 0 && time.Since(q.chainStart) >= limit {
+		// Let the lock go free once, and leave it to outsiders briefly.
+		q.yieldUntil = time.Now().Add(handoffYield)
+		gen, root, self, name := a.gen, a.root, a.self, h.name
+		time.AfterFunc(handoffYield, func() { root.Send(self, &lockYieldEnded{gen: gen, name: name}) })
+		return nil
+	}
+	return q.waiting[0]
 }
 
 // handoff passes h's lease to w, the head of its queue, and answers w with
@@ -721,7 +808,10 @@ func (a *LockActor) handoff(ctx actor.Context, h *heldLease, w *lockWaiter) erro
 	q := a.queues[h.name]
 	q.waiting[0] = nil
 	q.waiting = q.waiting[1:]
-	a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, next, w.subscriber)})
+	chain := q.chainStart
+	granted := a.hold(w.name, w.requestID, next, w.subscriber)
+	q.chainStart = chain // still the same chain
+	a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: granted})
 	return nil
 }
 

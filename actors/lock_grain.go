@@ -118,26 +118,6 @@ func (g *LockGrain) activate(ctx actor.Context) {
 	g.LockActor = newLockActor(cfg)
 }
 
-// newLockActor builds a LockActor the way NewLockActorProps' producer does.
-func newLockActor(cfg LockActorConfig) *LockActor {
-	if cfg.OpTimeout <= 0 {
-		cfg.OpTimeout = 5 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = DiscardLogger()
-	}
-	if maxPrefix := backends.MaxNameLen - 32; len(cfg.Owner) > maxPrefix {
-		cfg.Owner = cfg.Owner[:maxPrefix]
-	}
-	return &LockActor{
-		cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
-		queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
-		leases: map[string]*heldLease{}, granted: map[string]string{},
-		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
-		hub: NewHub(), observations: map[string]*leaderWatch{},
-	}
-}
-
 func (g *LockGrain) deactivate() {
 	if g.release != nil {
 		g.release()

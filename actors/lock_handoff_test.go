@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
@@ -59,6 +60,7 @@ func TestLockActorHandoff(t *testing.T) {
 		t.Run("OneCallPerRelease", func(t *testing.T) { testLockHandoffCalls(t, env) })
 		t.Run("CancelHandsOff", func(t *testing.T) { testLockHandoffOnCancel(t, env) })
 		t.Run("OutsideContender", func(t *testing.T) { testLockHandoffOutside(t, env) })
+		t.Run("LimitLetsOutsidersIn", func(t *testing.T) { testLockHandoffLimit(t, env) })
 	})
 }
 
@@ -69,7 +71,8 @@ func TestLockActorHandoff(t *testing.T) {
 func testLockHandoffCalls(t *testing.T, env *lockEnv) {
 	const waiters = 5
 	cl := &countingLocker{Locker: env.locker}
-	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl})
+	// No limit: a slow machine must not turn a hand-off into a release.
+	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl, HandoffLimit: -1})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -102,7 +105,7 @@ func testLockHandoffCalls(t *testing.T, env *lockEnv) {
 // hands the lock to the next waiter too.
 func testLockHandoffOnCancel(t *testing.T, env *lockEnv) {
 	cl := &countingLocker{Locker: env.locker}
-	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl})
+	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl, HandoffLimit: -1})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -193,4 +196,85 @@ func testLockHandoffOutside(t *testing.T, env *lockEnv) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the outsider was not served after the release")
 	}
+}
+
+// testLockHandoffLimit: the lock passes from local waiter to local waiter
+// without end — every grant is released at once and a new waiter queued,
+// so the queue is never empty — and yet an Acquire of another process gets
+// it: on Redis because the chain is broken by a release and a short yield
+// after HandoffLimit, on etcd because its queued key refuses the hand-off.
+// Without the limit the Redis outsider would wait for ever.
+func testLockHandoffLimit(t *testing.T, env *lockEnv) {
+	pid := env.spawnLockActor(t, actors.LockActorConfig{HandoffLimit: 100 * time.Millisecond})
+	ib := env.newInbox(t, pid)
+	ctx := lockCtx(t, 30*time.Second)
+	other := env.newConn(t)
+	require.NoError(t, other.Connect(ctx))
+	outsider := newLockerOn(t, other, backends.Namespace{Env: "test"})
+
+	prev, err := tryLock(ctx, env, pid, "busy", "first")
+	require.NoError(t, err)
+	next := 0
+	enqueue := func() {
+		waitLock(env, pid, ib, "busy", "", fmt.Sprintf("busy-%d", next))
+		next++
+	}
+	for range 3 {
+		enqueue()
+	}
+	type result struct {
+		lease backends.Lease
+		err   error
+	}
+	out := make(chan result, 1)
+	go func() {
+		l, err := outsider.Acquire(lockCtx(t, 10*time.Second), "busy", backends.LockOptions{Owner: "outsider"})
+		out <- result{l, err}
+	}()
+	require.NoError(t, releaseLock(ctx, env, pid, prev))
+	for {
+		select {
+		case r := <-out:
+			require.NoError(t, r.err, "the outsider was starved (%d local grants)", next-3)
+			require.NoError(t, r.lease.Release(ctx))
+			t.Logf("%s: the outsider got the lock after %d local grants", env.backend, next-3)
+			return // the actor answers the waiters still queued when it stops
+		case m := <-ib.ch:
+			resp, ok := m.(*lockv1.AcquireResponse)
+			if !ok {
+				continue
+			}
+			require.NoError(t, resp.GetStatus().Err())
+			enqueue()
+			require.NoError(t, releaseLock(ctx, env, pid, resp.GetLease()))
+		}
+	}
+}
+
+// TestLockActorRetriesReleaseForGoneHolder: a holder withdraws its grant
+// while etcd is down, so the release fails; the actor forgets the grant but
+// keeps releasing in the background, because the lease is auto-renewed and
+// would otherwise stay held for good. Once etcd is back the lock is free
+// well before its TTL could have run out. (etcd only: the test Redis comes
+// back empty, which would free the lock whatever the actor did.)
+func TestLockActorRetriesReleaseForGoneHolder(t *testing.T) {
+	env := newLockEnv(t, backends.BackendEtcd)
+	pid := env.spawnLockActor(t, actors.LockActorConfig{OpTimeout: 300 * time.Millisecond})
+	ctx := lockCtx(t, 60*time.Second)
+
+	_, err := actors.Request[*lockv1.AcquireResponse](ctx, env.sys.Root, pid, &lockv1.AcquireRequest{
+		Name: "orphan", RequestId: "orphan", AutoRenew: true, Ttl: durationpb.New(20 * time.Second),
+	})
+	require.NoError(t, err)
+	env.stop()
+	_, err = actors.Request[*lockv1.CancelResponse](ctx, env.sys.Root, pid, &lockv1.CancelRequest{RequestId: "orphan"})
+	require.NoError(t, err, "a withdrawal is answered even when the release fails")
+	env.start()
+	require.Eventually(t, func() bool {
+		l, err := env.locker.TryAcquire(ctx, "orphan", backends.LockOptions{})
+		if err != nil {
+			return false
+		}
+		return l.Release(ctx) == nil
+	}, 10*time.Second, 50*time.Millisecond, "the withdrawn, auto-renewed lease was never released")
 }

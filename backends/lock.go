@@ -92,9 +92,10 @@ type Handoffer interface {
 	// fencing token. This lease's Done closes on success.
 	//
 	// Errors: ErrNotHeld when this lease no longer holds the lock (it is
-	// over; nothing was granted). ErrNotObtained when the backend has other
-	// contenders queued ahead (etcd): nothing changed, this lease is still
-	// held; release it instead. Invalid options: nothing changed. Any other
+	// over; nothing was granted). ErrNotObtained when other contenders
+	// queue in the backend itself (etcd; their turn comes before the new
+	// owner's): nothing changed, this lease is still held; release it
+	// instead. Invalid options: nothing changed. Any other
 	// error (server unreachable, ctx ended) leaves no grant behind — a
 	// hand-off whose reply was lost is given back — but this lease may or
 	// may not still hold the lock: Release it, which reports ErrNotHeld if

@@ -105,7 +105,7 @@ func (n *Node) startLock(context.Context) error {
 	pid, err := n.spawn("baton-lock", actors.NewLockActorProps(actors.LockActorConfig{
 		Locker: locker, Elector: elector, Backend: backend, Supervisor: n.supervisor,
 		OpTimeout: n.cfg.Components.OpTimeout, DefaultTTL: n.cfg.Components.LockTTL,
-		Owner: n.cfg.NodeID, Logger: n.log,
+		HandoffLimit: n.cfg.Components.LockHandoffLimit, Owner: n.cfg.NodeID, Logger: n.log,
 	}))
 	if err != nil {
 		return err

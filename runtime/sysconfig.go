@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
@@ -101,6 +102,12 @@ type ComponentSettings struct {
 	CacheMaxBatch int `yaml:"cache_max_batch"`
 	// LockTTL is the lock TTL used when a request gives none. Default: 15s.
 	LockTTL time.Duration `yaml:"lock_ttl"`
+	// LockHandoffLimit bounds how long the lock actor (or a cluster lock
+	// grain) passes a lock from waiter to waiter without it ever becoming
+	// free; then it is released once so contenders outside the node get a
+	// chance (see actors.LockActorConfig.HandoffLimit). Default: 1s;
+	// negative: no limit.
+	LockHandoffLimit time.Duration `yaml:"lock_handoff_limit"`
 	// ElectionTTL is the leadership session TTL. Default: 10s.
 	ElectionTTL time.Duration `yaml:"election_ttl"`
 	// RegistrationTTL is the service registration TTL used when Register
@@ -169,6 +176,9 @@ func (c *SystemConfig) applyDefaults() {
 	}
 	if s.LockTTL == 0 {
 		s.LockTTL = backends.DefaultLockTTL
+	}
+	if s.LockHandoffLimit == 0 {
+		s.LockHandoffLimit = actors.DefaultHandoffLimit
 	}
 	if s.ElectionTTL == 0 {
 		s.ElectionTTL = backends.DefaultElectionTTL

@@ -71,6 +71,7 @@ etcd:
   dial_timeout: 3s
 components:
   lock_ttl: 20s
+  lock_handoff_limit: 250ms
 `), 0o600))
 	t.Setenv(runtime.EnvEnv, "prod")
 	t.Setenv(runtime.EnvLockBackend, "redis")
@@ -85,6 +86,7 @@ components:
 	assert.Equal(t, "redis://127.0.0.1:6390/2", cfg.Redis.URL)
 	assert.Equal(t, "3s", cfg.Etcd.DialTimeout.String())
 	assert.Equal(t, "20s", cfg.Components.LockTTL.String())
+	assert.Equal(t, "250ms", cfg.Components.LockHandoffLimit.String())
 
 	// Unknown fields are errors, not silent defaults.
 	require.NoError(t, os.WriteFile(path, []byte("env: test\nbackend:\n  cache: redis\n"), 0o600))

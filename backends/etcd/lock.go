@@ -319,6 +319,9 @@ type lockHold struct {
 	ttl     time.Duration
 	granted time.Time
 	state   int
+	// passing: a hand-off transaction is in flight, so a delete of our key
+	// seen by the monitor is that hand-off, not a loss.
+	passing bool
 
 	done     chan struct{}
 	endOnce  sync.Once
@@ -361,6 +364,9 @@ func (h *lockHold) isHeld() bool {
 func (h *lockHold) end(state int) {
 	h.endOnce.Do(func() {
 		h.mu.Lock()
+		if state == lockLost && h.passing {
+			state = lockReleased
+		}
 		h.state = state
 		h.mu.Unlock()
 		close(h.done)
@@ -705,6 +711,8 @@ func (l *Locker) handoff(ctx context.Context, op string, ls *lockLease, opts bac
 	// replaces it is.
 	e.key = fmt.Sprintf("%s%x.%x", pfx, int64(e.id), h.rev)
 	e.granted = start
+	h.setPassing(true)
+	defer h.setPassing(false)
 	octx, cancel := h.conn.opContext(ctx)
 	resp, err := h.cli.Txn(octx).
 		If(
@@ -753,6 +761,12 @@ func (l *Locker) handoff(ctx context.Context, op string, ls *lockLease, opts bac
 		return nil, fmt.Errorf("%s: locker: %w", op, backends.ErrClosed)
 	}
 	return nh, nil
+}
+
+func (h *lockHold) setPassing(v bool) {
+	h.mu.Lock()
+	h.passing = v
+	h.mu.Unlock()
 }
 
 // nextLease returns the etcd lease the next owner of this hold's lock will

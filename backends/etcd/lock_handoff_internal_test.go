@@ -9,6 +9,7 @@ import (
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/integration/harness"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestLockHandoffOneWrite: a hand-off to an owner with the same TTL is one
@@ -94,4 +95,35 @@ func TestLockHandoffNewTTL(t *testing.T) {
 	assert.Equal(t, int64(-1), leaseTTL(t, raw, old), "the old lease is revoked")
 	assert.Greater(t, leaseTTL(t, raw, keys[0].Lease), int64(10))
 	require.NoError(t, b.Release(ctx))
+}
+
+// TestLockHandoffChecksKeyOnServer: a lease whose key was replaced behind
+// its back (its monitor stopped, so it still believes it holds the lock) is
+// refused by the transaction's guard itself: ErrNotHeld, and the other
+// key untouched.
+func TestLockHandoffChecksKeyOnServer(t *testing.T) {
+	srv := harness.StartEtcdProcess(t)
+	raw := rawClient(t, srv)
+	l := newTestLocker(t, testConn(t, srv), testNS())
+	ctx := t.Context()
+
+	a, err := l.TryAcquire(ctx, "job", backends.LockOptions{})
+	require.NoError(t, err)
+	h := a.(*lockLease).h
+	h.stopMonitor()
+	_, err = raw.Delete(ctx, h.key)
+	require.NoError(t, err)
+	// Same key, same lease, new create revision: only the guard on the
+	// create revision tells it apart.
+	_, err = raw.Put(ctx, h.key, "someone-else", clientv3.WithLease(h.lease()))
+	require.NoError(t, err)
+	require.True(t, h.isHeld(), "the test needs a lease that has not noticed")
+
+	_, err = a.(backends.Handoffer).Handoff(ctx, backends.LockOptions{})
+	require.ErrorIs(t, err, backends.ErrNotHeld)
+	keys := rawKeys(t, raw, l.ns.Prefix(backends.ComponentLock, "job"))
+	require.Len(t, keys, 1)
+	assert.Equal(t, h.key, keys[0].Key)
+	assert.NotEqual(t, h.rev, keys[0].Rev)
+	assert.True(t, isClosed(a.Done()))
 }

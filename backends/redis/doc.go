@@ -81,7 +81,9 @@
 // Hand-off: a lease is a backends.Handoffer. Handoff runs one script that
 // checks the holder, bumps the counter and stores the new holder with its
 // TTL; the key is never deleted and nothing is published, so blocked
-// waiters elsewhere keep waiting. The lock actor serves its FIFO this way.
+// waiters elsewhere keep waiting. The lock actor serves its FIFO this way,
+// and releases the lock for real after LockActorConfig.HandoffLimit of
+// continuous hand-offs so that waiters of other processes are not starved.
 //
 // A lease's Done closes on Release, on a Refresh or auto-renewal that finds
 // the lock gone, or when its TTL passes without a successful refresh — the

@@ -353,6 +353,9 @@ func (ls *lease) Release(ctx context.Context) error {
 func (ls *lease) Handoff(ctx context.Context, opts backends.LockOptions) (backends.Lease, error) {
 	l := ls.l
 	op := fmt.Sprintf("redis: lock %q handoff", ls.name)
+	if l.leases.isClosed() {
+		return nil, lockClosedErr("handoff")
+	}
 	o, err := l.prepare(ls.name, opts)
 	if err != nil {
 		return nil, err

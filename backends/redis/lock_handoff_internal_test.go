@@ -102,3 +102,29 @@ func TestLockHandoffPassesOverRemoteWaiters(t *testing.T) {
 	assert.Greater(t, got.lease.Token(), next.Token())
 	require.NoError(t, got.lease.Release(ctx))
 }
+
+// TestLockHandoffChecksHolderOnServer: a lease that still believes it holds
+// the lock, while Redis says somebody else does, is refused by the script
+// itself (not by local state): ErrNotHeld, and the other holder untouched.
+func TestLockHandoffChecksHolderOnServer(t *testing.T) {
+	srv, c := kitRedis(t)
+	l := kitLocker(t, c, kitNS(t, "dev"))
+	ctx := t.Context()
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = raw.Close() })
+
+	a, err := l.TryAcquire(ctx, "job", backends.LockOptions{})
+	require.NoError(t, err)
+	ownerKey, fenceKey, _ := l.lockKeys("job")
+	require.NoError(t, raw.Set(ctx, ownerKey, "someone|else", time.Minute).Err())
+	fence, err := raw.Get(ctx, fenceKey).Uint64()
+	require.NoError(t, err)
+
+	_, err = a.(backends.Handoffer).Handoff(ctx, backends.LockOptions{})
+	require.ErrorIs(t, err, backends.ErrNotHeld)
+	assert.Equal(t, "someone|else", raw.Get(ctx, ownerKey).Val(), "the real holder was overwritten")
+	after, err := raw.Get(ctx, fenceKey).Uint64()
+	require.NoError(t, err)
+	assert.Equal(t, fence, after, "a refused hand-off must not use up a token")
+	assertClosed(t, a.Done())
+}

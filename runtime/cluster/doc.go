@@ -45,7 +45,9 @@
 // Locks: all nodes' waiters for a name queue in the name's grain, which
 // grants in arrival order and hands the lock to the next waiter as soon as
 // it is released, with one backend write (backends.Handoffer; no polling,
-// and the lock is never free in between). The backend lease and its
+// the lock never free in between — except once per
+// actors.DefaultHandoffLimit of continuous hand-offs, and on etcd when a
+// contender outside the cluster queues in etcd). The backend lease and its
 // fencing token stay the source of truth: a grain that moves or dies can
 // only ever hand out what the backend grants, so mutual exclusion and
 // strictly increasing tokens hold across topology changes.

@@ -209,7 +209,8 @@ func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, 
 	sc := rt.SystemConfig()
 	return actors.LockActorConfig{
 		Locker: locker, Backend: rt.ComponentBackend(backends.ComponentLock), Supervisor: rt.ConnectorSupervisor(),
-		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL, Owner: sc.NodeID, Logger: h.log,
+		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL,
+		HandoffLimit: sc.Components.LockHandoffLimit, Owner: sc.NodeID, Logger: h.log,
 	}, id.name, release, nil
 }
 
