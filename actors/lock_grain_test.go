@@ -18,7 +18,8 @@ import (
 )
 
 // TestLockGrain: a grain serves its one lock name, frees the lock of a
-// holder that stops (without waiting for the TTL), withdraws the waits of
+// holder that stops (without waiting for the TTL: it is handed to the next
+// waiter), withdraws the waits of
 // a waiter that stops, and passivates when idle.
 func TestLockGrain(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
@@ -27,9 +28,10 @@ func TestLockGrain(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = locker.Close() })
 	released := make(chan struct{}, 4)
+	counted := &countingLocker{Locker: locker}
 	grain, err := sys.Root.SpawnNamed(actors.NewLockGrainProps(actors.LockGrainConfig{
 		Activate: func(actor.Context) (actors.LockActorConfig, string, func(), error) {
-			return actors.LockActorConfig{Locker: locker, Backend: backends.BackendRedis}, "g",
+			return actors.LockActorConfig{Locker: counted, Backend: backends.BackendRedis}, "g",
 				func() { released <- struct{}{} }, nil
 		},
 		IdleTimeout: 300 * time.Millisecond,
@@ -89,6 +91,8 @@ func TestLockGrain(t *testing.T) {
 	require.NoError(t, rb.err)
 	assert.Less(t, time.Since(stopped), 2*time.Second)
 	assert.Greater(t, rb.resp.GetLease().GetToken(), first.GetLease().GetToken())
+	assert.Equal(t, int64(1), counted.handoffs.Load(), "the gone holder's lock was handed to b")
+	assert.Equal(t, int64(0), counted.acquires.Load()+counted.releases.Load(), "in one write: no release, no acquire")
 
 	_, err = actors.Request[*lockv1.ReleaseResponse](ctxTimeout(t, 5*time.Second), sys.Root, grain,
 		&lockv1.ReleaseRequest{Name: "g", LeaseId: rb.resp.GetLease().GetLeaseId()})
