@@ -67,6 +67,17 @@ func (s configSuite) fresh(t *testing.T) backends.ConfigCenter {
 	return s.newConfig(t, backends.ConfigOptions{Namespace: uniqueNamespace()})
 }
 
+// freshReady is fresh for the fault cases: it also waits until the new
+// config center reaches the backend, which an earlier fault case may have
+// restarted (in a cluster, the member serving this namespace may not have
+// noticed the restart yet).
+func (s configSuite) freshReady(t *testing.T) backends.ConfigCenter {
+	t.Helper()
+	cc := s.fresh(t)
+	require.True(t, waitHealthy(t, "before "+t.Name(), configHealthy(cc)))
+	return cc
+}
+
 func setKey(t *testing.T, cc backends.ConfigCenter, key, value string) {
 	t.Helper()
 	require.NoError(t, cc.Set(ctxFor(t, opTimeout), key, value), "set %q", key)
@@ -834,7 +845,7 @@ func configHealthy(cc backends.ConfigCenter) func(ctx context.Context) error {
 // the current state.
 func (s configSuite) gapResync(t *testing.T) {
 	srv := s.server(t)
-	cc := s.fresh(t)
+	cc := s.freshReady(t)
 	a := setItem(t, cc, "g/a", "1")
 	b := setItem(t, cc, "g/b", "2")
 	e := setItem(t, cc, "g/e", "same")
@@ -880,7 +891,7 @@ func (s configSuite) gapResync(t *testing.T) {
 // back empty, which the watcher must learn too).
 func (s configSuite) watchContinuesAfterRestart(t *testing.T) {
 	srv := s.server(t)
-	cc := s.fresh(t)
+	cc := s.freshReady(t)
 	t.Cleanup(func() { waitHealthy(t, "after "+t.Name(), configHealthy(cc)) })
 	from := setItem(t, cc, "base", "x").Version
 	w, _ := watchConfig(t, cc, "s/", backends.WatchOptions{Prefix: true, FromVersion: from})
@@ -919,7 +930,7 @@ func (s configSuite) watchContinuesAfterRestart(t *testing.T) {
 // writes fail.
 func (s configSuite) snapshotFallback(t *testing.T) {
 	srv := s.server(t)
-	cc := s.fresh(t)
+	cc := s.freshReady(t)
 	t.Cleanup(func() { waitHealthy(t, "after "+t.Name(), configHealthy(cc)) })
 	path := filepath.Join(t.TempDir(), "config-snapshot.json")
 	opts := backends.SnapshotOptions{ReadTimeout: time.Second}
