@@ -44,7 +44,7 @@ func subscribe(ctx context.Context, n int, watch func(ctx context.Context) (<-ch
 	f.cancel = cancel
 	chans := make([]<-chan backends.ConfigEvent, n)
 
-	heap0, gor0 := heapAndGoroutines()
+	heap0, gor0 := settledHeapAndGoroutines()
 	for i := range chans {
 		ch, err := watch(wctx)
 		if err != nil {

@@ -95,13 +95,36 @@ func mallocs() uint64 {
 }
 
 // heapAndGoroutines settles the heap (two GCs, so finalizers and sweeping are done) and
-// returns the live heap bytes and the goroutine count.
+// returns the live heap plus goroutine stack bytes and the goroutine count.
 func heapAndGoroutines() (uint64, int) {
 	goruntime.GC()
 	goruntime.GC()
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
-	return ms.HeapAlloc, goruntime.NumGoroutine()
+	return ms.HeapAlloc + ms.StackInuse, goruntime.NumGoroutine()
+}
+
+// settledHeapAndGoroutines is heapAndGoroutines once the process has stopped shrinking: what
+// an earlier scenario shut down (cluster nodes, connections) stays reachable from pending
+// timers and winding-down goroutines for a while, and memory freed during a measurement
+// would be credited to it. It reads again every 250ms until two readings in a row hold the
+// goroutine count and keep the heap within 1%, for at most 15 seconds.
+func settledHeapAndGoroutines() (uint64, int) {
+	heap, gor := heapAndGoroutines()
+	stable := 0
+	for range 60 {
+		time.Sleep(250 * time.Millisecond)
+		h, g := heapAndGoroutines()
+		if g == gor && h >= heap-heap/100 {
+			if stable++; stable == 2 {
+				return h, g
+			}
+		} else {
+			stable = 0
+		}
+		heap, gor = h, g
+	}
+	return heap, gor
 }
 
 // loopOp is one operation of a closed-loop worker. It returns the latency to record (usually

@@ -65,8 +65,17 @@ func remoteConfig(host string, port int, advertise string, log *slog.Logger, gat
 	// peer wait for all of it before they are dead-lettered. One attempt
 	// keeps that to about 2s; the next message tries again anyway.
 	cfg.MaxRetryCount = 1
+	// protoactor pre-allocates each peer's outgoing queue at
+	// EndpointWriterQueueSize slots, 1,000,000 by default: 16 MB per peer,
+	// before a single message. The queue grows by doubling when full, so a
+	// small start costs nothing but the first few resizes of a burst.
+	cfg.EndpointWriterQueueSize = endpointQueueStart
 	return cfg
 }
+
+// endpointQueueStart is the initial size of the queue of messages to one
+// peer (see remoteConfig).
+const endpointQueueStart = 4096
 
 // maxBatchBytes bounds one batch of remote messages. protoactor batches up
 // to 1000 messages per write, and a value may be 1 MiB by default (64 MiB at
