@@ -71,17 +71,16 @@ const DefaultHandoffLimit = time.Second
 // hands it to the next waiter with one backend write when the lease is a
 // backends.Handoffer (both backends' leases are): the lock never becomes
 // free in between, no other contender can slip in, nobody has to be woken.
-// Where a hand-off is refused (etcd: a contender of another process queues
-// in etcd and keeps its turn) or the lease was lost, the lease is released
-// and the next waiter's backend Acquire starts at once — no poll interval,
-// no timer. A lock passed along for longer than HandoffLimit is released
-// once instead and left to contenders outside the actor for 20ms before the
-// local waiters acquire again, so those are not starved. Every
-// grant, handed off or acquired, carries a fresh fencing
-// token from the backend, so tokens keep strictly increasing. A TryAcquire
-// of a name with local waiters queued is
-// answered CODE_NOT_OBTAINED without a backend call: it must not overtake
-// them.
+// Where a hand-off is refused (etcd: another contender, outside this actor,
+// queues in etcd and keeps its turn) or the lease was lost, the lease is
+// released and the next waiter's backend Acquire starts at once — no poll
+// interval, no timer. A lock passed along for longer than HandoffLimit is
+// released once instead and left to contenders outside the actor for 20ms
+// before the local waiters acquire again, so those are not starved. Every
+// grant, handed off or acquired, carries a fresh fencing token from the
+// backend, so tokens keep strictly increasing. A TryAcquire of a name with
+// local waiters queued is answered CODE_NOT_OBTAINED without a backend
+// call: it must not overtake them.
 //
 // Campaigns run in goroutines the same way (no local queue: the backend
 // decides). Observations are shared: one backend Observe per election,
