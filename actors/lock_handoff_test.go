@@ -55,6 +55,28 @@ func (l *countingLease) Handoff(ctx context.Context, opts backends.LockOptions) 
 	return l.c.wrap(l.Lease.(backends.Handoffer).Handoff(ctx, opts))
 }
 
+// outsideResult is what an Acquire outside the lock actor returned.
+type outsideResult struct {
+	lease backends.Lease
+	err   error
+}
+
+// acquireOutside runs a blocking Acquire of name, as owner "outsider",
+// through a Locker on a connector of its own — another process, as far as
+// the lock actor can tell — and delivers the result on the channel.
+func (env *lockEnv) acquireOutside(ctx context.Context, t *testing.T, name string) <-chan outsideResult {
+	t.Helper()
+	conn := env.newConn(t)
+	require.NoError(t, conn.Connect(ctx))
+	l := newLockerOn(t, conn, backends.Namespace{Env: "test"})
+	ch := make(chan outsideResult, 1)
+	go func() {
+		lease, err := l.Acquire(ctx, name, backends.LockOptions{Owner: "outsider"})
+		ch <- outsideResult{lease, err}
+	}()
+	return ch
+}
+
 func TestLockActorHandoff(t *testing.T) {
 	forEachLockBackend(t, func(t *testing.T, env *lockEnv) {
 		t.Run("OneCallPerRelease", func(t *testing.T) { testLockHandoffCalls(t, env) })
@@ -137,22 +159,9 @@ func testLockHandoffOutside(t *testing.T, env *lockEnv) {
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
-	other := env.newConn(t)
-	require.NoError(t, other.Connect(ctx))
-	outsider := newLockerOn(t, other, backends.Namespace{Env: "test"})
-
 	holder, err := tryLock(ctx, env, pid, "shared", "holder")
 	require.NoError(t, err)
-	out := make(chan backends.Lease, 1)
-	outErr := make(chan error, 1)
-	go func() {
-		l, err := outsider.Acquire(ctx, "shared", backends.LockOptions{Owner: "outsider"})
-		if err != nil {
-			outErr <- err
-			return
-		}
-		out <- l
-	}()
+	out := env.acquireOutside(ctx, t, "shared")
 	if env.contenders != nil {
 		// etcd: the outsider's key queues behind the holder's.
 		require.Eventually(t, func() bool { return env.contenders(t, "shared") == 2 }, 5*time.Second, time.Millisecond)
@@ -164,9 +173,9 @@ func testLockHandoffOutside(t *testing.T, env *lockEnv) {
 	if env.backend == backends.BackendEtcd {
 		var o backends.Lease
 		select {
-		case o = <-out:
-		case err := <-outErr:
-			require.NoError(t, err)
+		case r := <-out:
+			require.NoError(t, r.err)
+			o = r.lease
 		case <-time.After(10 * time.Second):
 			t.Fatal("the contender queued first in etcd was overtaken")
 		}
@@ -188,11 +197,10 @@ func testLockHandoffOutside(t *testing.T, env *lockEnv) {
 	assert.Empty(t, out, "the outsider got a lock that was handed off")
 	require.NoError(t, releaseLock(ctx, env, pid, local.GetLease()))
 	select {
-	case o := <-out:
-		assert.Greater(t, o.Token(), local.GetLease().GetToken())
-		require.NoError(t, o.Release(ctx))
-	case err := <-outErr:
-		require.NoError(t, err)
+	case r := <-out:
+		require.NoError(t, r.err)
+		assert.Greater(t, r.lease.Token(), local.GetLease().GetToken())
+		require.NoError(t, r.lease.Release(ctx))
 	case <-time.After(10 * time.Second):
 		t.Fatal("the outsider was not served after the release")
 	}
@@ -208,9 +216,6 @@ func testLockHandoffLimit(t *testing.T, env *lockEnv) {
 	pid := env.spawnLockActor(t, actors.LockActorConfig{HandoffLimit: 100 * time.Millisecond})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
-	other := env.newConn(t)
-	require.NoError(t, other.Connect(ctx))
-	outsider := newLockerOn(t, other, backends.Namespace{Env: "test"})
 
 	prev, err := tryLock(ctx, env, pid, "busy", "first")
 	require.NoError(t, err)
@@ -222,15 +227,7 @@ func testLockHandoffLimit(t *testing.T, env *lockEnv) {
 	for range 3 {
 		enqueue()
 	}
-	type result struct {
-		lease backends.Lease
-		err   error
-	}
-	out := make(chan result, 1)
-	go func() {
-		l, err := outsider.Acquire(lockCtx(t, 10*time.Second), "busy", backends.LockOptions{Owner: "outsider"})
-		out <- result{l, err}
-	}()
+	out := env.acquireOutside(lockCtx(t, 10*time.Second), t, "busy")
 	require.NoError(t, releaseLock(ctx, env, pid, prev))
 	for {
 		select {

@@ -6,7 +6,9 @@
 // Implementations live in sub-packages — backends/redis and backends/etcd —
 // and the actor-backed facades of package runtime implement the same
 // interfaces; backends/conformance holds the one behavioural suite they all
-// pass.
+// pass. Both backends also offer two optional capabilities, found by type
+// assertion: CacheBatcher (many cache operations in one round trip) and
+// Handoffer (a held lock passed to its next owner in one write).
 //
 // # Key layout
 //

@@ -22,6 +22,7 @@ func (s lockSuite) handoffCases() []testCase {
 		{"handoff-not-held", true, s.handoffNotHeld},
 		{"handoff-invalid-args", true, s.handoffInvalidArgs},
 		{"handoff-ttl", true, s.handoffTTL},
+		{"handoff-after-close", true, s.handoffAfterClose},
 	}
 }
 
@@ -144,4 +145,18 @@ func (s lockSuite) handoffTTL(t *testing.T) {
 	assert.Greater(t, d.Token(), c.Token())
 	require.Eventually(t, func() bool { return closed(c.Done()) }, expiryWait, tick, "Done of an expired hand-off never closed")
 	require.NoError(t, d.Release(ctx))
+}
+
+// handoffAfterClose: once its Locker is closed (which releases what it
+// held), a lease cannot be handed off: ErrClosed, and nothing is granted.
+func (s lockSuite) handoffAfterClose(t *testing.T) {
+	ls := s.lockers(t, 2)
+	ctx := ctxFor(t, opTimeout)
+	a := tryAcquire(t, ls[0], "job", backends.LockOptions{})
+	closer, ok := ls[0].(backends.Closer)
+	require.True(t, ok, "conformance: the target sets LockHandoff but its Locker %T is not a backends.Closer", ls[0])
+	require.NoError(t, closer.Close())
+	_, err := handoffer(t, a).Handoff(ctx, backends.LockOptions{})
+	require.ErrorIs(t, err, backends.ErrClosed)
+	require.NoError(t, tryAcquire(t, ls[1], "job", backends.LockOptions{}).Release(ctx), "nothing may be left held")
 }

@@ -11,7 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/integration/harness"
 )
+
+// kitRaw is a plain go-redis client of srv, for looking behind the
+// components; closed when the test ends.
+func kitRaw(t *testing.T, srv *harness.Redis) *goredis.Client {
+	t.Helper()
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = raw.Close() })
+	return raw
+}
 
 // commandCalls reads the calls of every command from INFO commandstats.
 func commandCalls(t *testing.T, cl *goredis.Client) map[string]int {
@@ -42,8 +52,7 @@ func TestLockHandoffOneWrite(t *testing.T) {
 	srv, c := kitRedis(t)
 	l := kitLocker(t, c, kitNS(t, "dev"))
 	ctx := t.Context()
-	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { _ = raw.Close() })
+	raw := kitRaw(t, srv)
 
 	a, err := l.TryAcquire(ctx, "job", backends.LockOptions{})
 	require.NoError(t, err)
@@ -110,8 +119,7 @@ func TestLockHandoffChecksHolderOnServer(t *testing.T) {
 	srv, c := kitRedis(t)
 	l := kitLocker(t, c, kitNS(t, "dev"))
 	ctx := t.Context()
-	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { _ = raw.Close() })
+	raw := kitRaw(t, srv)
 
 	a, err := l.TryAcquire(ctx, "job", backends.LockOptions{})
 	require.NoError(t, err)

@@ -188,17 +188,27 @@ func (h *host) locker(rt *runtime.Node, ns backends.Namespace) (backends.Locker,
 	return s.l, release, nil
 }
 
-func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, func(), error) {
-	var cfg actors.LockActorConfig
+// activation reads the identity of the grain being activated (with its
+// numbers identity fields) and returns the node that will serve it.
+func (h *host) activation(ctx actor.Context, numbers int) (grainIdentity, *runtime.Node, error) {
 	ci, err := identityOf(ctx)
 	if err != nil {
-		return cfg, "", nil, err
+		return grainIdentity{}, nil, err
 	}
-	id, err := parseIdentity(ci.GetIdentity(), 0)
+	id, err := parseIdentity(ci.GetIdentity(), numbers)
 	if err != nil {
-		return cfg, "", nil, err
+		return grainIdentity{}, nil, err
 	}
 	rt, err := h.ready()
+	if err != nil {
+		return grainIdentity{}, nil, err
+	}
+	return id, rt, nil
+}
+
+func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, func(), error) {
+	var cfg actors.LockActorConfig
+	id, rt, err := h.activation(ctx, 0)
 	if err != nil {
 		return cfg, "", nil, err
 	}
@@ -223,15 +233,7 @@ func valueLimit(requested, member int) int {
 }
 
 func (h *host) buildCache(ctx actor.Context) (*actor.Props, func(), error) {
-	ci, err := identityOf(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	id, err := parseIdentity(ci.GetIdentity(), 1)
-	if err != nil {
-		return nil, nil, err
-	}
-	rt, err := h.ready()
+	id, rt, err := h.activation(ctx, 1)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -255,15 +257,7 @@ func (h *host) buildCache(ctx actor.Context) (*actor.Props, func(), error) {
 }
 
 func (h *host) buildConfig(ctx actor.Context) (*actor.Props, func(), error) {
-	ci, err := identityOf(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	id, err := parseIdentity(ci.GetIdentity(), 2)
-	if err != nil {
-		return nil, nil, err
-	}
-	rt, err := h.ready()
+	id, rt, err := h.activation(ctx, 2)
 	if err != nil {
 		return nil, nil, err
 	}
