@@ -95,6 +95,7 @@ func redisTarget(t *testing.T) conformance.Target {
 		Server: redisServer{srv},
 		// Its leases are backends.Handoffer: run the hand-off cases too.
 		LockHandoff: true,
+		LockAdopt:   true,
 		NewCache: func(t *testing.T, opts backends.CacheOptions) backends.Cache {
 			c, err := redis.NewCache(connect(t), opts)
 			return component(t, c, err)
@@ -138,6 +139,7 @@ func etcdTarget(t *testing.T) conformance.Target {
 		Server: etcdServer{srv},
 		// Its leases are backends.Handoffer: run the hand-off cases too.
 		LockHandoff: true,
+		LockAdopt:   true,
 		NewCache: func(t *testing.T, opts backends.CacheOptions) backends.Cache {
 			c, err := etcd.NewCache(connect(t), opts)
 			return component(t, c, err)

@@ -45,6 +45,9 @@ func RunLock(t *testing.T, target Target) {
 	if target.LockHandoff {
 		cases = append(cases, s.handoffCases()...)
 	}
+	if target.LockAdopt {
+		cases = append(cases, s.adoptCases()...)
+	}
 	runCases(t, cases)
 }
 

@@ -34,6 +34,10 @@ type Target struct {
 	// (and fails if a lease is not one). The backends set it; the actor
 	// and cluster targets hand off inside the lock actor instead.
 	LockHandoff bool
+	// LockAdopt says that the Lockers of NewLocker implement
+	// backends.Adopter and their leases backends.Detacher: the lock suite
+	// then runs the adoption cases too. The backends set it.
+	LockAdopt bool
 }
 
 // Crash simulates the death of the process owning a component.

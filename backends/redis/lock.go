@@ -275,8 +275,9 @@ type lease struct {
 	name, owner, holder string
 	ownerKey, channel   string
 	token               uint64
-	expiry              // mu also guards ttl
+	expiry              // mu also guards ttl and detached
 	ttl                 time.Duration
+	detached            bool // handed to another Locker: never touch the server
 }
 
 func (ls *lease) Name() string          { return ls.name }
@@ -343,6 +344,12 @@ func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // Release frees the lock and notifies waiters. ErrNotHeld when it had
 // already expired or been taken over.
 func (ls *lease) Release(ctx context.Context) error {
+	ls.mu.Lock()
+	detached := ls.detached
+	ls.mu.Unlock()
+	if detached {
+		return fmt.Errorf("redis: lock %q release: detached: %w", ls.name, backends.ErrNotHeld)
+	}
 	return ls.l.leases.release(ctx, ls.l.conn, ls, lockClosedErr("release"), fmt.Sprintf("redis: lock %q release", ls.name))
 }
 
