@@ -102,6 +102,9 @@ type LockActor struct {
 	cfg  LockActorConfig
 	gate *BackendGate
 	log  *slog.Logger
+	// keepLeases: when the actor stops, leases that can be adopted
+	// (backends.Detacher) are detached, not released (lock grains).
+	keepLeases bool
 
 	gen  uint64 // this incarnation; continuations of older ones are ignored
 	self *actor.PID
@@ -271,6 +274,8 @@ func (a *LockActor) Receive(ctx actor.Context) {
 		a.onRefresh(ctx, m)
 	case *lockv1.CancelRequest:
 		a.onCancel(ctx, m)
+	case *lockv1.AdoptRequest:
+		a.onAdopt(ctx, m)
 	case *lockAcquired:
 		if m.gen == a.gen {
 			a.onAcquired(ctx, m.w)
@@ -642,10 +647,59 @@ func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscribe
 		a.granted[requestID] = id
 	}
 	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{gen: a.gen, id: id})
-	return &lockv1.Lease{
+	granted := &lockv1.Lease{
 		Name: name, Owner: lease.Owner(), Ttl: durationpb.New(lease.TTL()),
 		Token: lease.Token(), LeaseId: id,
 	}
+	if d, ok := lease.(backends.Detacher); ok {
+		granted.Handle = d.Record().Handle
+	}
+	return granted
+}
+
+// onAdopt takes over a lease granted by another lock actor (a grain that
+// moved or stopped), verified in the backend; it is then held here like a
+// lease granted here, with a new lease id.
+func (a *LockActor) onAdopt(ctx actor.Context, m *lockv1.AdoptRequest) {
+	adopter, ok := a.cfg.Locker.(backends.Adopter)
+	if !ok {
+		respond(ctx, &lockv1.AdoptResponse{Status: statusv1.FromError(fmt.Errorf("lock actor: the locker cannot adopt leases: %w", backends.ErrNotSupported))})
+		return
+	}
+	l := m.GetLease()
+	ttl, err := durationOf("ttl", l.GetTtl())
+	rec := backends.LeaseRecord{Name: l.GetName(), Owner: l.GetOwner(), Token: l.GetToken(), TTL: ttl, Handle: l.GetHandle()}
+	if err == nil {
+		err = rec.Validate()
+	}
+	if err == nil {
+		err = a.gate.Err()
+	}
+	if err != nil {
+		respond(ctx, &lockv1.AdoptResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	for _, h := range a.leases {
+		if h.name == rec.Name && h.lease.Token() == rec.Token && h.lease.Owner() == rec.Owner {
+			// Held here already (the connection to the holder broke and
+			// came back): the same lease, for the holder that asks now.
+			h.subscriber = subscriberPID(ctx, m.GetSubscriber())
+			respond(ctx, &lockv1.AdoptResponse{Status: statusv1.OK(), Lease: &lockv1.Lease{
+				Name: h.name, Owner: h.lease.Owner(), Ttl: durationpb.New(h.lease.TTL()),
+				Token: h.lease.Token(), LeaseId: h.id, Handle: rec.Handle,
+			}})
+			return
+		}
+	}
+	octx, cancel := a.opContext()
+	lease, err := adopter.Adopt(octx, rec, false)
+	cancel()
+	if err = actorOpError(err); err != nil {
+		respond(ctx, &lockv1.AdoptResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	held := a.hold(rec.Name, "", lease, subscriberPID(ctx, m.GetSubscriber()))
+	respond(ctx, &lockv1.AdoptResponse{Status: statusv1.OK(), Lease: held})
 }
 
 // drop forgets a lease that ended.
@@ -925,6 +979,17 @@ func (a *LockActor) shutdown(ctx actor.Context, cause error) {
 	a.queues = map[string]*lockQueue{}
 	closed := statusv1.FromError(fmt.Errorf("lock actor: %w", backends.ErrClosed))
 	for _, h := range a.leases {
+		if d, ok := h.lease.(backends.Detacher); ok && a.keepLeases {
+			// A grain that moves: the holder keeps its lease and takes it
+			// to the grain's next activation (AdoptRequest); nothing is
+			// given up. A restarted grain (same PID, no record of the
+			// lease) tells the holder, and the lock expires by its TTL.
+			d.Detach()
+			if !errors.Is(cause, backends.ErrClosed) {
+				ctx.Send(h.subscriber, &lockv1.LeaseLost{Name: h.name, LeaseId: h.id, Cause: statusv1.FromError(cause)})
+			}
+			continue
+		}
 		a.giveUp(octx, h.lease)
 		ctx.Send(h.subscriber, &lockv1.LeaseLost{Name: h.name, LeaseId: h.id, Cause: closed})
 	}

@@ -1,7 +1,11 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -80,9 +84,14 @@ func (g *LockGrain) Receive(ctx actor.Context) {
 		if _, ok := g.watched[pidKey(m.Who)]; ok {
 			delete(g.watched, pidKey(m.Who))
 			if g.LockActor != nil {
-				g.subscriberGone(ctx, m.Who)
+				g.subscriberGone(ctx, m.Who, m.Why != actor.TerminatedReason_AddressTerminated)
 			}
 		}
+	case *holderDead:
+		if g.LockActor != nil && m.gen == g.LockActor.gen {
+			g.releaseFor(ctx, m.key)
+		}
+		return
 	case *lockv1.AcquireRequest:
 		if g.err == nil && m.GetName() != g.name && backends.ValidateName("lock name", m.GetName()) == nil {
 			respond(ctx, acquireFailed(backends.Invalid("lock name", m.GetName(), "this grain serves "+g.name)))
@@ -116,6 +125,9 @@ func (g *LockGrain) activate(ctx actor.Context) {
 	g.name, g.release = name, release
 	cfg.Elector = nil // elections are not grains
 	g.LockActor = newLockActor(cfg)
+	// A grain that stops (it moved, its node stops) leaves held leases to
+	// their holders, who bring them to the next activation.
+	g.LockActor.keepLeases = true
 }
 
 func (g *LockGrain) deactivate() {
@@ -174,9 +186,13 @@ func (g *LockGrain) syncWatches(ctx actor.Context) {
 // they wait for or hold nothing.
 const grainWatchMax = 256
 
-// subscriberGone withdraws the waiting requests and releases the leases of
-// a subscriber that stopped.
-func (g *LockGrain) subscriberGone(ctx actor.Context, who *actor.PID) {
+// subscriberGone withdraws the waiting requests of a subscriber that is
+// gone and gives up its leases. certain says that it stopped for sure (its
+// actor stopped, or never existed); otherwise only the connection to its
+// node broke, and its leases are given up only once its node is known dead
+// (see probeHolder): a holder that is merely cut off still holds its lease
+// until it releases it or the TTL runs out.
+func (g *LockGrain) subscriberGone(ctx actor.Context, who *actor.PID, certain bool) {
 	a := g.LockActor
 	key := pidKey(who)
 	for _, w := range a.waiters {
@@ -194,6 +210,21 @@ func (g *LockGrain) subscriberGone(ctx actor.Context, who *actor.PID) {
 		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
 		a.tidy(w.name)
 	}
+	if certain {
+		g.releaseFor(ctx, key)
+		return
+	}
+	for _, h := range a.leases {
+		if h.subscriber != nil && pidKey(h.subscriber) == key {
+			g.probeHolder(who)
+			return
+		}
+	}
+}
+
+// releaseFor gives up the leases of a subscriber that is gone.
+func (g *LockGrain) releaseFor(ctx actor.Context, key string) {
+	a := g.LockActor
 	for _, h := range a.leases {
 		if h.subscriber == nil || pidKey(h.subscriber) != key {
 			continue
@@ -201,4 +232,35 @@ func (g *LockGrain) subscriberGone(ctx actor.Context, who *actor.PID) {
 		_ = a.leave(ctx, h, true)
 		a.log.Debug("baton: lock released for a holder that is gone", "lock", h.name, "holder", key)
 	}
+}
+
+// holderDead reports that the node of a holder refused a connection.
+type holderDead struct {
+	gen uint64
+	key string
+}
+
+// holderProbeTimeout bounds the connect of probeHolder.
+const holderProbeTimeout = time.Second
+
+// probeHolder tells a holder's dead node from one that is only cut off:
+// a connect to its remoting address is refused at once when its process is
+// gone (the port is closed), while a paused, slow or partitioned process
+// lets it succeed or time out. Only a refusal frees the holder's leases
+// early (holderDead); otherwise they last until released or expired.
+func (g *LockGrain) probeHolder(who *actor.PID) {
+	a := g.LockActor
+	gen, root, self, key, addr := a.gen, a.root, a.self, pidKey(who), who.GetAddress()
+	a.spawn(func() {
+		ctx, cancel := context.WithTimeout(a.life, holderProbeTimeout)
+		defer cancel()
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+			return
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			root.Send(self, &holderDead{gen: gen, key: key})
+		}
+	})
 }

@@ -37,7 +37,9 @@ type Locks struct {
 	ns   backends.Namespace
 	self *actor.PID // receives LeaseLost; death-watches granting grains
 
-	cleanups sync.WaitGroup // clean-up requests to grains reported gone
+	cleanups sync.WaitGroup // clean-up requests to grains reported gone, moves
+	life     context.Context // ends on Close and Abandon
+	endLife  context.CancelFunc
 
 	mu     sync.Mutex
 	closed bool
@@ -83,7 +85,41 @@ func newLocks(n *Node, ns backends.Namespace) (*Locks, error) {
 		return nil, backends.Unavailable("cluster: locks", err)
 	}
 	l.self = pid
+	l.life, l.endLife = context.WithCancel(context.Background())
+	if p := n.Provider(); p != nil {
+		l.cleanups.Go(func() { l.followTopology(p) })
+	}
 	return l, nil
+}
+
+// followTopology reports the grains whose member left the topology as
+// lost: a member that is paused or cut off is dropped by the membership
+// long before its connection breaks, and its grains are activated
+// elsewhere meanwhile.
+func (l *Locks) followTopology(p *Provider) {
+	for {
+		ch := p.Changed()
+		live := map[string]bool{l.n.Address(): true}
+		for _, m := range p.Members() {
+			live[m.Address] = true
+		}
+		var lost []*actor.PID
+		l.mu.Lock()
+		for _, g := range l.grains {
+			if !live[g.pid.GetAddress()] {
+				lost = append(lost, g.pid)
+			}
+		}
+		l.mu.Unlock()
+		for _, pid := range lost {
+			l.n.system.Root.Send(l.self, &grainLost{pid: pid})
+		}
+		select {
+		case <-ch:
+		case <-l.life.Done():
+			return
+		}
+	}
 }
 
 // lockGrainIdentity is the identity of name's grain.
@@ -233,7 +269,7 @@ func (l *Locks) withdraw(ctx context.Context, op, name string, pid *actor.PID, r
 func (l *Locks) granted(op, name string, pid *actor.PID, m *lockv1.Lease) (backends.Lease, error) {
 	ls := &lease{
 		l: l, grain: pid, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
-		token: m.GetToken(), id: m.GetLeaseId(), done: make(chan struct{}),
+		token: m.GetToken(), id: m.GetLeaseId(), handle: m.GetHandle(), done: make(chan struct{}),
 	}
 	l.mu.Lock()
 	if l.closed {
@@ -338,11 +374,25 @@ func (l *Locks) receive(c actor.Context) {
 		l.mu.Unlock()
 		l.forget(ls)
 	case *actor.Terminated:
-		key := pidKey(m.Who)
+		l.grainGone(m.Who)
+	case *grainLost:
+		l.grainGone(m.pid)
+	}
+}
+
+// grainGone handles a grain that stopped, whose member left the topology
+// or whose connection broke: waits in it are sent again to the grain's new
+// place (their requests end here) and withdrawn there in case it lives on;
+// leases in it move to the grain's next activation (see move).
+func (l *Locks) grainGone(grain *actor.PID) {
+	{
+		key := pidKey(grain)
 		l.mu.Lock()
 		var gone []*lease
 		for _, ls := range l.leases {
-			if pidKey(ls.grain) == key {
+			if pidKey(ls.grain) == key && ls.handle != "" {
+				l.move(ls, grain)
+			} else if pidKey(ls.grain) == key {
 				gone = append(gone, ls)
 			}
 		}
@@ -360,10 +410,94 @@ func (l *Locks) receive(c actor.Context) {
 			l.forget(ls)
 		}
 		// Terminated also comes when only the connection to the grain's
-		// member broke: the grain may live on, holding these waits and
-		// leases for nobody. Withdraw and release them there, in case.
-		l.cleanup(m.Who, withdrawn, gone)
+		// member broke: the grain may live on, holding these waits (and
+		// leases that cannot move) for nobody. Withdraw and release them
+		// there, in case.
+		l.cleanup(grain, withdrawn, gone)
 	}
+}
+
+// grainLost is sent to the facade's actor when a grain's member left the
+// topology: the grain may be paused or cut off rather than stopped, so no
+// Terminated may come for a long time.
+type grainLost struct{ pid *actor.PID }
+
+// move takes ls to the next activation of its grain, which adopts it from
+// the backend (lockv1.AdoptRequest): the lease stays held all along and
+// keeps its token. Release and Refresh wait for the move. When the backend
+// no longer holds the lease, or no grain adopts it within its TTL, the
+// lease is over (Done closes). l.mu is held.
+func (l *Locks) move(ls *lease, from *actor.PID) {
+	if ls.moving != nil || l.closed {
+		return
+	}
+	mv := make(chan struct{})
+	ls.moving = mv
+	oldID := ls.id
+	l.cleanups.Go(func() {
+		ok := l.adopt(ls, from, oldID)
+		l.mu.Lock()
+		ls.moving = nil
+		l.mu.Unlock()
+		close(mv)
+		if !ok {
+			l.forget(ls)
+		}
+	})
+}
+
+// adopt asks the grain's current activation to adopt ls, retrying while
+// the grain is being placed, for at most the lease's TTL.
+func (l *Locks) adopt(ls *lease, from *actor.PID, oldID string) bool {
+	ctx, cancel := context.WithTimeout(l.life, ls.TTL())
+	defer cancel()
+	identity := l.identity(ls.name)
+	root := l.n.system.Root
+	for attempt := 1; ; attempt++ {
+		l.n.resolver.forget(KindLock, identity, from)
+		pid, err := l.n.resolver.resolve(ctx, KindLock, identity)
+		if err == nil {
+			resp, err := actors.Request[*lockv1.AdoptResponse](ctx, root, pid,
+				&lockv1.AdoptRequest{Lease: ls.message(oldID), Subscriber: actors.SubscriberOf(l.self)})
+			if err == nil {
+				l.rekey(ls, pid, resp.GetLease().GetLeaseId())
+				return true
+			}
+			if errors.Is(err, backends.ErrNotHeld) || errors.Is(err, backends.ErrInvalidArgument) || errors.Is(err, backends.ErrNotSupported) {
+				return false
+			}
+			from = pid
+		}
+		select {
+		case <-ls.done:
+			return false
+		default:
+		}
+		if !sleepCtx(ctx, retryDelay(attempt)) {
+			return false
+		}
+	}
+}
+
+// rekey records that ls now lives in grain pid under id.
+func (l *Locks) rekey(ls *lease, pid *actor.PID, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leases[ls.id] == ls {
+		delete(l.leases, ls.id)
+		if g := l.grains[pidKey(ls.grain)]; g != nil {
+			g.leases--
+		}
+	}
+	ls.grain, ls.id = pid, id
+	if l.lost[id] {
+		// Lost at the new place before we knew its id.
+		delete(l.lost, id)
+		go l.forget(ls)
+		return
+	}
+	l.leases[id] = ls
+	l.refs(pid).leases++
 }
 
 // cleanup withdraws waits and releases leases in a grain reported gone,
@@ -402,7 +536,9 @@ func (l *Locks) forget(ls *lease) {
 func (l *Locks) releaseQuietly(ls *lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, l.n.system.Root, ls.grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: ls.id})
+	if grain, id, err := ls.where(ctx); err == nil {
+		_, _ = actors.Request[*lockv1.ReleaseResponse](ctx, l.n.system.Root, grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: id})
+	}
 	ls.end()
 }
 
@@ -419,6 +555,7 @@ func (l *Locks) Close() error {
 	held := l.leases
 	l.leases = map[string]*lease{}
 	l.mu.Unlock()
+	l.endLife()
 	for _, ls := range held {
 		l.releaseQuietly(ls)
 	}
@@ -443,6 +580,7 @@ func (l *Locks) Abandon() {
 	held := l.leases
 	l.leases = map[string]*lease{}
 	l.mu.Unlock()
+	l.endLife()
 	if !l.n.system.IsStopped() {
 		_ = l.n.system.Root.StopFuture(l.self).Wait()
 	}
@@ -452,24 +590,61 @@ func (l *Locks) Abandon() {
 	}
 }
 
-// lease is a lease held in a grain.
+// lease is a lease held in a grain. grain and id change when the lease
+// moves to the grain's next activation (see move); both are guarded by
+// Locks.mu, and so is moving.
 type lease struct {
-	l     *Locks
-	grain *actor.PID
-	name  string
-	owner string
+	l      *Locks
+	grain  *actor.PID
+	name   string
+	owner  string
+	token  uint64
+	id     string
+	handle string // the backend's record (backends.LeaseRecord.Handle)
+	moving chan struct{}
+
+	ttlMu sync.Mutex
 	ttl   time.Duration
-	token uint64
-	id    string
 
 	done    chan struct{}
 	endOnce sync.Once
 }
 
+// where returns the lease's grain and id, waiting for a move in progress.
+func (ls *lease) where(ctx context.Context) (*actor.PID, string, error) {
+	l := ls.l
+	l.mu.Lock()
+	mv := ls.moving
+	l.mu.Unlock()
+	if mv != nil {
+		select {
+		case <-mv:
+		case <-ls.done:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ls.grain, ls.id, nil
+}
+
+// message is the lease as the grains know it, for an AdoptRequest.
+func (ls *lease) message(id string) *lockv1.Lease {
+	return &lockv1.Lease{
+		Name: ls.name, Owner: ls.owner, Ttl: durationpb.New(ls.TTL()),
+		Token: ls.token, LeaseId: id, Handle: ls.handle,
+	}
+}
+
 func (ls *lease) Name() string          { return ls.name }
 func (ls *lease) Owner() string         { return ls.owner }
 func (ls *lease) Token() uint64         { return ls.token }
-func (ls *lease) TTL() time.Duration    { return ls.ttl }
+func (ls *lease) TTL() time.Duration {
+	ls.ttlMu.Lock()
+	defer ls.ttlMu.Unlock()
+	return ls.ttl
+}
 func (ls *lease) Done() <-chan struct{} { return ls.done }
 func (ls *lease) end()                  { ls.endOnce.Do(func() { close(ls.done) }) }
 
@@ -477,7 +652,7 @@ func (ls *lease) end()                  { ls.endOnce.Do(func() { close(ls.done) 
 // no longer there (dead letter) cannot hold the lease any more.
 func (ls *lease) gone(resp any, err error) error {
 	if err != nil && isNil(resp) && errors.Is(err, backends.ErrUnavailable) {
-		return fmt.Errorf("grain of lock %q is gone (%s): %w", ls.name, err.Error(), backends.ErrNotHeld)
+		return fmt.Errorf("lock %q: %w (%s)", ls.name, errGrainGone, err.Error())
 	}
 	return err
 }
@@ -487,17 +662,52 @@ func isNil[T any](v T) bool {
 	return any(v) == any(zero)
 }
 
+// call sends a request about the lease to its grain. When the grain is
+// gone (a dead letter) the lease moves to the grain's next activation and
+// the request is sent there once more.
+func (ls *lease) call(ctx context.Context, send func(grain *actor.PID, id string) (any, error)) error {
+	for attempt := 0; ; attempt++ {
+		grain, id, err := ls.where(ctx)
+		if err != nil {
+			return err
+		}
+		resp, err := send(grain, id)
+		err = ls.gone(resp, err)
+		if !errors.Is(err, errGrainGone) || ls.handle == "" || attempt > 0 {
+			if errors.Is(err, errGrainGone) {
+				err = fmt.Errorf("%w: %w", err, backends.ErrNotHeld)
+			}
+			return err
+		}
+		l := ls.l
+		l.mu.Lock()
+		if pidKey(ls.grain) == pidKey(grain) {
+			l.move(ls, grain)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// errGrainGone: a request about a lease reached no grain.
+var errGrainGone = errors.New("the lock's grain is gone")
+
 // Refresh implements backends.Lease.
 func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err := ls.l.usable(); err != nil {
 		return fmt.Errorf("cluster: lock %q refresh: %w", ls.name, err)
 	}
-	req := &lockv1.RefreshRequest{Name: ls.name, LeaseId: ls.id}
-	if ttl != 0 {
-		req.Ttl = durationpb.New(ttl)
+	err := ls.call(ctx, func(grain *actor.PID, id string) (any, error) {
+		req := &lockv1.RefreshRequest{Name: ls.name, LeaseId: id}
+		if ttl != 0 {
+			req.Ttl = durationpb.New(ttl)
+		}
+		return actors.Request[*lockv1.RefreshResponse](ctx, ls.l.n.system.Root, grain, req)
+	})
+	if err == nil && ttl != 0 {
+		ls.ttlMu.Lock()
+		ls.ttl = ttl
+		ls.ttlMu.Unlock()
 	}
-	resp, err := actors.Request[*lockv1.RefreshResponse](ctx, ls.l.n.system.Root, ls.grain, req)
-	err = ls.gone(resp, err)
 	if errors.Is(err, backends.ErrNotHeld) {
 		ls.l.forget(ls)
 	}
@@ -513,8 +723,9 @@ func (ls *lease) Release(ctx context.Context) error {
 	if err := ls.l.usable(); err != nil {
 		return fmt.Errorf("cluster: lock %q release: %w", ls.name, err)
 	}
-	resp, err := actors.Request[*lockv1.ReleaseResponse](ctx, ls.l.n.system.Root, ls.grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: ls.id})
-	err = ls.gone(resp, err)
+	err := ls.call(ctx, func(grain *actor.PID, id string) (any, error) {
+		return actors.Request[*lockv1.ReleaseResponse](ctx, ls.l.n.system.Root, grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: id})
+	})
 	if err == nil || errors.Is(err, backends.ErrNotHeld) {
 		ls.l.forget(ls)
 	}

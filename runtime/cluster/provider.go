@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/baton-go/baton/actors"
@@ -80,16 +82,18 @@ type ProviderConfig struct {
 // drives placement (identity lookup) and the cluster's events.
 //
 // Removal is deliberate, because protoactor blocks a member id for good
-// once it has left the topology. A ping is a TCP connect to the member's
-// remoting port (the kernel answers it even for a member that is slow; it
-// is refused at once when the process is gone). A member missing from
-// discovery stays in the topology while it answers pings (its registration
-// is being restored), and is removed when a ping fails or after
-// MaxAbsence. A member whose connection broke is pinged at once and left
-// out while it does not answer, even if its registration has not expired
-// yet (a killed member is noticed in well under its registration TTL). A
-// member that comes back is admitted again under a new member id (its
-// actor-system id plus "#n").
+// once it has left the topology. Every member is pinged every
+// ProbeInterval: a TCP connect to its remoting port, then a Touch answered
+// by its actor system (see ping). A connect refused at once is a process
+// that is gone: the member leaves the topology at once. A member that
+// leaves suspectAfter pings in a row unanswered — SIGSTOPped, hung, cut off
+// — leaves it too, even while its registration is still alive (the kernel
+// answers a bare connect for a stopped process), so its grains move to
+// the others within about ProbeInterval + 2×PingTimeout. A member missing
+// from discovery stays in the topology while it answers pings (its
+// registration is being restored), and is removed when a ping fails or
+// after MaxAbsence. A member that comes back is admitted again under a new
+// member id (its actor-system id plus "#n").
 //
 // Use: pass the provider to cluster.Configure, start the protoactor
 // cluster (StartMember or StartClient — both only record the cluster),
@@ -330,16 +334,26 @@ type memberState struct {
 	absentSince time.Time
 	pinging     bool
 	// unreachable: its connection broke and a ping failed while it is
-	// still registered (killed, not yet expired; or cut off from us). It is
-	// left out of the topology until a ping succeeds again.
+	// still registered (killed, not yet expired; or cut off from us), or
+	// it left pings unanswered (paused, hung). It is left out of the
+	// topology until a ping succeeds again.
 	unreachable bool
+	// unanswered counts the pings in a row that got no answer in time.
+	unanswered int
 }
 
 type pingResult struct {
 	id    string
 	gen   int
 	alive bool
+	// refused: the connect was refused — nothing listens, the process is
+	// gone — rather than left unanswered.
+	refused bool
 }
+
+// suspectAfter is how many pings in a row a registered member may leave
+// unanswered before it is left out of the topology (its grains move).
+const suspectAfter = 2
 
 // membership is the goroutine that follows the service. All its state is
 // owned by that goroutine.
@@ -506,6 +520,13 @@ func (m *membership) probe(ctx context.Context) {
 	changed := false
 	for id, st := range m.members {
 		if st.present && !st.unreachable {
+			// Every member is pinged through its actor system, so one
+			// that is paused or hung — it still accepts connections —
+			// leaves the topology within a few probe intervals.
+			if !st.pinging {
+				st.pinging = true
+				m.ping(ctx, id, st)
+			}
 			continue
 		}
 		if st.present {
@@ -530,25 +551,36 @@ func (m *membership) probe(ctx context.Context) {
 	}
 }
 
-// ping checks whether the member's process still listens: a TCP connect
-// to its remoting port. The kernel accepts it even when the member is
-// overloaded, and refuses it at once when the process is gone, so a slow
-// member is never taken for a dead one and a killed one is noticed at
-// once (a protoactor request would wait behind the endpoint writer, which
-// sleeps 2s after a failed connect).
+// ping checks whether the member answers: a TCP connect to its remoting
+// port, then a Touch to its placement actor (protoactor's partition
+// activator, which every member runs), each within PingTimeout. A connect
+// refused at once is a process that is gone. A member that accepts the
+// connect but does not answer the Touch in time is paused, hung or
+// overloaded; the kernel would accept a bare connect for it, so only the
+// answer of its actor system counts (a protoactor request would wait
+// behind the endpoint writer, which sleeps 2s after a failed connect, so
+// the connect goes first).
 func (m *membership) ping(ctx context.Context, id string, st *memberState) {
 	addr, gen := st.info.Address, st.gen
 	timeout := m.p.cfg.PingTimeout
+	root := m.cl.ActorSystem.Root
 	m.pingWG.Add(1)
 	go func() {
 		defer m.pingWG.Done()
+		r := pingResult{id: id, gen: gen}
 		d := net.Dialer{Timeout: timeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			_ = conn.Close()
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			_, err = actors.Request[*actor.Touched](pctx, root, actor.NewPID(addr, disthash.PartitionActivatorActorName), &actor.Touch{})
+			cancel()
+			r.alive = err == nil
+		} else {
+			r.refused = errors.Is(err, syscall.ECONNREFUSED)
 		}
 		select {
-		case m.pings <- pingResult{id: id, gen: gen, alive: err == nil}:
+		case m.pings <- r:
 		case <-ctx.Done():
 		}
 	}()
@@ -560,6 +592,14 @@ func (m *membership) onPing(r pingResult) {
 		return
 	}
 	st.pinging = false
+	if r.alive {
+		st.unanswered = 0
+	} else if !r.refused && st.present && !st.unreachable {
+		// No answer in time: suspect it only after a few in a row.
+		if st.unanswered++; st.unanswered < suspectAfter {
+			return
+		}
+	}
 	switch {
 	case r.alive && st.unreachable:
 		// Back: re-admitted under a new member id (protoactor blocked

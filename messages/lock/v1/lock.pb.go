@@ -42,7 +42,12 @@ type Lease struct {
 	// owners. Pass it to the protected resource and reject older tokens.
 	Token uint64 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
 	// The actor's handle for this lease, used by Release and Refresh.
-	LeaseId       string `protobuf:"bytes,5,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	LeaseId string `protobuf:"bytes,5,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// The backend's record of the lease (backends.LeaseRecord.Handle),
+	// opaque: a holder presents it in an AdoptRequest when the actor that
+	// granted the lease is gone, so the next one takes the lease over. Empty
+	// when the backend cannot hand leases over.
+	Handle        string `protobuf:"bytes,6,opt,name=handle,proto3" json:"handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +113,13 @@ func (x *Lease) GetToken() uint64 {
 func (x *Lease) GetLeaseId() string {
 	if x != nil {
 		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *Lease) GetHandle() string {
+	if x != nil {
+		return x.Handle
 	}
 	return ""
 }
@@ -646,17 +658,131 @@ func (x *LeaseLost) GetCause() *v11.Status {
 	return nil
 }
 
+// AdoptRequest asks a lock actor to take over a lease granted by another
+// actor (a lock grain that moved or stopped): the actor verifies it in the
+// backend and, when it still holds the lock, serves Release and Refresh for
+// it from then on. The lease keeps its name, owner, token and expiry.
+type AdoptRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease as the holder was granted it (handle included).
+	Lease *Lease `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
+	// Receives LeaseLost for the adopted lease; death-watched by lock grains.
+	Subscriber    *v1.Subscriber `protobuf:"bytes,2,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdoptRequest) Reset() {
+	*x = AdoptRequest{}
+	mi := &file_baton_lock_v1_lock_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdoptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdoptRequest) ProtoMessage() {}
+
+func (x *AdoptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_lock_v1_lock_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdoptRequest.ProtoReflect.Descriptor instead.
+func (*AdoptRequest) Descriptor() ([]byte, []int) {
+	return file_baton_lock_v1_lock_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AdoptRequest) GetLease() *Lease {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
+}
+
+func (x *AdoptRequest) GetSubscriber() *v1.Subscriber {
+	if x != nil {
+		return x.Subscriber
+	}
+	return nil
+}
+
+// AdoptResponse answers AdoptRequest: OK with the lease (its lease_id is
+// new: use it from now on), NOT_HELD when the backend no longer holds the
+// lock for it, NOT_SUPPORTED when the backend cannot adopt leases.
+type AdoptResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *v11.Status            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Lease         *Lease                 `protobuf:"bytes,2,opt,name=lease,proto3" json:"lease,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdoptResponse) Reset() {
+	*x = AdoptResponse{}
+	mi := &file_baton_lock_v1_lock_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdoptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdoptResponse) ProtoMessage() {}
+
+func (x *AdoptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_lock_v1_lock_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdoptResponse.ProtoReflect.Descriptor instead.
+func (*AdoptResponse) Descriptor() ([]byte, []int) {
+	return file_baton_lock_v1_lock_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AdoptResponse) GetStatus() *v11.Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *AdoptResponse) GetLease() *Lease {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
+}
+
 var File_baton_lock_v1_lock_proto protoreflect.FileDescriptor
 
 const file_baton_lock_v1_lock_proto_rawDesc = "" +
 	"\n" +
-	"\x18baton/lock/v1/lock.proto\x12\rbaton.lock.v1\x1a\x1cbaton/status/v1/status.proto\x1a(baton/subscription/v1/subscription.proto\x1a\x1egoogle/protobuf/duration.proto\"\x8f\x01\n" +
+	"\x18baton/lock/v1/lock.proto\x12\rbaton.lock.v1\x1a\x1cbaton/status/v1/status.proto\x1a(baton/subscription/v1/subscription.proto\x1a\x1egoogle/protobuf/duration.proto\"\xa7\x01\n" +
 	"\x05Lease\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
 	"\x05token\x18\x04 \x01(\x04R\x05token\x12\x19\n" +
-	"\blease_id\x18\x05 \x01(\tR\aleaseId\"\xb1\x02\n" +
+	"\blease_id\x18\x05 \x01(\tR\aleaseId\x12\x16\n" +
+	"\x06handle\x18\x06 \x01(\tR\x06handle\"\xb1\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12+\n" +
@@ -692,7 +818,15 @@ const file_baton_lock_v1_lock_proto_rawDesc = "" +
 	"\tLeaseLost\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\tR\aleaseId\x12-\n" +
-	"\x05cause\x18\x03 \x01(\v2\x17.baton.status.v1.StatusR\x05causeB3Z1github.com/baton-go/baton/messages/lock/v1;lockv1b\x06proto3"
+	"\x05cause\x18\x03 \x01(\v2\x17.baton.status.v1.StatusR\x05cause\"}\n" +
+	"\fAdoptRequest\x12*\n" +
+	"\x05lease\x18\x01 \x01(\v2\x14.baton.lock.v1.LeaseR\x05lease\x12A\n" +
+	"\n" +
+	"subscriber\x18\x02 \x01(\v2!.baton.subscription.v1.SubscriberR\n" +
+	"subscriber\"l\n" +
+	"\rAdoptResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\x12*\n" +
+	"\x05lease\x18\x02 \x01(\v2\x14.baton.lock.v1.LeaseR\x05leaseB3Z1github.com/baton-go/baton/messages/lock/v1;lockv1b\x06proto3"
 
 var (
 	file_baton_lock_v1_lock_proto_rawDescOnce sync.Once
@@ -706,7 +840,7 @@ func file_baton_lock_v1_lock_proto_rawDescGZIP() []byte {
 	return file_baton_lock_v1_lock_proto_rawDescData
 }
 
-var file_baton_lock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_baton_lock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_baton_lock_v1_lock_proto_goTypes = []any{
 	(*Lease)(nil),               // 0: baton.lock.v1.Lease
 	(*AcquireRequest)(nil),      // 1: baton.lock.v1.AcquireRequest
@@ -718,27 +852,33 @@ var file_baton_lock_v1_lock_proto_goTypes = []any{
 	(*CancelRequest)(nil),       // 7: baton.lock.v1.CancelRequest
 	(*CancelResponse)(nil),      // 8: baton.lock.v1.CancelResponse
 	(*LeaseLost)(nil),           // 9: baton.lock.v1.LeaseLost
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
-	(*v1.Subscriber)(nil),       // 11: baton.subscription.v1.Subscriber
-	(*v11.Status)(nil),          // 12: baton.status.v1.Status
+	(*AdoptRequest)(nil),        // 10: baton.lock.v1.AdoptRequest
+	(*AdoptResponse)(nil),       // 11: baton.lock.v1.AdoptResponse
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*v1.Subscriber)(nil),       // 13: baton.subscription.v1.Subscriber
+	(*v11.Status)(nil),          // 14: baton.status.v1.Status
 }
 var file_baton_lock_v1_lock_proto_depIdxs = []int32{
-	10, // 0: baton.lock.v1.Lease.ttl:type_name -> google.protobuf.Duration
-	10, // 1: baton.lock.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
-	10, // 2: baton.lock.v1.AcquireRequest.timeout:type_name -> google.protobuf.Duration
-	11, // 3: baton.lock.v1.AcquireRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
-	12, // 4: baton.lock.v1.AcquireResponse.status:type_name -> baton.status.v1.Status
+	12, // 0: baton.lock.v1.Lease.ttl:type_name -> google.protobuf.Duration
+	12, // 1: baton.lock.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
+	12, // 2: baton.lock.v1.AcquireRequest.timeout:type_name -> google.protobuf.Duration
+	13, // 3: baton.lock.v1.AcquireRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	14, // 4: baton.lock.v1.AcquireResponse.status:type_name -> baton.status.v1.Status
 	0,  // 5: baton.lock.v1.AcquireResponse.lease:type_name -> baton.lock.v1.Lease
-	12, // 6: baton.lock.v1.ReleaseResponse.status:type_name -> baton.status.v1.Status
-	10, // 7: baton.lock.v1.RefreshRequest.ttl:type_name -> google.protobuf.Duration
-	12, // 8: baton.lock.v1.RefreshResponse.status:type_name -> baton.status.v1.Status
-	12, // 9: baton.lock.v1.CancelResponse.status:type_name -> baton.status.v1.Status
-	12, // 10: baton.lock.v1.LeaseLost.cause:type_name -> baton.status.v1.Status
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	14, // 6: baton.lock.v1.ReleaseResponse.status:type_name -> baton.status.v1.Status
+	12, // 7: baton.lock.v1.RefreshRequest.ttl:type_name -> google.protobuf.Duration
+	14, // 8: baton.lock.v1.RefreshResponse.status:type_name -> baton.status.v1.Status
+	14, // 9: baton.lock.v1.CancelResponse.status:type_name -> baton.status.v1.Status
+	14, // 10: baton.lock.v1.LeaseLost.cause:type_name -> baton.status.v1.Status
+	0,  // 11: baton.lock.v1.AdoptRequest.lease:type_name -> baton.lock.v1.Lease
+	13, // 12: baton.lock.v1.AdoptRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	14, // 13: baton.lock.v1.AdoptResponse.status:type_name -> baton.status.v1.Status
+	0,  // 14: baton.lock.v1.AdoptResponse.lease:type_name -> baton.lock.v1.Lease
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_baton_lock_v1_lock_proto_init() }
@@ -752,7 +892,7 @@ func file_baton_lock_v1_lock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_lock_v1_lock_proto_rawDesc), len(file_baton_lock_v1_lock_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
