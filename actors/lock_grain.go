@@ -32,14 +32,18 @@ type LockGrainConfig struct {
 
 // LockGrain is a LockActor for one lock name, hosted by a cluster, that
 // also death-watches whoever waits for or holds the lock: the Subscriber of
-// each AcquireRequest. When a subscriber stops — its process closed, or its
-// node died or became unreachable (protoactor sends Terminated when the
-// connection to a remote address is lost) — the grain withdraws its waiting
-// requests and releases its leases at once, so a dead holder does not keep
-// an auto-renewed lock forever and the next waiter gets it without waiting
-// for the TTL. The backend lease and its fencing token stay the source of
-// truth: a grain that moves or dies can only ever hand out what the backend
-// grants.
+// each AcquireRequest. When a subscriber is reported gone, the grain
+// withdraws its waiting requests at once. It releases the subscriber's
+// leases at once only when it is gone for sure — its actor stopped, or its
+// node refuses connections (the process died) — so a dead holder does not
+// keep an auto-renewed lock and the next waiter gets it without waiting for
+// the TTL. A holder whose connection merely broke (paused, cut off) keeps
+// its lease until it releases it or the TTL runs out. When the grain stops
+// (it moves, its node stops) it detaches its leases instead of releasing
+// them (backends.Detacher): their holders bring them to the next
+// activation with an AdoptRequest. The backend lease and its fencing token
+// stay the source of truth: a grain that moves or dies can only ever hand
+// out what the backend grants.
 type LockGrain struct {
 	*LockActor
 	cfg     LockGrainConfig

@@ -49,11 +49,19 @@
 // actors.DefaultHandoffLimit of continuous hand-offs, and on etcd when a
 // contender outside the cluster queues in etcd). The backend lease and its
 // fencing token stay the source of truth: a grain that moves or dies can
-// only ever hand out what the backend grants, so mutual exclusion and
-// strictly increasing tokens hold across topology changes.
-// A grain death-watches its waiters and holders and frees what a dead node
-// held at once; a facade death-watches the grains it waits in and queues
-// again where the grain went.
+// only ever hand out what the backend grants, and a grain that stops gives
+// up nothing — its holders take their leases to the next activation, which
+// adopts them from the backend (backends.Adopter) — so mutual exclusion
+// and strictly increasing tokens hold across topology changes.
+// A grain death-watches its waiters and holders: it withdraws the waits of
+// a holder that is gone at once, and frees its leases at once only when it
+// stopped for sure or its node refuses connections (killed); a holder that
+// is merely cut off or paused keeps its lease until it releases it or the
+// TTL runs out. A facade death-watches the grains it waits in, follows the
+// topology, and queues again where the grain went. Members are pinged
+// through their actor systems, so a paused or hung host leaves the
+// topology after two unanswered pings (about 2.5 s with the defaults) and
+// its grains move.
 //
 // Caches: GetOrLoad runs the loader once per key at a time across the
 // cluster: single-flight within a node and the key's lock grain across

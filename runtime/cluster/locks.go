@@ -23,11 +23,14 @@ import (
 // actors.LockGrain). The backend lease and its fencing token stay the
 // source of truth.
 //
-// When the grain of a name moves (the topology changed) or its member
-// dies, waiting Acquires are re-sent to the grain's new place; the FIFO
-// order among them is then their order of arrival there. Leases granted by
-// a grain that stopped are lost: their Done closes (a grain that stops
-// releases them; on a member that died they expire by TTL).
+// When the grain of a name moves (the topology changed), its member dies
+// or stops answering, waiting Acquires are re-sent to the grain's new
+// place; the FIFO order among them is then their order of arrival there.
+// Held leases are never given up by a move: the grain that stops leaves
+// them held in the backend, and each holder's lease moves to the grain's
+// next activation, which adopts it from the backend (same token, same
+// expiry). Release and Refresh wait for the move. Only when the backend no
+// longer holds a lease (it expired meanwhile) does its Done close.
 //
 // A Locks facade is a process of its own for the grains: they death-watch
 // it, and release its leases and withdraw its waits when it closes or its
