@@ -161,10 +161,11 @@ type lockWaiter struct {
 	canceled  bool         // a CancelRequest arrived: give the grant up
 	cancelers []*actor.PID // answered once the backend call has returned
 
-	mu      sync.Mutex // the backend call's result, written by its goroutine
-	lease   backends.Lease
-	err     error
-	claimed bool // the result was taken by the actor
+	mu        sync.Mutex // the backend call's result, written by its goroutine
+	lease     backends.Lease
+	err       error
+	grantedAt time.Time // when the backend call returned
+	claimed   bool      // the result was taken by the actor
 }
 
 // result takes the backend call's outcome, once.
@@ -494,7 +495,7 @@ func (a *LockActor) tryAcquire(ctx actor.Context, m *lockv1.AcquireRequest, name
 		respond(ctx, acquireFailed(err))
 		return
 	}
-	respond(ctx, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(name, reqID, lease, subscriber)})
+	respond(ctx, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(name, reqID, lease, subscriber, time.Now())})
 }
 
 func (a *LockActor) queue(name string) *lockQueue {
@@ -553,7 +554,7 @@ func (a *LockActor) run(q *lockQueue, w *lockWaiter) {
 	a.spawn(func() {
 		lease, err := locker.Acquire(wctx, w.name, w.opts)
 		w.mu.Lock()
-		w.lease, w.err = lease, err
+		w.lease, w.err, w.grantedAt = lease, err, time.Now()
 		w.mu.Unlock()
 		root.Send(self, &lockAcquired{gen: gen, w: w})
 	})
@@ -596,7 +597,7 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 	case err != nil:
 		a.finishWaiter(ctx, w, acquireFailed(err))
 	default:
-		a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, lease, w.subscriber)})
+		a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, lease, w.subscriber, w.grantedAt)})
 	}
 	a.startNext(ctx, w.name)
 }
@@ -636,8 +637,10 @@ func (a *LockActor) unqueue(w *lockWaiter) {
 	}
 }
 
-// hold records a granted lease and watches it for loss.
-func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscriber *actor.PID) *lockv1.Lease {
+// hold records a granted lease and watches it for loss. grantedAt is when
+// the backend call that granted it returned (zero for an adopted lease,
+// whose expiry the holder already knows).
+func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscriber *actor.PID, grantedAt time.Time) *lockv1.Lease {
 	id := newHandle()
 	a.leases[id] = &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
 	q := a.queue(name)
@@ -653,6 +656,9 @@ func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscribe
 	}
 	if d, ok := lease.(backends.Detacher); ok {
 		granted.Handle = d.Record().Handle
+	}
+	if !grantedAt.IsZero() {
+		granted.TtlLeft = durationpb.New(max(lease.TTL()-time.Since(grantedAt), 0))
 	}
 	return granted
 }
@@ -698,7 +704,7 @@ func (a *LockActor) onAdopt(ctx actor.Context, m *lockv1.AdoptRequest) {
 		respond(ctx, &lockv1.AdoptResponse{Status: statusv1.FromError(err)})
 		return
 	}
-	held := a.hold(rec.Name, "", lease, subscriberPID(ctx, m.GetSubscriber()))
+	held := a.hold(rec.Name, "", lease, subscriberPID(ctx, m.GetSubscriber()), time.Time{})
 	respond(ctx, &lockv1.AdoptResponse{Status: statusv1.OK(), Lease: held})
 }
 
@@ -862,7 +868,7 @@ func (a *LockActor) handoff(ctx actor.Context, h *heldLease, w *lockWaiter) erro
 	q.waiting[0] = nil
 	q.waiting = q.waiting[1:]
 	chain := q.chainStart
-	granted := a.hold(w.name, w.requestID, next, w.subscriber)
+	granted := a.hold(w.name, w.requestID, next, w.subscriber, time.Now())
 	q.chainStart = chain // still the same chain
 	a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: granted})
 	return nil

@@ -46,13 +46,20 @@ type Config struct {
 	// drops out of discovery after at most this long. Default: 5s (etcd
 	// rounds up to whole seconds, minimum 2s).
 	MemberTTL time.Duration `yaml:"member_ttl"`
-	// ProbeInterval is how often a member missing from discovery (or cut
-	// off) is pinged — a TCP connect to its remoting port; it stays in the
-	// topology while it answers (its registration is being restored, e.g.
-	// after a backend restart). Default: 500ms.
+	// ProbeInterval is how often every member is pinged — a TCP connect
+	// to its remoting port, then a Touch its actor system answers. A member
+	// missing from discovery stays in the topology while it answers (its
+	// registration is being restored, e.g. after a backend restart).
+	// Default: 500ms.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// PingTimeout bounds one ping. Default: 1s.
 	PingTimeout time.Duration `yaml:"ping_timeout"`
+	// SuspectAfter takes a member that accepts connections but has answered
+	// no ping for this long (paused, hung) out of the topology, so its
+	// grains move; it is admitted again once it answers. Keep it below the
+	// lock TTLs you use and well above the pauses a loaded member can
+	// take. Default: 3s.
+	SuspectAfter time.Duration `yaml:"suspect_after"`
 	// MaxAbsence removes a member missing from discovery for this long even
 	// if it still answers pings. Default: 30s.
 	MaxAbsence time.Duration `yaml:"max_absence"`
@@ -72,6 +79,7 @@ const (
 	DefaultMemberTTL        = 5 * time.Second
 	DefaultProbeInterval    = 500 * time.Millisecond
 	DefaultPingTimeout      = time.Second
+	DefaultSuspectAfter     = 3 * time.Second
 	DefaultMaxAbsence       = 30 * time.Second
 	DefaultGrainIdleTimeout = time.Minute
 	DefaultResolveTimeout   = 5 * time.Second
@@ -106,7 +114,7 @@ func (c *Config) applyDefaults() {
 	}{
 		{&c.MemberTTL, DefaultMemberTTL}, {&c.ProbeInterval, DefaultProbeInterval},
 		{&c.PingTimeout, DefaultPingTimeout}, {&c.MaxAbsence, DefaultMaxAbsence},
-		{&c.GrainIdleTimeout, DefaultGrainIdleTimeout}, {&c.ResolveTimeout, DefaultResolveTimeout},
+		{&c.SuspectAfter, DefaultSuspectAfter}, {&c.GrainIdleTimeout, DefaultGrainIdleTimeout}, {&c.ResolveTimeout, DefaultResolveTimeout},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -159,7 +167,7 @@ func (c Config) Validate() error {
 	}{
 		{"cluster.member_ttl", c.MemberTTL}, {"cluster.probe_interval", c.ProbeInterval},
 		{"cluster.ping_timeout", c.PingTimeout}, {"cluster.max_absence", c.MaxAbsence},
-		{"cluster.grain_idle_timeout", c.GrainIdleTimeout}, {"cluster.resolve_timeout", c.ResolveTimeout},
+		{"cluster.suspect_after", c.SuspectAfter}, {"cluster.grain_idle_timeout", c.GrainIdleTimeout}, {"cluster.resolve_timeout", c.ResolveTimeout},
 	} {
 		if d.v <= 0 {
 			return backends.Invalid(d.field, d.v, "must be positive")

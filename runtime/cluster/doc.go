@@ -59,8 +59,8 @@
 // is merely cut off or paused keeps its lease until it releases it or the
 // TTL runs out. A facade death-watches the grains it waits in, follows the
 // topology, and queues again where the grain went. Members are pinged
-// through their actor systems, so a paused or hung host leaves the
-// topology after two unanswered pings (about 2.5 s with the defaults) and
+// through their actor systems, so a paused or hung host that answers no
+// ping for Config.SuspectAfter (3s by default) leaves the topology and
 // its grains move.
 //
 // Caches: GetOrLoad runs the loader once per key at a time across the

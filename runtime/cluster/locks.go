@@ -32,6 +32,15 @@ import (
 // expiry). Release and Refresh wait for the move. Only when the backend no
 // longer holds a lease (it expired meanwhile) does its Done close.
 //
+// Every lease has a local deadline that is never later than the backend's
+// expiry — from when the Acquire was sent, or for a wait, from the grant's
+// answer with what the grain says was left, less a margin of 5ms + 1% of the
+// TTL — and Done closes there unless a Refresh (sent before it) succeeded:
+// a holder learns that its lease is over even when its grain cannot tell
+// it (paused, cut off). Auto-renewed leases are renewed by the facade, at
+// TTL/3, not by the grain: a holder cut off from its grain stops renewing,
+// and its Done closes before the backend lets anyone else in.
+//
 // A Locks facade is a process of its own for the grains: they death-watch
 // it, and release its leases and withdraw its waits when it closes or its
 // node goes away.
@@ -40,7 +49,7 @@ type Locks struct {
 	ns   backends.Namespace
 	self *actor.PID // receives LeaseLost; death-watches granting grains
 
-	cleanups sync.WaitGroup // clean-up requests to grains reported gone, moves
+	cleanups sync.WaitGroup  // clean-up requests to grains reported gone, moves
 	life     context.Context // ends on Close and Abandon
 	endLife  context.CancelFunc
 
@@ -173,17 +182,21 @@ func (l *Locks) acquire(ctx context.Context, op, name string, opts backends.Lock
 			continue
 		}
 		req := &lockv1.AcquireRequest{
-			Name: name, Owner: opts.Owner, AutoRenew: opts.AutoRenew, Wait: wait,
+			// The facade renews auto-renewed leases itself (see renew): a
+			// grain renewing on a holder's behalf would keep a lease alive
+			// that its holder, cut off from the grain, believes lost.
+			Name: name, Owner: opts.Owner, Wait: wait,
 			RequestId: rand.Text(), Subscriber: actors.SubscriberOf(l.self),
 		}
 		if opts.TTL != 0 {
 			req.Ttl = durationpb.New(opts.TTL)
 		}
 		rctx, w := l.track(ctx, pid, req.RequestId)
+		sent := time.Now()
 		resp, err := grantRequest(rctx, l.n.system.Root, pid, req, wait)
 		gone := l.untrack(pid, w)
 		if err == nil {
-			return l.granted(op, name, pid, resp.GetLease())
+			return l.granted(op, name, pid, resp.GetLease(), sent, wait, opts.AutoRenew)
 		}
 		retry := wait || attempt < 3 // a try does not wait long for a moving grain
 		if gone && ctx.Err() == nil {
@@ -269,11 +282,26 @@ func (l *Locks) withdraw(ctx context.Context, op, name string, pid *actor.PID, r
 	return fmt.Errorf("%s %q: %w", op, name, errOr(ctx.Err(), err))
 }
 
-func (l *Locks) granted(op, name string, pid *actor.PID, m *lockv1.Lease) (backends.Lease, error) {
+// granted records a lease granted by grain pid in answer to a request sent
+// at sent. The lease's local deadline is set no later than the backend can
+// expire it: for a request that did not wait, sent + TTL (the backend
+// granted after sent); for one that waited, the arrival of the answer plus
+// what the grain says is left of the TTL, less a margin for the answer's
+// time on the wire.
+func (l *Locks) granted(op, name string, pid *actor.PID, m *lockv1.Lease, sent time.Time, waited, autoRenew bool) (backends.Lease, error) {
 	ls := &lease{
 		l: l, grain: pid, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
 		token: m.GetToken(), id: m.GetLeaseId(), handle: m.GetHandle(), done: make(chan struct{}),
 	}
+	deadline := sent.Add(ls.ttl)
+	if waited {
+		left := ls.ttl
+		if m.GetTtlLeft() != nil {
+			left = min(m.GetTtlLeft().AsDuration(), ls.ttl)
+		}
+		deadline = time.Now().Add(left - deadlineMargin(ls.ttl))
+	}
+	ls.expireAt(deadline)
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -289,7 +317,55 @@ func (l *Locks) granted(op, name string, pid *actor.PID, m *lockv1.Lease) (backe
 	l.leases[ls.id] = ls
 	l.refs(pid).leases++
 	l.mu.Unlock()
+	if autoRenew {
+		l.cleanups.Go(func() { ls.renew() })
+	}
 	return ls, nil
+}
+
+// deadlineMargin is what a holder's local deadline keeps in hand for an
+// answer's time on the wire: 5ms plus 1% of the TTL.
+func deadlineMargin(ttl time.Duration) time.Duration { return 5*time.Millisecond + ttl/100 }
+
+// expireAt (re)sets the lease's local deadline: Done closes then unless
+// it is refreshed first, whether or not its grain could say so.
+func (ls *lease) expireAt(deadline time.Time) {
+	ls.ttlMu.Lock()
+	defer ls.ttlMu.Unlock()
+	if ls.ended() {
+		return
+	}
+	if ls.expiry == nil {
+		ls.expiry = time.AfterFunc(time.Until(deadline), func() { ls.l.forget(ls) })
+		return
+	}
+	ls.expiry.Reset(time.Until(deadline))
+}
+
+// renew refreshes an auto-renewed lease every TTL/3 until it ends or the
+// facade closes. A refresh that fails without the lease being lost is
+// retried at the next tick; if none succeeds before the local deadline,
+// the lease ends there.
+func (ls *lease) renew() {
+	for {
+		every := max(ls.TTL()/3, 10*time.Millisecond)
+		t := time.NewTimer(every)
+		select {
+		case <-ls.done:
+			t.Stop()
+			return
+		case <-ls.l.life.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(ls.l.life, every)
+		err := ls.Refresh(ctx, 0)
+		cancel()
+		if errors.Is(err, backends.ErrNotHeld) || errors.Is(err, backends.ErrClosed) {
+			return
+		}
+	}
 }
 
 // refs returns the record of a grain, watching it when it is new; l.mu is
@@ -436,9 +512,15 @@ func (l *Locks) move(ls *lease, from *actor.PID) {
 	}
 	mv := make(chan struct{})
 	ls.moving = mv
+	for c := range ls.calls {
+		(*c)()
+	}
 	oldID := ls.id
+	l.n.log.Debug("baton: lock lease moving to the grain's next activation", "lock", ls.name, "token", ls.token, "from", pidKey(from))
 	l.cleanups.Go(func() {
+		start := time.Now()
 		ok := l.adopt(ls, from, oldID)
+		l.n.log.Debug("baton: lock lease moved", "lock", ls.name, "token", ls.token, "adopted", ok, "took", time.Since(start))
 		l.mu.Lock()
 		ls.moving = nil
 		l.mu.Unlock()
@@ -605,9 +687,13 @@ type lease struct {
 	id     string
 	handle string // the backend's record (backends.LeaseRecord.Handle)
 	moving chan struct{}
+	// calls cancels the requests in flight to the lease's grain when the
+	// lease starts to move: a grain that is paused would never answer.
+	calls map[*context.CancelFunc]struct{}
 
-	ttlMu sync.Mutex
-	ttl   time.Duration
+	ttlMu  sync.Mutex // guards ttl and expiry
+	ttl    time.Duration
+	expiry *time.Timer // the local deadline
 
 	done    chan struct{}
 	endOnce sync.Once
@@ -640,16 +726,34 @@ func (ls *lease) message(id string) *lockv1.Lease {
 	}
 }
 
-func (ls *lease) Name() string          { return ls.name }
-func (ls *lease) Owner() string         { return ls.owner }
-func (ls *lease) Token() uint64         { return ls.token }
+func (ls *lease) Name() string  { return ls.name }
+func (ls *lease) Owner() string { return ls.owner }
+func (ls *lease) Token() uint64 { return ls.token }
 func (ls *lease) TTL() time.Duration {
 	ls.ttlMu.Lock()
 	defer ls.ttlMu.Unlock()
 	return ls.ttl
 }
 func (ls *lease) Done() <-chan struct{} { return ls.done }
-func (ls *lease) end()                  { ls.endOnce.Do(func() { close(ls.done) }) }
+func (ls *lease) ended() bool {
+	select {
+	case <-ls.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (ls *lease) end() {
+	ls.endOnce.Do(func() {
+		ls.ttlMu.Lock()
+		if ls.expiry != nil {
+			ls.expiry.Stop()
+		}
+		ls.ttlMu.Unlock()
+		close(ls.done)
+	})
+}
 
 // gone maps the failure of a request to the lease's grain: a grain that is
 // no longer there (dead letter) cannot hold the lease any more.
@@ -668,13 +772,32 @@ func isNil[T any](v T) bool {
 // call sends a request about the lease to its grain. When the grain is
 // gone (a dead letter) the lease moves to the grain's next activation and
 // the request is sent there once more.
-func (ls *lease) call(ctx context.Context, send func(grain *actor.PID, id string) (any, error)) error {
+func (ls *lease) call(ctx context.Context, send func(ctx context.Context, grain *actor.PID, id string) (any, error)) error {
+	l := ls.l
 	for attempt := 0; ; attempt++ {
 		grain, id, err := ls.where(ctx)
 		if err != nil {
 			return err
 		}
-		resp, err := send(grain, id)
+		rctx, cancel := context.WithCancel(ctx)
+		l.mu.Lock()
+		if ls.calls == nil {
+			ls.calls = map[*context.CancelFunc]struct{}{}
+		}
+		ls.calls[&cancel] = struct{}{}
+		l.mu.Unlock()
+		resp, err := send(rctx, grain, id)
+		l.mu.Lock()
+		delete(ls.calls, &cancel)
+		l.mu.Unlock()
+		moved := rctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if moved && attempt < 8 {
+			// The lease started to move while the request waited: send
+			// it again where the lease went (the old grain, should it
+			// ever answer, finds the lease no longer its own).
+			continue
+		}
 		err = ls.gone(resp, err)
 		if !errors.Is(err, errGrainGone) || ls.handle == "" || attempt > 0 {
 			if errors.Is(err, errGrainGone) {
@@ -682,7 +805,6 @@ func (ls *lease) call(ctx context.Context, send func(grain *actor.PID, id string
 			}
 			return err
 		}
-		l := ls.l
 		l.mu.Lock()
 		if pidKey(ls.grain) == pidKey(grain) {
 			l.move(ls, grain)
@@ -699,17 +821,32 @@ func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err := ls.l.usable(); err != nil {
 		return fmt.Errorf("cluster: lock %q refresh: %w", ls.name, err)
 	}
-	err := ls.call(ctx, func(grain *actor.PID, id string) (any, error) {
+	if ls.ended() {
+		return fmt.Errorf("cluster: lock %q refresh: lease over: %w", ls.name, backends.ErrNotHeld)
+	}
+	sent := time.Now()
+	err := ls.call(ctx, func(ctx context.Context, grain *actor.PID, id string) (any, error) {
 		req := &lockv1.RefreshRequest{Name: ls.name, LeaseId: id}
 		if ttl != 0 {
 			req.Ttl = durationpb.New(ttl)
 		}
 		return actors.Request[*lockv1.RefreshResponse](ctx, ls.l.n.system.Root, grain, req)
 	})
-	if err == nil && ttl != 0 {
+	if err == nil {
 		ls.ttlMu.Lock()
-		ls.ttl = ttl
+		if ttl != 0 {
+			ls.ttl = ttl
+		}
+		ttl = ls.ttl
 		ls.ttlMu.Unlock()
+		// The backend restarted the TTL after sent.
+		ls.expireAt(sent.Add(ttl))
+		if ls.ended() {
+			// The local deadline passed while the refresh was on its way:
+			// the holder was told the lease is over, so give it up.
+			ls.l.cleanups.Go(func() { ls.l.releaseQuietly(ls) })
+			err = fmt.Errorf("lease over before the refresh returned: %w", backends.ErrNotHeld)
+		}
 	}
 	if errors.Is(err, backends.ErrNotHeld) {
 		ls.l.forget(ls)
@@ -726,7 +863,7 @@ func (ls *lease) Release(ctx context.Context) error {
 	if err := ls.l.usable(); err != nil {
 		return fmt.Errorf("cluster: lock %q release: %w", ls.name, err)
 	}
-	err := ls.call(ctx, func(grain *actor.PID, id string) (any, error) {
+	err := ls.call(ctx, func(ctx context.Context, grain *actor.PID, id string) (any, error) {
 		return actors.Request[*lockv1.ReleaseResponse](ctx, ls.l.n.system.Root, grain, &lockv1.ReleaseRequest{Name: ls.name, LeaseId: id})
 	})
 	if err == nil || errors.Is(err, backends.ErrNotHeld) {

@@ -148,12 +148,18 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(n.log))
+	// Members ping each other's actor systems with a Touch (see
+	// membership.ping) to this actor; protoactor answers a Touch itself
+	// and the actor ignores it.
+	if _, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), pingActorName); err != nil {
+		return backends.Unavailable("cluster: ping actor", err)
+	}
 	n.gate = &streamGate{}
 	n.resolver = newResolver(n.system.Root, n.cfg.ResolveTimeout)
 	n.host = &host{log: n.log, idle: n.cfg.GrainIdleTimeout}
 	n.provider = NewProvider(ProviderConfig{
 		Name: n.cfg.Name, TTL: n.cfg.MemberTTL, ProbeInterval: n.cfg.ProbeInterval,
-		PingTimeout: n.cfg.PingTimeout, MaxAbsence: n.cfg.MaxAbsence, NodeID: n.nodeID,
+		PingTimeout: n.cfg.PingTimeout, MaxAbsence: n.cfg.MaxAbsence, SuspectAfter: n.cfg.SuspectAfter, NodeID: n.nodeID,
 		OnTopology: n.onTopology, Logger: n.log,
 	})
 	n.provider.gate = n.gate

@@ -16,7 +16,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/baton-go/baton/actors"
@@ -53,11 +52,12 @@ type ProviderConfig struct {
 	Name string
 	// TTL of the member's registration. Default: DefaultMemberTTL.
 	TTL time.Duration
-	// ProbeInterval, PingTimeout and MaxAbsence: see Config. Defaults as
-	// there.
+	// ProbeInterval, PingTimeout, MaxAbsence and SuspectAfter: see Config.
+	// Defaults as there.
 	ProbeInterval time.Duration
 	PingTimeout   time.Duration
 	MaxAbsence    time.Duration
+	SuspectAfter  time.Duration
 	// NodeID is published in the registration metadata.
 	NodeID string
 	// OnTopology, if set, is called (from the provider's goroutine, one
@@ -86,10 +86,10 @@ type ProviderConfig struct {
 // ProbeInterval: a TCP connect to its remoting port, then a Touch answered
 // by its actor system (see ping). A connect refused at once is a process
 // that is gone: the member leaves the topology at once. A member that
-// leaves suspectAfter pings in a row unanswered — SIGSTOPped, hung, cut off
+// answers no ping for SuspectAfter — SIGSTOPped, hung, cut off
 // — leaves it too, even while its registration is still alive (the kernel
 // answers a bare connect for a stopped process), so its grains move to
-// the others within about ProbeInterval + 2×PingTimeout. A member missing
+// the others within about SuspectAfter + PingTimeout. A member missing
 // from discovery stays in the topology while it answers pings (its
 // registration is being restored), and is removed when a ping fails or
 // after MaxAbsence. A member that comes back is admitted again under a new
@@ -130,6 +130,9 @@ func NewProvider(cfg ProviderConfig) *Provider {
 	}
 	if cfg.MaxAbsence <= 0 {
 		cfg.MaxAbsence = DefaultMaxAbsence
+	}
+	if cfg.SuspectAfter <= 0 {
+		cfg.SuspectAfter = DefaultSuspectAfter
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -316,14 +319,17 @@ func (p *Provider) WaitMembers(ctx context.Context, ok func([]Member) bool) ([]M
 }
 
 func (p *Provider) setMembers(ms []Member) {
+	// OnTopology first (it updates the node's placement), then the
+	// watchers of Changed: one that reacts to a departed member must find
+	// its grains' new places, not the old ones.
+	if p.cfg.OnTopology != nil {
+		p.cfg.OnTopology(slices.Clone(ms))
+	}
 	p.mu.Lock()
 	p.members = ms
 	close(p.memberCh)
 	p.memberCh = make(chan struct{})
 	p.mu.Unlock()
-	if p.cfg.OnTopology != nil {
-		p.cfg.OnTopology(slices.Clone(ms))
-	}
 }
 
 // memberState is what the membership knows of one registered instance.
@@ -338,9 +344,13 @@ type memberState struct {
 	// it left pings unanswered (paused, hung). It is left out of the
 	// topology until a ping succeeds again.
 	unreachable bool
-	// unanswered counts the pings in a row that got no answer in time.
-	unanswered int
+	// answered is when it last answered a ping (or joined).
+	answered time.Time
 }
+
+// pingActorName names the actor every node runs for the membership's
+// pings.
+const pingActorName = "baton-cluster-ping"
 
 type pingResult struct {
 	id    string
@@ -350,10 +360,6 @@ type pingResult struct {
 	// gone — rather than left unanswered.
 	refused bool
 }
-
-// suspectAfter is how many pings in a row a registered member may leave
-// unanswered before it is left out of the topology (its grains move).
-const suspectAfter = 2
 
 // membership is the goroutine that follows the service. All its state is
 // owned by that goroutine.
@@ -486,11 +492,11 @@ func (m *membership) reconcile(now time.Time) {
 		st := m.members[id]
 		switch {
 		case st == nil:
-			m.members[id] = &memberState{info: svc, gen: m.nextGen[id], present: true}
+			m.members[id] = &memberState{info: svc, gen: m.nextGen[id], present: true, answered: now}
 		case st.info.Address != svc.Address:
 			// Same id at a new address: a new incarnation.
 			m.nextGen[id] = st.gen + 1
-			m.members[id] = &memberState{info: svc, gen: st.gen + 1, present: true}
+			m.members[id] = &memberState{info: svc, gen: st.gen + 1, present: true, answered: now}
 		default:
 			st.info, st.present, st.absentSince = svc, true, time.Time{}
 		}
@@ -552,8 +558,7 @@ func (m *membership) probe(ctx context.Context) {
 }
 
 // ping checks whether the member answers: a TCP connect to its remoting
-// port, then a Touch to its placement actor (protoactor's partition
-// activator, which every member runs), each within PingTimeout. A connect
+// port, then a Touch to its ping actor, each within PingTimeout. A connect
 // refused at once is a process that is gone. A member that accepts the
 // connect but does not answer the Touch in time is paused, hung or
 // overloaded; the kernel would accept a bare connect for it, so only the
@@ -573,9 +578,11 @@ func (m *membership) ping(ctx context.Context, id string, st *memberState) {
 		if err == nil {
 			_ = conn.Close()
 			pctx, cancel := context.WithTimeout(ctx, timeout)
-			_, err = actors.Request[*actor.Touched](pctx, root, actor.NewPID(addr, disthash.PartitionActivatorActorName), &actor.Touch{})
+			_, err = actors.Request[*actor.Touched](pctx, root, actor.NewPID(addr, pingActorName), &actor.Touch{})
 			cancel()
-			r.alive = err == nil
+			// Any answer in time counts, a dead letter too (a member that
+			// runs no ping actor): its actor system is responsive.
+			r.alive = err == nil || !errors.Is(err, context.DeadlineExceeded)
 		} else {
 			r.refused = errors.Is(err, syscall.ECONNREFUSED)
 		}
@@ -593,12 +600,11 @@ func (m *membership) onPing(r pingResult) {
 	}
 	st.pinging = false
 	if r.alive {
-		st.unanswered = 0
-	} else if !r.refused && st.present && !st.unreachable {
-		// No answer in time: suspect it only after a few in a row.
-		if st.unanswered++; st.unanswered < suspectAfter {
-			return
-		}
+		st.answered = time.Now()
+	} else if !r.refused && st.present && !st.unreachable && time.Since(st.answered) < m.p.cfg.SuspectAfter {
+		// No answer in time: suspect it only once it has answered
+		// nothing for SuspectAfter.
+		return
 	}
 	switch {
 	case r.alive && st.unreachable:
@@ -653,6 +659,10 @@ func (m *membership) publish() {
 		n, _ := strconv.Atoi(port)
 		pm = append(pm, &cluster.Member{Id: x.ID, Host: host, Port: int32(n), Kinds: slices.Clone(x.Kinds)})
 	}
+	// Baton's placement first: protoactor's update terminates the
+	// endpoints of departed members, whose grains' watchers then look for
+	// the grains' new places at once.
+	m.p.setMembers(list)
 	// protoactor blocks the members that left with a write the endpoint
 	// reader reads without a lock when a peer connects (BlockList.Block vs
 	// IsBlocked, a data race at the pinned version); connections read it
@@ -663,7 +673,6 @@ func (m *membership) publish() {
 	}
 	m.cl.MemberList.UpdateClusterTopology(pm)
 	m.p.log.Debug("baton: cluster topology", "members", len(list))
-	m.p.setMembers(list)
 }
 
 func memberOf(s backends.ServiceInfo, gen int) Member {

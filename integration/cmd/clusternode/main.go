@@ -96,6 +96,7 @@ func run() error {
 		seeds     = flag.String("seeds", "", "comma-separated member addresses (client-only node)")
 		memberTTL = flag.Duration("member-ttl", 2*time.Second, "registration TTL")
 		lockTTL   = flag.Duration("lock-ttl", 0, "default lock TTL")
+		suspect   = flag.Duration("suspect-after", 0, "cluster.Config.SuspectAfter (0: default)")
 		verbose   = flag.Bool("v", false, "log to stderr")
 	)
 	flag.Parse()
@@ -104,7 +105,7 @@ func run() error {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cfg := cluster.Config{Name: *name, Bind: *bind, MemberTTL: *memberTTL, Env: *env, NodeID: *nodeID}
+	cfg := cluster.Config{Name: *name, Bind: *bind, MemberTTL: *memberTTL, Env: *env, NodeID: *nodeID, SuspectAfter: *suspect}
 	var opts []cluster.Option
 	opts = append(opts, cluster.WithLogger(logger))
 	o := &out{}

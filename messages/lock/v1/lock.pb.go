@@ -47,7 +47,11 @@ type Lease struct {
 	// opaque: a holder presents it in an AdoptRequest when the actor that
 	// granted the lease is gone, so the next one takes the lease over. Empty
 	// when the backend cannot hand leases over.
-	Handle        string `protobuf:"bytes,6,opt,name=handle,proto3" json:"handle,omitempty"`
+	Handle string `protobuf:"bytes,6,opt,name=handle,proto3" json:"handle,omitempty"`
+	// How much of the TTL was left when the actor answered, by its own
+	// reckoning from when the backend granted the lease: the holder's
+	// lease is over by then at the latest, unless refreshed.
+	TtlLeft       *durationpb.Duration `protobuf:"bytes,7,opt,name=ttl_left,json=ttlLeft,proto3" json:"ttl_left,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,6 +126,13 @@ func (x *Lease) GetHandle() string {
 		return x.Handle
 	}
 	return ""
+}
+
+func (x *Lease) GetTtlLeft() *durationpb.Duration {
+	if x != nil {
+		return x.TtlLeft
+	}
+	return nil
 }
 
 // AcquireRequest asks for a lock.
@@ -775,14 +786,15 @@ var File_baton_lock_v1_lock_proto protoreflect.FileDescriptor
 
 const file_baton_lock_v1_lock_proto_rawDesc = "" +
 	"\n" +
-	"\x18baton/lock/v1/lock.proto\x12\rbaton.lock.v1\x1a\x1cbaton/status/v1/status.proto\x1a(baton/subscription/v1/subscription.proto\x1a\x1egoogle/protobuf/duration.proto\"\xa7\x01\n" +
+	"\x18baton/lock/v1/lock.proto\x12\rbaton.lock.v1\x1a\x1cbaton/status/v1/status.proto\x1a(baton/subscription/v1/subscription.proto\x1a\x1egoogle/protobuf/duration.proto\"\xdd\x01\n" +
 	"\x05Lease\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
 	"\x05token\x18\x04 \x01(\x04R\x05token\x12\x19\n" +
 	"\blease_id\x18\x05 \x01(\tR\aleaseId\x12\x16\n" +
-	"\x06handle\x18\x06 \x01(\tR\x06handle\"\xb1\x02\n" +
+	"\x06handle\x18\x06 \x01(\tR\x06handle\x124\n" +
+	"\bttl_left\x18\a \x01(\v2\x19.google.protobuf.DurationR\attlLeft\"\xb1\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12+\n" +
@@ -860,25 +872,26 @@ var file_baton_lock_v1_lock_proto_goTypes = []any{
 }
 var file_baton_lock_v1_lock_proto_depIdxs = []int32{
 	12, // 0: baton.lock.v1.Lease.ttl:type_name -> google.protobuf.Duration
-	12, // 1: baton.lock.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
-	12, // 2: baton.lock.v1.AcquireRequest.timeout:type_name -> google.protobuf.Duration
-	13, // 3: baton.lock.v1.AcquireRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
-	14, // 4: baton.lock.v1.AcquireResponse.status:type_name -> baton.status.v1.Status
-	0,  // 5: baton.lock.v1.AcquireResponse.lease:type_name -> baton.lock.v1.Lease
-	14, // 6: baton.lock.v1.ReleaseResponse.status:type_name -> baton.status.v1.Status
-	12, // 7: baton.lock.v1.RefreshRequest.ttl:type_name -> google.protobuf.Duration
-	14, // 8: baton.lock.v1.RefreshResponse.status:type_name -> baton.status.v1.Status
-	14, // 9: baton.lock.v1.CancelResponse.status:type_name -> baton.status.v1.Status
-	14, // 10: baton.lock.v1.LeaseLost.cause:type_name -> baton.status.v1.Status
-	0,  // 11: baton.lock.v1.AdoptRequest.lease:type_name -> baton.lock.v1.Lease
-	13, // 12: baton.lock.v1.AdoptRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
-	14, // 13: baton.lock.v1.AdoptResponse.status:type_name -> baton.status.v1.Status
-	0,  // 14: baton.lock.v1.AdoptResponse.lease:type_name -> baton.lock.v1.Lease
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	12, // 1: baton.lock.v1.Lease.ttl_left:type_name -> google.protobuf.Duration
+	12, // 2: baton.lock.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
+	12, // 3: baton.lock.v1.AcquireRequest.timeout:type_name -> google.protobuf.Duration
+	13, // 4: baton.lock.v1.AcquireRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	14, // 5: baton.lock.v1.AcquireResponse.status:type_name -> baton.status.v1.Status
+	0,  // 6: baton.lock.v1.AcquireResponse.lease:type_name -> baton.lock.v1.Lease
+	14, // 7: baton.lock.v1.ReleaseResponse.status:type_name -> baton.status.v1.Status
+	12, // 8: baton.lock.v1.RefreshRequest.ttl:type_name -> google.protobuf.Duration
+	14, // 9: baton.lock.v1.RefreshResponse.status:type_name -> baton.status.v1.Status
+	14, // 10: baton.lock.v1.CancelResponse.status:type_name -> baton.status.v1.Status
+	14, // 11: baton.lock.v1.LeaseLost.cause:type_name -> baton.status.v1.Status
+	0,  // 12: baton.lock.v1.AdoptRequest.lease:type_name -> baton.lock.v1.Lease
+	13, // 13: baton.lock.v1.AdoptRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	14, // 14: baton.lock.v1.AdoptResponse.status:type_name -> baton.status.v1.Status
+	0,  // 15: baton.lock.v1.AdoptResponse.lease:type_name -> baton.lock.v1.Lease
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_baton_lock_v1_lock_proto_init() }
