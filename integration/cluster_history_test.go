@@ -115,7 +115,8 @@ func runLockHistory(t *testing.T, backend []string, restartBackend func()) {
 	}
 	waitMembers(t, procs, 3, 30*time.Second)
 
-	live := &liveLocks{seen: map[*clusterProc]int{}, holding: map[string]heldLease{}, invoked: map[string]time.Time{}}
+	live := &liveLocks{seen: map[*clusterProc]int{}, holding: map[string]heldLease{},
+		invoked: map[string]time.Time{}, invokers: map[string]bool{}}
 	start := time.Now()
 	end := start.Add(historyRun)
 	loop := func(p *clusterProc) {
@@ -203,9 +204,10 @@ func runLockHistory(t *testing.T, backend []string, restartBackend func()) {
 	t.Cleanup(func() { stopAll(procs) }) // runs first: all at once, not one by one
 
 	// The grain's host stops answering while another process holds the
-	// lock and the others wait.
+	// lock and the others, the host's own loop among them, wait.
 	host := procs[4]
 	require.Equal(t, addrs[4], cluster.LockOwner(members, ns, lock))
+	live.waitUntil(5*time.Second, func() bool { return live.invokedBy(host.name) })
 	held(5*time.Second, host.name)
 	live.waitUntil(5*time.Second, func() bool { return live.holding[host.name].lease == "" })
 	hostPause := fault{what: "SIGSTOP grain host " + host.name, start: time.Now()}
@@ -350,11 +352,12 @@ func parseHistory(t *testing.T, p *clusterProc) []history.Event {
 // liveLocks follows the lockloop events while they come, for the fault
 // schedule: who holds the lock now, when it was granted.
 type liveLocks struct {
-	procs   []*clusterProc
-	seen    map[*clusterProc]int
-	holding map[string]heldLease // process → its lease still held
-	invoked map[string]time.Time // lease → its acquire-invoked time
-	grants  []time.Time
+	procs    []*clusterProc
+	seen     map[*clusterProc]int
+	holding  map[string]heldLease // process → its lease still held
+	invoked  map[string]time.Time // lease → its acquire-invoked time
+	invokers map[string]bool      // processes that invoked an acquire
+	grants   []time.Time
 }
 
 type heldLease struct {
@@ -385,6 +388,7 @@ func (l *liveLocks) update() {
 			switch e.Kind {
 			case history.AcquireInvoked:
 				l.invoked[e.Lease] = e.At()
+				l.invokers[e.Process] = true
 			case history.Granted:
 				l.holding[e.Process] = heldLease{lease: e.Lease, invoked: l.invoked[e.Lease]}
 				l.grants = append(l.grants, e.At())
@@ -413,6 +417,9 @@ func (l *liveLocks) waitUntil(d time.Duration, cond func() bool) bool {
 		<-tick.C
 	}
 }
+
+// invokedBy reports whether process proc has invoked an acquire.
+func (l *liveLocks) invokedBy(proc string) bool { return l.invokers[proc] }
 
 func (l *liveLocks) grantsAfter(t time.Time) int {
 	n := 0

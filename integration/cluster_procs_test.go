@@ -181,9 +181,19 @@ func (p *clusterProc) await(from int, prefix string, d time.Duration) string {
 	p.t.Helper()
 	line, ok := p.find(from, d, func(l string) bool { return strings.HasPrefix(l, prefix) })
 	if !ok {
-		p.t.Fatalf("%s: no line %q within %v; stdout:\n%s\nstderr tail:\n%s", p.name, prefix, d, p.output(), p.stderrTail())
+		p.t.Fatalf("%s: no line %q within %v%s; stdout:\n%s\nstderr tail:\n%s", p.name, prefix, d, p.exitStatus(), p.output(), p.stderrTail())
 	}
 	return line
+}
+
+// exitStatus says how the process ended, if it has ended.
+func (p *clusterProc) exitStatus() string {
+	select {
+	case <-p.exited:
+		return fmt.Sprintf(" (the process ended: %v)", p.waitErr)
+	case <-time.After(100 * time.Millisecond): // stdout closed just before the exit
+		return ""
+	}
 }
 
 // find waits up to d for a line from index from on that matches.
