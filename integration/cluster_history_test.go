@@ -56,7 +56,7 @@ const (
 // must not stall the lock for longer than grainHostStallBound.
 func TestClusterLockHistory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a minute and a half per backend")
+		t.Skip("about 40 s per backend")
 	}
 	t.Run("redis", func(t *testing.T) {
 		srv := harness.StartRedis(t)
