@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -94,6 +95,8 @@ type clusterProc struct {
 	eof     chan struct{} // stdout closed
 	exited  chan struct{} // process reaped
 	waitErr error
+
+	paused atomic.Bool // SIGSTOPped by pause, not yet resumed
 }
 
 // startClusterProc starts a node with the given flags and waits until it
@@ -178,9 +181,19 @@ func (p *clusterProc) await(from int, prefix string, d time.Duration) string {
 	p.t.Helper()
 	line, ok := p.find(from, d, func(l string) bool { return strings.HasPrefix(l, prefix) })
 	if !ok {
-		p.t.Fatalf("%s: no line %q within %v; stdout:\n%s\nstderr tail:\n%s", p.name, prefix, d, p.output(), p.stderrTail())
+		p.t.Fatalf("%s: no line %q within %v%s; stdout:\n%s\nstderr tail:\n%s", p.name, prefix, d, p.exitStatus(), p.output(), p.stderrTail())
 	}
 	return line
+}
+
+// exitStatus says how the process ended, if it has ended.
+func (p *clusterProc) exitStatus() string {
+	select {
+	case <-p.exited:
+		return fmt.Sprintf(" (the process ended: %v)", p.waitErr)
+	case <-time.After(100 * time.Millisecond): // stdout closed just before the exit
+		return ""
+	}
 }
 
 // find waits up to d for a line from index from on that matches.
@@ -260,8 +273,35 @@ func (p *clusterProc) stderrTail() string {
 	return string(data)
 }
 
+// linesSince returns the lines from index from on and the index after
+// them.
+func (p *clusterProc) linesSince(from int) ([]string, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	from = min(from, len(p.lines))
+	return append([]string(nil), p.lines[from:]...), len(p.lines)
+}
+
+// pause stops the process with SIGSTOP. Its sockets stay open, so the
+// kernel still accepts TCP connections to it: to its peers it looks alive
+// but answers nothing. Cleanup resumes a paused process before stopping
+// or killing it.
+func (p *clusterProc) pause() {
+	p.t.Helper()
+	p.paused.Store(true) // first, so that a cleanup running now resumes it
+	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGSTOP), "%s: SIGSTOP", p.name)
+}
+
+// resume sends SIGCONT to a paused process.
+func (p *clusterProc) resume() {
+	if p.paused.Swap(false) {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // kill sends SIGKILL and waits until the process is gone.
 func (p *clusterProc) kill() {
+	p.resume()
 	_ = p.cmd.Process.Kill()
 	<-p.exited
 }
@@ -273,6 +313,7 @@ func (p *clusterProc) stop() {
 		return
 	default:
 	}
+	p.resume() // a stopped process reads no "stop"
 	_, _ = fmt.Fprintln(p.stdin, "stop")
 	_ = p.stdin.Close()
 	t := time.NewTimer(45 * time.Second)

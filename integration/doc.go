@@ -4,8 +4,10 @@
 // fault tests (servers killed, restarted, wiped, watch history compacted).
 //
 // Servers come from the harness subpackage (a real redis-server process and a
-// real etcd, on free loopback ports); nothing is mocked. The package itself
-// has no API: everything is in its tests.
+// real etcd, on free loopback ports); nothing is mocked. Lock histories
+// recorded across node processes are judged by the history subpackage (see
+// TestClusterLockHistory). The package itself has no API: everything is in
+// its tests.
 //
 //	go test ./integration/ -run TestConformance -v
 //

@@ -21,6 +21,9 @@
 //	contend <id> <lock> <contenders> <rounds> <ttl> <redis-url> <key>
 //	    → grant <id> <node> <contender> <round> <token> <sent-ns> <granted-ns> (one per grant)
 //	    → done <id> <errors> <overlaps> <token-regressions>
+//	lockloop <id> <lock> <duration> <ttl> <resource-url> [autorenew]
+//	    → hist <id> <event JSON> (one per history.Event, see integration/history)
+//	    → done <id> <grants> <acquire-errors> <accepted> <rejected> <skipped> <write-errors> <release-errors>
 //	getorload <id> <cache> <key> <callers> <loader-time> <redis-url> <counter-key>
 //	    → done <id> <errors> <value>
 //	unknown <id> <address> <actor>         → status <id> <code> <text>
@@ -40,6 +43,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -62,6 +67,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/integration/history"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	"github.com/baton-go/baton/runtime"
 	"github.com/baton-go/baton/runtime/cluster"
@@ -236,6 +242,8 @@ func (d *driver) exec(ctx context.Context, f []string) {
 		err = d.release(ctx, id)
 	case "contend":
 		err = d.contend(ctx, f)
+	case "lockloop":
+		err = d.lockLoop(ctx, f)
 	case "getorload":
 		err = d.getOrLoad(ctx, f)
 	case "unknown":
@@ -321,11 +329,7 @@ func (d *driver) contend(ctx context.Context, f []string) error {
 	}
 	defer rc.Close()
 	key := f[7]
-	node := d.n.Runtime()
-	label := "client"
-	if node != nil {
-		label = node.SystemConfig().NodeID
-	}
+	label := d.label()
 	var errs, overlaps, regressions atomic.Int64
 	var wg sync.WaitGroup
 	for c := range contenders {
@@ -361,6 +365,117 @@ func (d *driver) contend(ctx context.Context, f []string) error {
 	}
 	wg.Wait()
 	d.o.printf("done %s %d %d %d", id, errs.Load(), overlaps.Load(), regressions.Load())
+	return nil
+}
+
+// label names this node in results: its node id ("client" for a
+// client-only node).
+func (d *driver) label() string {
+	if node := d.n.Runtime(); node != nil {
+		return node.SystemConfig().NodeID
+	}
+	return "client"
+}
+
+// lockLoop takes one lock again and again until duration has passed, as a
+// careful holder would, and prints every step as a history event: Acquire
+// (invoked, then granted or failed), a fenced write to the resource, a
+// critical section of 150–500 ms, a second write only while the lease is
+// still usable (Done not closed and, without auto-renewal, before
+// acquire-invoked + TTL), then Release (invoked, returned). A goroutine per
+// lease prints the moment its Done closes.
+func (d *driver) lockLoop(ctx context.Context, f []string) error {
+	if err := args(f, 6); err != nil {
+		return err
+	}
+	id, lock, resource := f[1], f[2], f[5]
+	duration, err1 := time.ParseDuration(f[3])
+	ttl, err2 := time.ParseDuration(f[4])
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	renew := len(f) > 6 && f[6] == "autorenew"
+	proc := d.label()
+	end := time.Now().Add(duration)
+	loopCtx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+	tr := &http.Transport{Proxy: nil}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+
+	emit := func(e history.Event) {
+		e.Process, e.Lock = proc, lock
+		if e.Time == 0 {
+			e.Time = time.Now().UnixNano()
+		}
+		d.o.printf("hist %s %s", id, e)
+	}
+	var grants, acquireErrs, accepted, rejected, skipped, writeErrs, releaseErrs atomic.Int64
+	watchers := make(chan struct{}) // closed at the end: Done watchers stop
+	var wg sync.WaitGroup
+	for n := 1; ctx.Err() == nil && time.Now().Before(end); n++ {
+		leaseID := fmt.Sprintf("%s/%d", proc, n)
+		invoked := time.Now()
+		emit(history.Event{Lease: leaseID, Kind: history.AcquireInvoked, Time: invoked.UnixNano(), TTL: ttl, Renew: renew})
+		lease, err := d.n.Locks().Acquire(loopCtx, lock, backends.LockOptions{TTL: ttl, AutoRenew: renew})
+		if err != nil {
+			emit(history.Event{Lease: leaseID, Kind: history.AcquireFailed, Err: err.Error()})
+			acquireErrs.Add(1)
+			sleepCtx(loopCtx, 100*time.Millisecond)
+			continue
+		}
+		granted := history.Event{Lease: leaseID, Kind: history.Granted, Token: lease.Token(), TTL: lease.TTL()}
+		emit(granted)
+		grants.Add(1)
+		wg.Go(func() {
+			select {
+			case <-lease.Done():
+				emit(history.Event{Lease: leaseID, Kind: history.Done})
+			case <-watchers:
+			}
+		})
+		usable := func() bool {
+			select {
+			case <-lease.Done():
+				return false
+			default:
+			}
+			return renew || time.Now().Before(invoked.Add(ttl))
+		}
+		write := func() {
+			if !usable() {
+				skipped.Add(1)
+				return
+			}
+			emit(history.Event{Lease: leaseID, Kind: history.WriteInvoked, Token: lease.Token()})
+			ok, err := history.WriteTo(ctx, hc, resource, history.Write{Process: proc, Lock: lock, Lease: leaseID, Token: lease.Token()})
+			switch {
+			case err != nil:
+				writeErrs.Add(1)
+			case ok:
+				accepted.Add(1)
+			default:
+				rejected.Add(1)
+			}
+		}
+		write()
+		sleepCtx(ctx, 150*time.Millisecond+rand.N(350*time.Millisecond)) // the critical section
+		write()
+		emit(history.Event{Lease: leaseID, Kind: history.ReleaseInvoked})
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = lease.Release(rctx)
+		rcancel()
+		ret := history.Event{Lease: leaseID, Kind: history.ReleaseReturned}
+		if err != nil {
+			ret.Err = err.Error()
+			releaseErrs.Add(1)
+		}
+		emit(ret)
+	}
+	close(watchers)
+	wg.Wait()
+	d.o.printf("done %s %d %d %d %d %d %d %d", id, grants.Load(), acquireErrs.Load(), accepted.Load(), rejected.Load(),
+		skipped.Load(), writeErrs.Load(), releaseErrs.Load())
 	return nil
 }
 
@@ -511,3 +626,13 @@ func ptr[T any](v T) *T { return &v }
 func protoreflectString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }
 
 func actorPID(address, id string) *actor.PID { return actor.NewPID(address, id) }
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
