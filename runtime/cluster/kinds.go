@@ -97,6 +97,7 @@ type host struct {
 	mu      sync.Mutex
 	rt      *runtime.Node // nil until the node runs
 	lockers map[string]*sharedLocker
+	grains  map[*actor.PID]struct{} // active lock grains
 }
 
 type sharedLocker struct {
@@ -216,12 +217,42 @@ func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, 
 	if err != nil {
 		return cfg, "", nil, err
 	}
+	self := ctx.Self()
+	h.mu.Lock()
+	if h.grains == nil {
+		h.grains = map[*actor.PID]struct{}{}
+	}
+	h.grains[self] = struct{}{}
+	h.mu.Unlock()
+	unlock := release
+	release = func() {
+		h.mu.Lock()
+		delete(h.grains, self)
+		h.mu.Unlock()
+		unlock()
+	}
 	sc := rt.SystemConfig()
 	return actors.LockActorConfig{
 		Locker: locker, Backend: rt.ComponentBackend(backends.ComponentLock), Supervisor: rt.ConnectorSupervisor(),
 		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL,
 		HandoffLimit: sc.Components.LockHandoffLimit, Owner: sc.NodeID, Logger: h.log,
 	}, id.name, release, nil
+}
+
+// stopLockGrains stops every lock grain hosted here; the next request
+// for a name activates it afresh. Their holders keep their leases and
+// take them to the next activation; queued waiters queue again.
+func (h *host) stopLockGrains(root *actor.RootContext) int {
+	h.mu.Lock()
+	pids := make([]*actor.PID, 0, len(h.grains))
+	for pid := range h.grains {
+		pids = append(pids, pid)
+	}
+	h.mu.Unlock()
+	for _, pid := range pids {
+		root.Stop(pid)
+	}
+	return len(pids)
 }
 
 // valueLimit is a client's maximum value size, capped by the member's.

@@ -56,6 +56,7 @@ type Node struct {
 	provider *Provider
 	resolver *resolver
 	gate     *streamGate
+	stalls   *stallWatch
 	disc     *runtime.DiscoveryClient // the member's registration
 	nodeID   string
 	ns       backends.Namespace
@@ -210,6 +211,10 @@ func (n *Node) start(ctx context.Context) error {
 		if err := n.provider.Join(ctx, n.disc); err != nil {
 			return err
 		}
+		n.stalls = watchStalls(n.cfg.SuspectAfter, func(gap time.Duration) {
+			stopped := n.host.stopLockGrains(n.system.Root)
+			n.log.Info("baton: cluster member did not run for a while; its lock grains start afresh", "stalled", gap, "grains", stopped)
+		})
 	}
 	locks, err := newLocks(n, n.ns)
 	if err != nil {
@@ -335,6 +340,7 @@ func (n *Node) teardown(ctx context.Context) error {
 	if n.lateStart != nil {
 		<-n.lateStart
 	}
+	n.stalls.close()
 	var errs []error
 	if n.provider != nil {
 		if err := n.provider.Leave(ctx); err != nil {
