@@ -953,6 +953,16 @@ func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 	respond(ctx, ok)
 }
 
+// reset ends this incarnation as shutdown does and starts a fresh one in
+// place: same PID, same connector gate. A lock grain resets after its
+// process did not run for a while (see LockGrainReset).
+func (a *LockActor) reset(ctx actor.Context, cause error) {
+	a.shutdown(ctx, cause)
+	a.waiters = map[string]*lockWaiter{}
+	a.gen = lockGenerations.Add(1)
+	a.life, a.kill = context.WithCancel(context.Background())
+}
+
 // shutdown ends this incarnation: every goroutine is cancelled and waited
 // for, every parked request is answered with cause, every grant is given
 // back and its holder told.

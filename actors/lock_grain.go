@@ -91,6 +91,11 @@ func (g *LockGrain) Receive(ctx actor.Context) {
 				g.subscriberGone(ctx, m.Who, m.Why != actor.TerminatedReason_AddressTerminated)
 			}
 		}
+	case *LockGrainReset:
+		if g.LockActor != nil {
+			g.LockActor.reset(ctx, fmt.Errorf("lock grain %q: reset after a stall: %w", g.name, backends.ErrClosed))
+		}
+		return
 	case *holderDead:
 		if g.LockActor != nil && m.gen == g.LockActor.gen {
 			g.releaseFor(ctx, m.key)
@@ -237,6 +242,16 @@ func (g *LockGrain) releaseFor(ctx actor.Context, key string) {
 		a.log.Debug("baton: lock released for a holder that is gone", "lock", h.name, "holder", key)
 	}
 }
+
+// LockGrainReset tells a lock grain that its process did not run for a
+// while — long enough for the other members to have placed the grain
+// elsewhere meanwhile — so its state may be stale: its queue may hold
+// waiters that went elsewhere, its leases may have moved. The grain answers
+// its waiters CODE_CLOSED (those still waiting queue again), detaches its
+// leases (their holders bring them back with an AdoptRequest) and starts
+// afresh in place. Unlike stopping it, this leaves the grain's placement
+// alone.
+type LockGrainReset struct{}
 
 // holderDead reports that the node of a holder refused a connection.
 type holderDead struct {

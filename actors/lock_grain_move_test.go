@@ -81,11 +81,42 @@ func TestLockGrainMoveKeepsLease(t *testing.T) {
 			sys.Root.Send(first, &actor.Terminated{Who: holder, Why: actor.TerminatedReason_AddressTerminated})
 			requireHeld("a holder that is only cut off keeps its lock")
 
+			// A waiter queues; the grain is reset (its process stalled):
+			// the waiter is answered CLOSED, the lease stays held and
+			// unknown to the grain until its holder brings it back.
+			waiter := make(chan error, 1)
+			go func() {
+				_, err := actors.Request[*lockv1.AcquireResponse](ctxTimeout(t, 10*time.Second), sys.Root, first, &lockv1.AcquireRequest{
+					Name: "m", Wait: true, Ttl: durationpb.New(30 * time.Second), RequestId: "w",
+				})
+				waiter <- err
+			}()
+			require.Never(t, func() bool { return len(waiter) > 0 }, 200*time.Millisecond, 20*time.Millisecond, "the waiter waits")
+			sys.Root.Send(first, &actors.LockGrainReset{})
+			select {
+			case err := <-waiter:
+				require.ErrorIs(t, err, backends.ErrClosed, "a reset grain answers its waiters CLOSED")
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiter was not answered after the reset")
+			}
+			requireHeld("a reset grain leaves the lock held")
+			_, err = actors.Request[*lockv1.ReleaseResponse](ctxTimeout(t, 10*time.Second), sys.Root, first, &lockv1.ReleaseRequest{
+				Name: "m", LeaseId: granted.GetLeaseId(),
+			})
+			require.ErrorIs(t, err, backends.ErrNotHeld, "a reset grain does not know the lease")
+			requireHeld("a release by an unknown lease id frees nothing")
+			back, err := actors.Request[*lockv1.AdoptResponse](ctxTimeout(t, 10*time.Second), sys.Root, first, &lockv1.AdoptRequest{
+				Lease: granted, Subscriber: actors.SubscriberOf(holder),
+			})
+			require.NoError(t, err, "the holder brings its lease back")
+			granted.LeaseId = back.GetLease().GetLeaseId()
+
 			require.NoError(t, sys.Root.StopFuture(first).Wait())
 			requireHeld("a grain that stops leaves the lock held")
 			assert.Empty(t, lost, "nobody is told of a loss: nothing was lost")
 
 			second := grainOn("grain-2", newTestLocker(t, srv))
+			granted.LeaseId = "old"
 			adopted, err := actors.Request[*lockv1.AdoptResponse](ctxTimeout(t, 10*time.Second), sys.Root, second, &lockv1.AdoptRequest{
 				Lease: granted, Subscriber: actors.SubscriberOf(holder),
 			})

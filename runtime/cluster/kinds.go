@@ -239,10 +239,12 @@ func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, 
 	}, id.name, release, nil
 }
 
-// stopLockGrains stops every lock grain hosted here; the next request
-// for a name activates it afresh. Their holders keep their leases and
-// take them to the next activation; queued waiters queue again.
-func (h *host) stopLockGrains(root *actor.RootContext) int {
+// resetLockGrains resets every lock grain hosted here in place
+// (actors.LockGrainReset): holders keep their leases and bring them back,
+// waiters queue again. Stopping them instead would race, in protoactor,
+// the placement's handling of their termination with the topology
+// updates a member that comes back sees.
+func (h *host) resetLockGrains(root *actor.RootContext) int {
 	h.mu.Lock()
 	pids := make([]*actor.PID, 0, len(h.grains))
 	for pid := range h.grains {
@@ -250,7 +252,7 @@ func (h *host) stopLockGrains(root *actor.RootContext) int {
 	}
 	h.mu.Unlock()
 	for _, pid := range pids {
-		root.Stop(pid)
+		root.Send(pid, &actors.LockGrainReset{})
 	}
 	return len(pids)
 }

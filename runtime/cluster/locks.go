@@ -799,6 +799,17 @@ func (ls *lease) call(ctx context.Context, send func(ctx context.Context, grain 
 			continue
 		}
 		err = ls.gone(resp, err)
+		if errors.Is(err, backends.ErrNotHeld) && !errors.Is(err, errGrainGone) && ls.handle != "" && attempt == 0 && !ls.ended() {
+			// The grain does not know the lease: it was reset, or restarted.
+			// The backend may hold it still: take it there (if not, the
+			// move ends the lease) and ask again.
+			l.mu.Lock()
+			if pidKey(ls.grain) == pidKey(grain) {
+				l.move(ls, grain)
+			}
+			l.mu.Unlock()
+			continue
+		}
 		if !errors.Is(err, errGrainGone) || ls.handle == "" || attempt > 0 {
 			if errors.Is(err, errGrainGone) {
 				err = fmt.Errorf("%w: %w", err, backends.ErrNotHeld)

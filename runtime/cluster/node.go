@@ -212,8 +212,8 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.stalls = watchStalls(n.cfg.SuspectAfter, func(gap time.Duration) {
-			stopped := n.host.stopLockGrains(n.system.Root)
-			n.log.Info("baton: cluster member did not run for a while; its lock grains start afresh", "stalled", gap, "grains", stopped)
+			reset := n.host.resetLockGrains(n.system.Root)
+			n.log.Info("baton: cluster member did not run for a while; its lock grains start afresh", "stalled", gap, "grains", reset)
 		})
 	}
 	locks, err := newLocks(n, n.ns)
