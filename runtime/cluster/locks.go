@@ -545,8 +545,7 @@ func (l *Locks) adopt(ls *lease, from *actor.PID, oldID string) bool {
 			resp, err := actors.Request[*lockv1.AdoptResponse](ctx, root, pid,
 				&lockv1.AdoptRequest{Lease: ls.message(oldID), Subscriber: actors.SubscriberOf(l.self)})
 			if err == nil {
-				l.rekey(ls, pid, resp.GetLease().GetLeaseId())
-				return true
+				return l.rekey(ls, pid, resp.GetLease().GetLeaseId())
 			}
 			if errors.Is(err, backends.ErrNotHeld) || errors.Is(err, backends.ErrInvalidArgument) || errors.Is(err, backends.ErrNotSupported) {
 				return false
@@ -564,8 +563,9 @@ func (l *Locks) adopt(ls *lease, from *actor.PID, oldID string) bool {
 	}
 }
 
-// rekey records that ls now lives in grain pid under id.
-func (l *Locks) rekey(ls *lease, pid *actor.PID, id string) {
+// rekey records that ls now lives in grain pid under id; false when it was
+// reported lost there before its id was known (the caller ends it).
+func (l *Locks) rekey(ls *lease, pid *actor.PID, id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.leases[ls.id] == ls {
@@ -576,13 +576,12 @@ func (l *Locks) rekey(ls *lease, pid *actor.PID, id string) {
 	}
 	ls.grain, ls.id = pid, id
 	if l.lost[id] {
-		// Lost at the new place before we knew its id.
 		delete(l.lost, id)
-		go l.forget(ls)
-		return
+		return false
 	}
 	l.leases[id] = ls
 	l.refs(pid).leases++
+	return true
 }
 
 // cleanup withdraws waits and releases leases in a grain reported gone,
