@@ -2,8 +2,7 @@ package integration
 
 import (
 	"fmt"
-	"net"
-	"os"
+		"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,16 +25,6 @@ func clusterBackends(t *testing.T) map[string]func(t *testing.T) []string {
 			return []string{"-etcd", strings.Join(harness.StartEtcd(t).Endpoints(), ",")}
 		},
 	}
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 address nothing listens on now.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
 }
 
 // lockMovingTo returns a lock name whose grain lives on one of procs now
@@ -76,7 +65,7 @@ func TestClusterGrainMoveKeepsLease(t *testing.T) {
 			nodeFlags := flags(t)
 			procs := clusterOf(t, 2, nodeFlags...)
 			a, b := procs[0], procs[1]
-			joinAddr := freeLoopbackAddr(t)
+			joinAddr := loopbackAddrs(t, 1)[0]
 			name, from := lockMovingTo(t, procs, "node3", joinAddr)
 			t.Logf("lock %s: grain on %s, moves to the joiner at %s", name, from, joinAddr)
 
