@@ -74,10 +74,14 @@ func Invalid(field string, value any, reason string) error {
 }
 
 // Unavailable wraps cause so that it matches ErrUnavailable and still carries
-// the backend's own error text.
+// the backend's own error text. The sentinel appears once: a cause that
+// already matches ErrUnavailable is only prefixed with op.
 func Unavailable(op string, cause error) error {
-	if cause == nil {
+	switch {
+	case cause == nil:
 		return fmt.Errorf("%s: %w", op, ErrUnavailable)
+	case errors.Is(cause, ErrUnavailable):
+		return fmt.Errorf("%s: %w", op, cause)
 	}
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, cause)
 }

@@ -62,8 +62,9 @@ func WithEmbeddedEtcd(start EmbeddedStarter) Option {
 //	defer node.Stop(context.Background())
 //	cache := node.Cache("sessions")
 //
-// Start and Stop are safe to call once each; every method after Stop
-// returns (or its facade answers with) backends.ErrClosed.
+// Start is called once. Stop may be called any number of times (the calls
+// after the first return nil); after Stop, Start and every facade answer
+// backends.ErrClosed.
 type Node struct {
 	cfg  SystemConfig
 	opts nodeOptions
@@ -376,29 +377,59 @@ func (n *Node) lockerLocked() backends.Locker {
 
 // Stop stops the component actors, the supervisor, the connectors, the
 // actor system (if the node owns it) and the embedded server, in reverse
-// order of start; errors are joined. Later calls return ErrClosed.
+// order of start; errors are joined.
+//
+// Stop is idempotent: a second call (or a call after a Start that failed,
+// or before any Start) returns nil, so a deferred Stop after an explicit
+// one reports nothing. Start after Stop returns ErrClosed.
+//
+// A backend that cannot be reached does not fail Stop: what the node could
+// not undo there (deregistrations, releases, resignations) is logged at
+// warning level and expires with its TTL on the server.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.state == stateStopped {
-		return fmt.Errorf("node: stop: %w", backends.ErrClosed)
+		return nil
 	}
 	n.state = stateStopped
 	return n.runStops(ctx)
 }
 
+// stopStepTimeout bounds one step of Stop.
+const stopStepTimeout = 10 * time.Second
+
 func (n *Node) runStops(ctx context.Context) error {
 	var errs []error
 	for i := len(n.stops) - 1; i >= 0; i-- {
 		s := n.stops[i]
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := s.stop(sctx); err != nil && !errors.Is(err, backends.ErrClosed) {
+		sctx, cancel := context.WithTimeout(ctx, stopStepTimeout)
+		began := time.Now()
+		err := s.stop(sctx)
+		cancel()
+		n.log.Debug("baton: node stop", "step", s.name, "took", time.Since(began), "err", err)
+		switch {
+		case err == nil, errors.Is(err, backends.ErrClosed):
+		case backendGone(ctx, err):
+			n.log.Warn("baton: node stop: backend unreachable; what was left there expires with its TTL",
+				"step", s.name, "err", err)
+		default:
 			errs = append(errs, fmt.Errorf("stop %s: %w", s.name, err))
 		}
-		cancel()
 	}
 	n.stops = nil
 	return errors.Join(errs...)
+}
+
+// backendGone reports whether a stop step failed only because its backend
+// did not answer (unreachable, or the step's own bound ran out while the
+// caller's ctx still had time): nothing is left running on this node, and
+// the server lets what it still holds expire.
+func backendGone(ctx context.Context, err error) bool {
+	if errors.Is(err, backends.ErrUnavailable) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
 // ConnectorHealth is the state of one backend connector.

@@ -34,8 +34,8 @@ const (
 //	defer n.Stop(context.Background())
 //	lease, err := n.Locks().Acquire(ctx, "nightly-report", backends.LockOptions{})
 //
-// Start and Stop are safe to call once each; after Stop every facade
-// answers ErrClosed.
+// Start is called once; Stop any number of times (later calls return nil).
+// After Stop every facade answers ErrClosed.
 type Node struct {
 	cfg  Config
 	opts options
@@ -303,14 +303,20 @@ func (n *Node) onTopology(ms []Member) {
 // Stop leaves the cluster and stops everything Start started, in reverse
 // order: the membership (deregistering), the facades, the grains (which
 // release what they hold while the backend is still connected), the
-// runtime node, remoting and the actor system. Errors are joined; later
-// calls return ErrClosed. After a Start that failed when its context
-// ended, Stop waits (within ctx) until Start's clean-up is done and
-// returns ErrClosed.
+// runtime node, remoting and the actor system. Errors are joined.
+//
+// Stop is idempotent: later calls, and a call before Start, return nil
+// (Start then returns ErrClosed). After a Start that failed when its
+// context ended, Stop waits (within ctx) until Start's clean-up is done.
+//
+// A backend that cannot be reached does not fail Stop: the member's
+// registration then expires with its TTL (Config.MemberTTL), and what
+// could not be undone is logged at warning level.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	if n.state != stateRunning {
 		cleaned := n.cleaned
+		n.state = stateStopped
 		n.mu.Unlock()
 		if cleaned != nil { // a failed Start is still cleaning up
 			select {
@@ -318,7 +324,7 @@ func (n *Node) Stop(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
-		return fmt.Errorf("cluster: stop: %w", backends.ErrClosed)
+		return nil
 	}
 	n.state = stateStopped
 	n.mu.Unlock()
@@ -332,7 +338,12 @@ func (n *Node) teardown(ctx context.Context) error {
 	var errs []error
 	if n.provider != nil {
 		if err := n.provider.Leave(ctx); err != nil {
-			errs = append(errs, err)
+			if backendGone(ctx, err) {
+				n.log.Warn("baton: cluster stop: backend unreachable; the member's registration expires with its TTL",
+					"cluster", n.cfg.Name, "member_ttl", n.cfg.MemberTTL, "err", err)
+			} else {
+				errs = append(errs, err)
+			}
 		}
 	}
 	n.mu.Lock()
@@ -384,6 +395,16 @@ func (n *Node) teardown(ctx context.Context) error {
 		n.system.Shutdown()
 	}
 	return errors.Join(errs...)
+}
+
+// backendGone reports whether a stop step failed only because the backend
+// did not answer: unreachable, or a bound of the step's own ran out while
+// the caller's ctx still had time.
+func backendGone(ctx context.Context, err error) bool {
+	if errors.Is(err, backends.ErrUnavailable) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
 // stopGrains stops placement (and with it every grain of this member) and

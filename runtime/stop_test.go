@@ -1,0 +1,120 @@
+package runtime_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/integration/harness"
+	"github.com/baton-go/baton/runtime"
+)
+
+// logRecorder is a slog.Handler that keeps every record, for tests that
+// check what a node reports.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+	attrs   []slog.Attr
+	shared  *logRecorder
+}
+
+func newLogRecorder() *logRecorder { r := &logRecorder{}; r.shared = r; return r }
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	rec = rec.Clone()
+	rec.AddAttrs(r.attrs...)
+	r.shared.mu.Lock()
+	defer r.shared.mu.Unlock()
+	r.shared.records = append(r.shared.records, rec)
+	return nil
+}
+
+func (r *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logRecorder{attrs: append(append([]slog.Attr(nil), r.attrs...), as...), shared: r.shared}
+}
+
+func (r *logRecorder) WithGroup(string) slog.Handler { return r }
+
+// find returns the text of the records at level or above whose message
+// or attributes contain sub.
+func (r *logRecorder) find(level slog.Level, sub string) []string {
+	r.shared.mu.Lock()
+	defer r.shared.mu.Unlock()
+	var out []string
+	for _, rec := range r.shared.records {
+		if rec.Level < level {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString(rec.Message)
+		rec.Attrs(func(a slog.Attr) bool {
+			b.WriteString(" " + a.String())
+			return true
+		})
+		if strings.Contains(b.String(), sub) {
+			out = append(out, rec.Level.String()+" "+b.String())
+		}
+	}
+	return out
+}
+
+// TestStopIsIdempotent: a second Stop, and a Stop after a Start that
+// failed, return nil, as a deferred Stop after an explicit one expects.
+func TestStopIsIdempotent(t *testing.T) {
+	e := harness.StartEtcd(t)
+	node, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	require.NoError(t, err)
+	require.NoError(t, node.Start(ctxFor(t, 30*time.Second)))
+	require.NoError(t, node.Stop(context.Background()))
+	require.NoError(t, node.Stop(context.Background()), "a second Stop")
+	require.ErrorIs(t, node.Start(context.Background()), backends.ErrClosed, "Start after Stop")
+
+	never, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	require.NoError(t, err)
+	require.NoError(t, never.Stop(context.Background()), "Stop before Start")
+	require.ErrorIs(t, never.Start(context.Background()), backends.ErrClosed, "Start after a Stop")
+}
+
+// TestStopWithBackendGone stops a node whose only backend was killed while
+// it held a registration, a lock and a leadership: Stop returns nil within
+// its bound, and says in the log what it could not undo (the registration
+// expires with its TTL).
+func TestStopWithBackendGone(t *testing.T) {
+	e := harness.StartEtcdProcess(t)
+	logs := newLogRecorder()
+	node, err := runtime.New(runtime.SystemConfig{Env: "test", NodeID: "gone", Etcd: etcdConfig(e)},
+		runtime.WithLogger(slog.New(logs)))
+	require.NoError(t, err)
+	ctx := ctxFor(t, 30*time.Second)
+	require.NoError(t, node.Start(ctx))
+
+	require.NoError(t, node.Discovery().Register(ctx, backends.ServiceInfo{ID: "api-1", Name: "api", Address: "127.0.0.1:8080"}, 5*time.Second))
+	_, err = node.Locks().Acquire(ctx, "held", backends.LockOptions{TTL: 5 * time.Second, AutoRenew: true})
+	require.NoError(t, err)
+	_, err = node.Election().Campaign(ctx, "lead", "me")
+	require.NoError(t, err)
+	require.NoError(t, node.Cache("c").Set(ctx, "k", []byte("v"), 0))
+
+	e.Stop()
+	start := time.Now()
+	err = node.Stop(ctxFor(t, 30*time.Second))
+	took := time.Since(start)
+	t.Logf("Stop took %v", took)
+	require.NoError(t, err)
+	assert.Less(t, took, 20*time.Second)
+	warned := logs.find(slog.LevelWarn, "api-1")
+	assert.NotEmpty(t, warned, "the registration left behind is reported")
+	for _, l := range warned {
+		t.Log(l)
+	}
+	require.NoError(t, node.Stop(context.Background()), "a second Stop")
+}
