@@ -245,6 +245,7 @@ func (n *Node) start(ctx context.Context) error {
 		HealthInterval: cfg.Connector.HealthInterval,
 		ConnectTimeout: cfg.Components.OpTimeout,
 		Backoff:        actors.Backoff{Initial: cfg.Connector.BackoffInitial, Max: cfg.Connector.BackoffMax},
+		RefusedRetry:   cfg.Connector.RefusedRetry,
 		Logger:         n.log,
 	}))
 	if err != nil {
@@ -265,10 +266,11 @@ func (n *Node) start(ctx context.Context) error {
 	return nil
 }
 
-// connect connects c within ctx and registers its Disconnect.
+// connect connects c within ctx and registers its Disconnect. The
+// connector's error names the backend, its address and the cause.
 func (n *Node) connect(ctx context.Context, c backends.Connector) error {
 	if err := c.Connect(ctx); err != nil {
-		return fmt.Errorf("node: connect %s: %w", c.Backend(), err)
+		return err
 	}
 	n.onStop("connector "+c.Backend(), func(ctx context.Context) error { return c.Disconnect(ctx) })
 	return nil

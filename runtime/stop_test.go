@@ -118,3 +118,34 @@ func TestStopWithBackendGone(t *testing.T) {
 	}
 	require.NoError(t, node.Stop(context.Background()), "a second Stop")
 }
+
+// TestStartRefusedCredentials: a node whose password the server refuses
+// fails Start at once with ErrUnauthenticated (not ErrUnavailable after
+// its whole context), and a database index the server lacks with
+// ErrInvalidArgument naming redis.db.
+func TestStartRefusedCredentials(t *testing.T) {
+	r := harness.StartRedis(t, harness.WithRedisPassword("secret"))
+	for name, tc := range map[string]struct {
+		password string
+		db       int
+		is       error
+	}{
+		"wrong password": {"wrong", 0, backends.ErrUnauthenticated},
+		"no password":    {"", 0, backends.ErrUnauthenticated},
+		"bad db index":   {"secret", 999, backends.ErrInvalidArgument},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rc := redisConfig(r)
+			rc.Password, rc.DB = tc.password, tc.db
+			node, err := runtime.New(runtime.SystemConfig{Env: "test", Redis: rc})
+			require.NoError(t, err)
+			began := time.Now()
+			err = node.Start(ctxFor(t, 10*time.Second))
+			require.ErrorIs(t, err, tc.is)
+			assert.NotErrorIs(t, err, backends.ErrUnavailable)
+			assert.Less(t, time.Since(began), 2*time.Second)
+			t.Logf("%s: %v", name, err)
+			require.NoError(t, node.Stop(context.Background()))
+		})
+	}
+}

@@ -84,9 +84,17 @@ type ConnectorSettings struct {
 	// HealthInterval is the time between health checks. Default: 1s.
 	HealthInterval time.Duration `yaml:"health_interval"`
 	// BackoffInitial and BackoffMax bound the capped, jittered exponential
-	// restart delay after a failed connection. Defaults: 100ms and 10s.
+	// delay between probes of a backend that was lost. The clients
+	// reconnect by themselves, so a probe is cheap and the default cap is
+	// the health interval: service resumes about one health interval after
+	// the server is back. Defaults: 100ms and HealthInterval.
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
 	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// RefusedRetry is the wait between attempts while the server refuses
+	// the credentials or a setting (ErrUnauthenticated, ErrInvalidArgument):
+	// callers get that error at once meanwhile, and a fixed configuration
+	// or server is picked up without a restart. Default: 30s.
+	RefusedRetry time.Duration `yaml:"refused_retry"`
 }
 
 // ComponentSettings are the defaults of the component actors. Each can be
@@ -168,7 +176,10 @@ func (c *SystemConfig) applyDefaults() {
 		c.Connector.BackoffInitial = 100 * time.Millisecond
 	}
 	if c.Connector.BackoffMax == 0 {
-		c.Connector.BackoffMax = 10 * time.Second
+		c.Connector.BackoffMax = max(c.Connector.HealthInterval, c.Connector.BackoffInitial)
+	}
+	if c.Connector.RefusedRetry == 0 {
+		c.Connector.RefusedRetry = actors.DefaultRefusedRetry
 	}
 	s := &c.Components
 	if s.CacheMaxBatch == 0 {
@@ -256,6 +267,7 @@ func (c SystemConfig) Validate() error {
 		{"connector.health_interval", c.Connector.HealthInterval},
 		{"connector.backoff_initial", c.Connector.BackoffInitial},
 		{"connector.backoff_max", c.Connector.BackoffMax},
+		{"connector.refused_retry", c.Connector.RefusedRetry},
 		{"components.lock_ttl", c.Components.LockTTL},
 		{"components.election_ttl", c.Components.ElectionTTL},
 		{"components.registration_ttl", c.Components.RegistrationTTL},
