@@ -266,7 +266,7 @@ func (c *Cache) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.
 	valid := make([]int, 0, len(ops))
 	for i, o := range ops {
 		if err := c.checkOp(o); err != nil {
-			results[i].Err = fmt.Errorf("etcd: cache batch: %w", err)
+			results[i].Err = err // it names the field and the value
 			continue
 		}
 		valid = append(valid, i)
