@@ -9,7 +9,8 @@ import (
 // (<root>/<env>/cache/<name>/). Typed[T] adds codecs on top.
 //
 // Keys are validated with ValidateKey, values with ValidateValue against the
-// configured maximum, TTLs with ValidateTTL (0 means no expiry).
+// configured maximum, TTLs with ValidateCacheTTL (0 means no expiry; at
+// least MinCacheTTL, 1ms, otherwise).
 type Cache interface {
 	// Get returns the value, or ErrNotFound when the key is missing or expired.
 	Get(ctx context.Context, key string) ([]byte, error)

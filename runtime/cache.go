@@ -60,10 +60,19 @@ func (c *CacheClient) Get(ctx context.Context, key string) ([]byte, error) {
 	return resp.GetValue(), nil
 }
 
+// opErr names the operation in an error found by the facade itself, as
+// the cache actor names it in its answers.
+func (c *CacheClient) opErr(verb, key string, err error) error {
+	if key == "" {
+		return fmt.Errorf("cache %q: %s: %w", c.name, verb, err)
+	}
+	return fmt.Errorf("cache %q: %s %q: %w", c.name, verb, key, err)
+}
+
 // Set implements backends.Cache.
 func (c *CacheClient) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := backends.ValidateTTL("ttl", ttl); err != nil {
-		return err
+	if err := backends.ValidateCacheTTL("ttl", ttl); err != nil {
+		return c.opErr("set", key, err)
 	}
 	_, err := actors.Request[*cachev1.SetResponse](ctx, c.root, c.pid,
 		&cachev1.SetRequest{Name: c.name, Key: key, Value: value, Ttl: ttlpb(ttl)})
@@ -113,8 +122,8 @@ func (c *CacheClient) GetMany(ctx context.Context, keys []string) (map[string][]
 func (c *CacheClient) SetMany(ctx context.Context, items []backends.CacheItem) error {
 	req := &cachev1.SetManyRequest{Name: c.name, Items: make([]*cachev1.Item, 0, len(items))}
 	for _, it := range items {
-		if err := backends.ValidateTTL("ttl", it.TTL); err != nil {
-			return err
+		if err := backends.ValidateCacheTTL("ttl", it.TTL); err != nil {
+			return c.opErr("set many", it.Key, err)
 		}
 		req.Items = append(req.Items, &cachev1.Item{Key: it.Key, Value: it.Value, Ttl: ttlpb(it.TTL)})
 	}
@@ -146,6 +155,25 @@ type LoadOptions struct {
 	LockTTL time.Duration
 }
 
+func (o LoadOptions) validate(key string) error {
+	if err := backends.ValidateKey(key); err != nil {
+		return err
+	}
+	if err := backends.ValidateCacheTTL("ttl", o.TTL); err != nil {
+		return err
+	}
+	if err := backends.ValidateCacheTTL("negative ttl", o.NegativeTTL); err != nil {
+		return err
+	}
+	if err := backends.ValidateLockTTL("lock ttl", o.LockTTL); err != nil {
+		return err
+	}
+	if o.Jitter < 0 || o.Jitter > 1 {
+		return backends.Invalid("jitter", o.Jitter, "must be between 0 and 1")
+	}
+	return nil
+}
+
 // negativePrefix marks the companion key that records a cached miss; the
 // group-separator byte keeps it out of the way of ordinary keys.
 const negativePrefix = "\x1dneg:"
@@ -158,14 +186,8 @@ const negativePrefix = "\x1dneg:"
 // returns an error matching ErrNotFound is cached as a miss for
 // opts.NegativeTTL when that is positive.
 func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
-	if err := backends.ValidateKey(key); err != nil {
-		return nil, err
-	}
-	if err := backends.ValidateTTL("ttl", opts.TTL); err != nil {
-		return nil, err
-	}
-	if opts.Jitter < 0 || opts.Jitter > 1 {
-		return nil, backends.Invalid("jitter", opts.Jitter, "must be between 0 and 1")
+	if err := opts.validate(key); err != nil {
+		return nil, c.opErr("get or load", key, err)
 	}
 	if v, err := c.lookup(ctx, key, opts); err == nil || !errors.Is(err, errMiss) {
 		return v, err

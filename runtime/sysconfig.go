@@ -103,12 +103,14 @@ type ConnectorSettings struct {
 // "instance/<component>/<node id>/<name>" (see runtime package docs).
 type ComponentSettings struct {
 	// CacheDefaultTTL applies to cache Sets with ttl 0 through the node's
-	// facade when positive. Default: 0 (no expiry).
+	// facade when positive; 0 or at least backends.MinCacheTTL (1ms).
+	// Default: 0 (no expiry).
 	CacheDefaultTTL time.Duration `yaml:"cache_default_ttl"`
 	// CacheMaxBatch caps how many queued cache requests one backend round
 	// trip carries. Default: 256.
 	CacheMaxBatch int `yaml:"cache_max_batch"`
-	// LockTTL is the lock TTL used when a request gives none. Default: 15s.
+	// LockTTL is the lock TTL used when a request gives none; at least
+	// backends.MinLockTTL (100ms). Default: 15s.
 	LockTTL time.Duration `yaml:"lock_ttl"`
 	// LockHandoffLimit bounds how long the lock actor (or a cluster lock
 	// grain) passes a lock from waiter to waiter without it ever becoming
@@ -277,8 +279,11 @@ func (c SystemConfig) Validate() error {
 			return backends.Invalid(d.field, d.v, "must be positive")
 		}
 	}
-	if c.Components.CacheDefaultTTL < 0 {
-		return backends.Invalid("components.cache_default_ttl", c.Components.CacheDefaultTTL, "must not be negative")
+	if err := backends.ValidateCacheTTL("components.cache_default_ttl", c.Components.CacheDefaultTTL); err != nil {
+		return err
+	}
+	if err := backends.ValidateLockTTL("components.lock_ttl", c.Components.LockTTL); err != nil {
+		return err
 	}
 	if c.Connector.BackoffMax < c.Connector.BackoffInitial {
 		return backends.Invalid("connector.backoff_max", c.Connector.BackoffMax, "must not be below connector.backoff_initial")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,6 +38,9 @@ func TestConfigValidation(t *testing.T) {
 		{"bad env name", runtime.SystemConfig{Env: "Prod!"}, "env"},
 		{"negative op timeout", runtime.SystemConfig{Components: runtime.ComponentSettings{OpTimeout: -1}}, "components.op_timeout"},
 		{"negative lock ttl", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: -5}}, "components.lock_ttl"},
+		{"lock ttl of 1ms", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: time.Millisecond}}, "components.lock_ttl"},
+		{"cache ttl of 1ns", runtime.SystemConfig{Components: runtime.ComponentSettings{CacheDefaultTTL: 1}}, "components.cache_default_ttl"},
+		{"zero refused retry is the default", runtime.SystemConfig{Connector: runtime.ConnectorSettings{RefusedRetry: 0}}, ""},
 		{"backoff max below initial", runtime.SystemConfig{Connector: runtime.ConnectorSettings{BackoffInitial: 10e9, BackoffMax: 1e9}}, "connector.backoff_max"},
 		{"node id with slash", runtime.SystemConfig{NodeID: "a/b"}, "node_id"},
 	}

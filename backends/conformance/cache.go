@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -383,6 +384,9 @@ func (s cacheSuite) invalidArgs(t *testing.T) {
 	}
 	isInvalid(c.Set(ctx, "k", []byte("v"), -1), "set, negative ttl")
 	isInvalid(c.SetMany(ctx, []backends.CacheItem{{Key: "k", Value: []byte("v"), TTL: -expiryTTL}}), "set many, negative ttl")
+	isInvalid(c.Set(ctx, "k", []byte("v"), time.Nanosecond), "set, ttl below the minimum")
+	isInvalid(c.Set(ctx, "k", []byte("v"), backends.MinCacheTTL-1), "set, ttl just below the minimum")
+	isInvalid(c.SetMany(ctx, []backends.CacheItem{{Key: "k", Value: []byte("v"), TTL: time.Nanosecond}}), "set many, ttl below the minimum")
 	requireMissing(t, c, "k")
 	requireMissing(t, c, "ok")
 }

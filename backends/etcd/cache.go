@@ -93,7 +93,7 @@ func (c *Cache) live(raw []byte) ([]byte, bool) {
 }
 
 func validTTL(ttl time.Duration) error {
-	if err := backends.ValidateTTL("ttl", ttl); err != nil {
+	if err := backends.ValidateCacheTTL("ttl", ttl); err != nil {
 		return err
 	}
 	if ttl > maxLeaseTTL {
