@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -307,7 +308,7 @@ func LoadConfig(path string) (SystemConfig, error) {
 		if err != nil {
 			return c, backends.Invalid("config file", path, err.Error())
 		}
-		if c, err = ParseConfig(data); err != nil {
+		if c, err = parseConfig(path, data); err != nil {
 			return c, err
 		}
 	}
@@ -318,16 +319,135 @@ func LoadConfig(path string) (SystemConfig, error) {
 	return c, c.Validate()
 }
 
-// ParseConfig decodes YAML (no environment, no defaults).
-func ParseConfig(data []byte) (SystemConfig, error) {
+// ParseConfig decodes YAML (no environment, no defaults). An error names
+// the field (e.g. components.lock_ttl), the value and the line; LoadConfig
+// adds the file name.
+func ParseConfig(data []byte) (SystemConfig, error) { return parseConfig("", data) }
+
+// parseConfig is ParseConfig for a document read from source (a file name,
+// or "" for data given in code).
+func parseConfig(source string, data []byte) (SystemConfig, error) {
 	var c SystemConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty document (io.EOF) is a valid, all-defaults configuration.
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, backends.Invalid("config file", "yaml", strings.ReplaceAll(err.Error(), "yaml: ", ""))
+		return c, yamlError(source, data, err)
 	}
 	return c, nil
+}
+
+// yamlLine matches one error of the YAML decoder: "line 3: <what>".
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// yamlError turns the YAML decoder's first error into an
+// *InvalidArgumentError that names the field by its path (its own text
+// names Go types instead: "cannot unmarshal !!int `10` into
+// time.Duration").
+func yamlError(source string, data []byte, err error) error {
+	where := func(line int) string {
+		if source == "" {
+			return fmt.Sprintf("line %d", line)
+		}
+		return fmt.Sprintf("%s line %d", source, line)
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		field := "config file"
+		if source == "" {
+			return backends.Invalid(field, "(yaml)", msg)
+		}
+		return backends.Invalid(field, source, msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	what := m[2]
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	path, value := yamlPathAt(&root, line)
+	if path == "" {
+		return backends.Invalid("config file", where(line), what)
+	}
+	var reason string
+	switch {
+	case strings.Contains(what, " not found in type "):
+		reason = "unknown field"
+	case strings.HasSuffix(what, "into time.Duration"):
+		if _, err := strconv.ParseFloat(value, 64); err == nil {
+			reason = fmt.Sprintf("a duration needs a unit: write %q (or ms, m, h)", value+"s")
+		} else {
+			reason = `not a duration: write e.g. "500ms", "10s" or "1m30s"`
+		}
+	case strings.Contains(what, "cannot unmarshal"):
+		reason = "must be " + yamlKind(what)
+	default:
+		reason = what
+	}
+	return backends.Invalid(path, value, reason+" ("+where(line)+")")
+}
+
+// yamlKind words the Go type at the end of a YAML decoder's "cannot
+// unmarshal … into <type>" for a person writing YAML.
+func yamlKind(what string) string {
+	_, typ, _ := strings.Cut(what, " into ")
+	switch {
+	case strings.HasPrefix(typ, "[]"):
+		return "a list"
+	case strings.HasPrefix(typ, "map["), strings.Contains(typ, "."):
+		return "a section (key: value lines)"
+	case strings.HasPrefix(typ, "int"), strings.HasPrefix(typ, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(typ, "float"):
+		return "a number"
+	case typ == "bool":
+		return "true or false"
+	case typ == "string":
+		return "a string"
+	}
+	return "of another kind"
+}
+
+// yamlPathAt returns the dotted path of the deepest mapping key on line
+// (e.g. "components.lock_ttl") and its scalar value, or "" when no key is
+// on that line.
+func yamlPathAt(n *yaml.Node, line int) (path, value string) {
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if prefix != "" {
+					p = prefix + "." + k.Value
+				}
+				if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
+					path, value = p, v.Value
+					if v.Kind != yaml.ScalarNode {
+						value = ""
+					}
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if c.Kind == yaml.ScalarNode && c.Line == line && path == "" {
+					path, value = fmt.Sprintf("%s[%d]", prefix, i), c.Value
+				}
+				walk(c, fmt.Sprintf("%s[%d]", prefix, i))
+			}
+		}
+	}
+	walk(n, "")
+	return path, value
 }
 
 // Environment variables read by ApplyEnv. Lists are comma-separated.

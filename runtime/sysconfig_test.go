@@ -103,3 +103,49 @@ components:
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), runtime.EnvOpTimeout)
 }
+
+// TestYAMLErrorsNameTheField: a YAML mistake is reported with the field's
+// path, the value, what to write instead, and the file and line — not the
+// decoder's Go type names.
+func TestYAMLErrorsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "baton.yaml")
+	for _, tc := range []struct {
+		name, yaml, field, value, reason string
+	}{
+		{"duration without unit", "env: test\ncomponents:\n  lock_ttl: 10\n",
+			"components.lock_ttl", `"10"`, `a duration needs a unit: write "10s" (or ms, m, h) (` + path + ` line 3)`},
+		{"duration in words", "etcd:\n  endpoints: [\"127.0.0.1:2379\"]\n  dial_timeout: 3 seconds\n",
+			"etcd.dial_timeout", `"3 seconds"`, `not a duration: write e.g. "500ms", "10s" or "1m30s" (` + path + ` line 3)`},
+		{"unknown field", "env: test\ncomponents:\n  lock_tll: 10s\n",
+			"components.lock_tll", `"10s"`, "unknown field (" + path + " line 3)"},
+		{"number expected", "components:\n  cache_max_batch: lots\n",
+			"components.cache_max_batch", `"lots"`, "must be a whole number (" + path + " line 2)"},
+		{"list expected", "redis:\n  addrs: 127.0.0.1:6379\n",
+			"redis.addrs", `"127.0.0.1:6379"`, "must be a list (" + path + " line 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o600))
+			_, err := runtime.LoadConfig(path)
+			require.ErrorIs(t, err, backends.ErrInvalidArgument)
+			var ia *backends.InvalidArgumentError
+			require.ErrorAs(t, err, &ia)
+			assert.Equal(t, tc.field, ia.Field)
+			assert.Equal(t, tc.value, ia.Value)
+			assert.Equal(t, tc.reason, ia.Reason)
+			assert.NotContains(t, err.Error(), "time.Duration")
+			assert.NotContains(t, err.Error(), "runtime.")
+			t.Log(err)
+		})
+	}
+	// A syntax error names the file.
+	require.NoError(t, os.WriteFile(path, []byte("env: [test\n"), 0o600))
+	_, err := runtime.LoadConfig(path)
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), path)
+	t.Log(err)
+	// Without a file, the line alone.
+	_, err = runtime.ParseConfig([]byte("components:\n  lock_ttl: 10\n"))
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), `components.lock_ttl "10": a duration needs a unit: write "10s" (or ms, m, h) (line 2)`)
+}
