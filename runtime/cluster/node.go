@@ -147,7 +147,8 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(n.log))
+	noise := newPeerNoise(n.log.Handler())
+	n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(slog.New(noise)))
 	n.gate = &streamGate{}
 	n.resolver = newResolver(n.system.Root, n.cfg.ResolveTimeout)
 	n.host = &host{log: n.log, idle: n.cfg.GrainIdleTimeout}
@@ -157,6 +158,7 @@ func (n *Node) start(ctx context.Context) error {
 		OnTopology: n.onTopology, Logger: n.log,
 	})
 	n.provider.gate = n.gate
+	noise.members.Store(n.provider)
 	var copts []cluster.ConfigOption
 	if !n.cfg.ClientOnly() {
 		copts = append(copts, cluster.WithKinds(n.host.kinds()...))
