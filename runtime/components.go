@@ -180,14 +180,31 @@ func (n *Node) ConfigNamespace(name string) *ConfigClient {
 }
 
 // ComponentPIDs are the node's actors, for actor code that messages them
-// directly with the types of package messages (actors.Request).
+// directly with the types of package messages: blocking with
+// actors.Request, or from inside an actor with actors.RequestAsync or
+// ctx.Request (the reply then arrives in Receive).
 type ComponentPIDs struct {
-	Connectors, Cache, Lock, Discovery, Config *actor.PID
+	// Connectors is the connector supervisor (connectorv1 messages).
+	Connectors *actor.PID
+	// Cache serves cachev1 requests for every cache name.
+	Cache *actor.PID
+	// Lock serves lockv1 lock and election requests.
+	Lock *actor.PID
+	// Discovery serves discoveryv1 requests.
+	Discovery *actor.PID
+	// Config serves configv1 requests for every config namespace.
+	Config *actor.PID
 }
 
-// PIDs returns the node's actors; zero before Start.
+// PIDs is the way to address the node's component actors. It returns them
+// while the node runs, and the zero ComponentPIDs (every field nil) before
+// Start and after Stop: a request to a nil PID fails with ErrUnavailable,
+// never reaching an actor that is gone.
 func (n *Node) PIDs() ComponentPIDs {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.state != stateRunning {
+		return ComponentPIDs{}
+	}
 	return ComponentPIDs{Connectors: n.supervisor, Cache: n.cachePID, Lock: n.lockPID, Discovery: n.discoveryPID, Config: n.configPID}
 }

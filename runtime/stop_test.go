@@ -8,11 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/integration/harness"
+	cachev1 "github.com/baton-go/baton/messages/cache/v1"
+	configv1 "github.com/baton-go/baton/messages/config/v1"
 	"github.com/baton-go/baton/runtime"
 )
 
@@ -148,4 +152,32 @@ func TestStartRefusedCredentials(t *testing.T) {
 			require.NoError(t, node.Stop(context.Background()))
 		})
 	}
+}
+
+// TestPIDs: PIDs addresses every component actor while the node runs, and
+// is empty before Start and after Stop.
+func TestPIDs(t *testing.T) {
+	e := harness.StartEtcd(t)
+	node, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	require.NoError(t, err)
+	assert.Equal(t, runtime.ComponentPIDs{}, node.PIDs(), "before Start")
+	ctx := ctxFor(t, 30*time.Second)
+	require.NoError(t, node.Start(ctx))
+	pids := node.PIDs()
+	for name, pid := range map[string]*actor.PID{"connectors": pids.Connectors, "cache": pids.Cache,
+		"lock": pids.Lock, "discovery": pids.Discovery, "config": pids.Config} {
+		assert.NotNil(t, pid, name)
+	}
+	_, err = actors.Request[*cachev1.SetResponse](ctx, node.ActorSystem().Root, pids.Cache,
+		&cachev1.SetRequest{Name: "pids", Key: "k", Value: []byte("v")})
+	require.NoError(t, err)
+	_, err = actors.Request[*configv1.GetResponse](ctx, node.ActorSystem().Root, pids.Config,
+		&configv1.GetRequest{Key: "missing"})
+	require.ErrorIs(t, err, backends.ErrNotFound)
+
+	require.NoError(t, node.Stop(context.Background()))
+	assert.Equal(t, runtime.ComponentPIDs{}, node.PIDs(), "after Stop")
+	_, err = actors.Request[*cachev1.GetResponse](ctx, node.ActorSystem().Root, pids.Cache,
+		&cachev1.GetRequest{Name: "pids", Key: "k"})
+	require.ErrorIs(t, err, backends.ErrClosed, "a PID kept from before Stop")
 }

@@ -200,7 +200,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.host.setRuntime(rt)
-		n.disc = runtime.NewDiscoveryClient(n.system.Root, rt.DiscoveryPID(), backends.DiscoveryOptions{
+		n.disc = runtime.NewDiscoveryClient(n.system.Root, rt.PIDs().Discovery, backends.DiscoveryOptions{
 			OnRegistration: n.onRegistration,
 		})
 		if err := n.provider.Join(ctx, n.disc); err != nil {
@@ -559,7 +559,7 @@ func (n *Node) Cache(name string) *runtime.CacheClient {
 	if c := n.caches[key]; c != nil {
 		return c
 	}
-	c := runtime.NewCacheClient(n.system.Root, n.rt.CachePID(), name, n.locks)
+	c := runtime.NewCacheClient(n.system.Root, n.rt.PIDs().Cache, name, n.locks)
 	n.caches[key] = c
 	return c
 }
