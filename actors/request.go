@@ -83,6 +83,51 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 	}
 }
 
+// RequestAsync is Request for code inside an actor that must not block its
+// mailbox: it sends req to pid and returns at once. When the reply arrives
+// (or the wait ends), then runs on the actor's own goroutine, between its
+// other messages, like any message the actor receives — so it may use and
+// change the actor's state freely. The reply is decoded as by Request: a
+// response whose status is not OK becomes the matching sentinel error, a
+// dead or unknown PID is ErrUnavailable, and no reply within timeout
+// (DefaultRequestTimeout when timeout <= 0) is context.DeadlineExceeded.
+//
+//	actors.RequestAsync(ctx, cachePID, &cachev1.GetRequest{Name: "sessions", Key: "u42"}, time.Second,
+//		func(resp *cachev1.GetResponse, err error) {
+//			if err != nil { … }
+//			a.user = resp.GetValue() // on the actor's goroutine
+//		})
+//
+// A message the actor receives in the meantime is handled before then
+// runs; if the actor restarts before the reply, then still runs, on the new
+// incarnation (guard with a generation counter where that matters).
+// Without RequestAsync, ctx.Request(pid, req) delivers the bare response to
+// Receive, where its status must be checked by hand
+// (resp.GetStatus().Err()).
+func RequestAsync[Resp any](ctx actor.Context, pid *actor.PID, req any, timeout time.Duration, then func(Resp, error)) {
+	var zero Resp
+	if pid == nil {
+		then(zero, backends.Unavailable(describe(req), errors.New("no actor to ask")))
+		return
+	}
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	f := ctx.RequestFuture(pid, req, timeout)
+	ctx.ReenterAfter(f, func(res any, err error) {
+		switch {
+		case errors.Is(err, actor.ErrTimeout):
+			then(zero, fmt.Errorf("%s: no reply from %s within %s: %w", describe(req), pid.Id, timeout, context.DeadlineExceeded))
+		case errors.Is(err, actor.ErrDeadLetter):
+			then(zero, backends.Unavailable(describe(req), fmt.Errorf("no actor at %s", pid.Id)))
+		case err != nil:
+			then(zero, backends.Unavailable(describe(req), err))
+		default:
+			then(decodeReply[Resp](pid, req, res))
+		}
+	})
+}
+
 func decodeReply[Resp any](pid *actor.PID, req any, msg any) (Resp, error) {
 	var zero Resp
 	switch m := msg.(type) {

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -69,4 +70,44 @@ func TestRequestErrorText(t *testing.T) {
 	_, err = actors.Request[*cachev1.GetResponse](ctx, stopped.Root, echo, get)
 	check(err, `cache "sessions": get "k": node stopped: baton: closed`, backends.ErrClosed)
 	assert.Equal(t, 1, strings.Count(err.Error(), "baton: "))
+}
+
+// TestRequestAsyncFailures: the continuation gets the same typed errors as
+// Request would return, on the actor's goroutine.
+func TestRequestAsyncFailures(t *testing.T) {
+	sys := newSystem(t)
+	silent, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), "silent")
+	require.NoError(t, err)
+	get := &cachev1.GetRequest{Name: "sessions", Key: "k"}
+	errs := make(chan error, 3)
+	asker, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
+		if _, ok := c.Message().(*actor.Started); !ok {
+			return
+		}
+		report := func(_ *cachev1.GetResponse, err error) { errs <- err }
+		actors.RequestAsync(c, nil, get, time.Second, report)
+		actors.RequestAsync(c, actor.NewPID(sys.Address(), "nobody"), get, time.Second, report)
+		actors.RequestAsync(c, silent, get, 50*time.Millisecond, report)
+	}), "asker")
+	require.NoError(t, err)
+	got := map[error]string{}
+	for range 3 {
+		select {
+		case err := <-errs:
+			switch {
+			case errors.Is(err, backends.ErrUnavailable):
+				got[backends.ErrUnavailable] += err.Error() + "; "
+			case errors.Is(err, context.DeadlineExceeded):
+				got[context.DeadlineExceeded] = err.Error()
+			default:
+				t.Errorf("unexpected error %v", err)
+			}
+			assert.True(t, strings.HasPrefix(err.Error(), `cache "sessions": get "k": `), "%q", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a continuation never ran")
+		}
+	}
+	assert.Len(t, got, 2, "%v", got)
+	require.NoError(t, stopPID(sys, asker))
+	require.NoError(t, stopPID(sys, silent))
 }
