@@ -71,9 +71,24 @@ func (n *Node) startDiscovery(context.Context) error {
 		return err
 	}
 	n.discoveryPID = pid
-	n.discovery = NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{Namespace: n.ns})
+	n.discovery = NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{
+		Namespace: n.ns, OnRegistration: n.onRegistration,
+	})
 	n.closeOnStop("discovery facade", n.discovery)
 	return nil
+}
+
+// onRegistration logs a registration's loss or restoration and passes it
+// to the observer of WithRegistrationObserver.
+func (n *Node) onRegistration(ev backends.RegistrationEvent) {
+	if ev.State == backends.RegistrationLost {
+		n.log.Warn("baton: registration lost; restoring", "service", ev.ServiceID, "err", ev.Err)
+	} else {
+		n.log.Info("baton: registration restored", "service", ev.ServiceID)
+	}
+	if f := n.opts.registrationObserver; f != nil {
+		f(ev)
+	}
 }
 
 func (n *Node) startLock(context.Context) error {

@@ -22,10 +22,11 @@ import (
 type Option func(*nodeOptions)
 
 type nodeOptions struct {
-	logger           *slog.Logger
-	system           *actor.ActorSystem
-	embedded         EmbeddedStarter
-	settingsObserver func(SettingsEvent)
+	logger               *slog.Logger
+	system               *actor.ActorSystem
+	embedded             EmbeddedStarter
+	settingsObserver     func(SettingsEvent)
+	registrationObserver func(backends.RegistrationEvent)
 }
 
 // WithLogger sends the node's logs — and protoactor's, and the backends'
@@ -36,6 +37,18 @@ func WithLogger(l *slog.Logger) Option { return func(o *nodeOptions) { o.logger 
 // node then does not shut it down on Stop). Default: a system of its own,
 // with protoactor's logs routed to the node's logger.
 func WithActorSystem(s *actor.ActorSystem) Option { return func(o *nodeOptions) { o.system = s } }
+
+// WithRegistrationObserver calls f when a registration made through
+// node.Discovery() is lost (its lease or key vanished: a backend restart,
+// a partition longer than its TTL) and again when the node has restored
+// it, which it keeps trying until it succeeds or the service is
+// deregistered. f is called from one goroutine, one event at a time, and
+// must not block for long. It is the node's counterpart of
+// backends.DiscoveryOptions.OnRegistration. Default: no observer (the
+// events are still logged).
+func WithRegistrationObserver(f func(backends.RegistrationEvent)) Option {
+	return func(o *nodeOptions) { o.registrationObserver = f }
+}
 
 // EmbeddedServer is a running embedded etcd (see package runtime/embedded).
 type EmbeddedServer interface {

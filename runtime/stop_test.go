@@ -181,3 +181,32 @@ func TestPIDs(t *testing.T) {
 		&cachev1.GetRequest{Name: "pids", Key: "k"})
 	require.ErrorIs(t, err, backends.ErrClosed, "a PID kept from before Stop")
 }
+
+// TestRegistrationObserver: a registration made through node.Discovery()
+// is lost when its backend restarts empty; the observer hears of the loss
+// and of the restoration, which the node makes by itself.
+func TestRegistrationObserver(t *testing.T) {
+	r := harness.StartRedis(t)
+	events := make(chan backends.RegistrationEvent, 16)
+	node := startNode(t, runtime.SystemConfig{Env: "test", Redis: redisConfig(r)},
+		runtime.WithRegistrationObserver(func(ev backends.RegistrationEvent) { events <- ev }))
+	ctx := ctxFor(t, 30*time.Second)
+	require.NoError(t, node.Discovery().Register(ctx, backends.ServiceInfo{ID: "api-1", Name: "api", Address: "127.0.0.1:8080"}, time.Second))
+
+	r.Restart() // same port, no data: the registration is gone
+	var got []backends.RegistrationState
+	for len(got) < 2 {
+		select {
+		case ev := <-events:
+			assert.Equal(t, "api-1", ev.ServiceID)
+			got = append(got, ev.State)
+		case <-ctx.Done():
+			t.Fatalf("events so far: %v", got)
+		}
+	}
+	assert.Equal(t, []backends.RegistrationState{backends.RegistrationLost, backends.RegistrationRestored}, got)
+	require.Eventually(t, func() bool {
+		list, err := node.Discovery().Discover(ctxFor(t, time.Second), "api")
+		return err == nil && len(list) == 1
+	}, 10*time.Second, 20*time.Millisecond, "registered again")
+}
