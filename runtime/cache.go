@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -140,39 +139,11 @@ func (c *CacheClient) Stats(ctx context.Context) (batches, ops, maxBatch uint64,
 	return resp.GetBatches(), resp.GetOps(), resp.GetMaxBatch(), nil
 }
 
-// LoadOptions tunes GetOrLoad.
-type LoadOptions struct {
-	// TTL of a loaded value; 0 = no expiry.
-	TTL time.Duration
-	// Jitter adds a random extra of up to this fraction of TTL (0..1), so
-	// keys loaded together do not expire together. Default: 0.
-	Jitter float64
-	// NegativeTTL, when positive, caches a loader's ErrNotFound for this
-	// long: later GetOrLoad calls return ErrNotFound without loading.
-	NegativeTTL time.Duration
-	// LockTTL bounds how long one node may hold the cross-node load lock
-	// (it must cover the loader's run time). Default: 15s.
-	LockTTL time.Duration
-}
+// LoadOptions tunes GetOrLoad (the same type as backends.LoadOptions,
+// which Typed[T].GetOrLoad takes).
+type LoadOptions = backends.LoadOptions
 
-func (o LoadOptions) validate(key string) error {
-	if err := backends.ValidateKey(key); err != nil {
-		return err
-	}
-	if err := backends.ValidateCacheTTL("ttl", o.TTL); err != nil {
-		return err
-	}
-	if err := backends.ValidateCacheTTL("negative ttl", o.NegativeTTL); err != nil {
-		return err
-	}
-	if err := backends.ValidateLockTTL("lock ttl", o.LockTTL); err != nil {
-		return err
-	}
-	if o.Jitter < 0 || o.Jitter > 1 {
-		return backends.Invalid("jitter", o.Jitter, "must be between 0 and 1")
-	}
-	return nil
-}
+var _ backends.CacheLoader = (*CacheClient)(nil)
 
 // negativePrefix marks the companion key that records a cached miss; the
 // group-separator byte keeps it out of the way of ordinary keys.
@@ -186,7 +157,10 @@ const negativePrefix = "\x1dneg:"
 // returns an error matching ErrNotFound is cached as a miss for
 // opts.NegativeTTL when that is positive.
 func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
-	if err := opts.validate(key); err != nil {
+	if err := backends.ValidateKey(key); err != nil {
+		return nil, c.opErr("get or load", key, err)
+	}
+	if err := opts.Validate(); err != nil {
 		return nil, c.opErr("get or load", key, err)
 	}
 	if v, err := c.lookup(ctx, key, opts); err == nil || !errors.Is(err, errMiss) {
@@ -249,11 +223,7 @@ func (c *CacheClient) loadExclusive(ctx context.Context, key string, opts LoadOp
 		}
 		return nil, err
 	}
-	ttl := opts.TTL
-	if ttl > 0 && opts.Jitter > 0 {
-		ttl += time.Duration(rand.Float64() * opts.Jitter * float64(ttl))
-	}
-	if err := c.Set(ctx, key, v, ttl); err != nil {
+	if err := c.Set(ctx, key, v, opts.EntryTTL()); err != nil {
 		return nil, err
 	}
 	return v, nil
