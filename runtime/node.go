@@ -199,7 +199,9 @@ func (n *Node) start(ctx context.Context) error {
 		ec := etcd.DefaultConfig()
 		ec.Endpoints = srv.Endpoints()
 		cfg.Etcd = &ec
-		n.cfg.Etcd = &ec
+		// From here on the node's configuration names the server it runs
+		// (SystemConfig reports its endpoints).
+		n.cfg.Etcd, n.cfg.Embedded.Enabled = &ec, false
 	}
 
 	// 2. The actor system.

@@ -51,10 +51,10 @@ type SystemConfig struct {
 	// address). redis.addrs and redis.url are then ignored. Default: empty.
 	RedisService string `yaml:"redis_service"`
 	// Etcd connection settings; nil when no component uses etcd (or when
-	// the embedded default is used).
+	// the embedded etcd is used).
 	Etcd *etcd.Config `yaml:"etcd"`
-	// Embedded configures the embedded etcd used when neither Redis nor
-	// etcd is configured.
+	// Embedded configures the embedded etcd: used when neither Redis nor
+	// etcd is configured, or alongside Redis with Embedded.Enabled.
 	Embedded EmbeddedConfig `yaml:"embedded"`
 
 	// Connector tunes connection supervision.
@@ -73,8 +73,14 @@ type BackendChoice struct {
 	Config    string `yaml:"config"`
 }
 
-// EmbeddedConfig configures the embedded etcd default.
+// EmbeddedConfig configures the embedded etcd.
 type EmbeddedConfig struct {
+	// Enabled runs the embedded etcd even though a Redis section is
+	// configured, for the components whose backend is etcd — e.g. Redis
+	// for cache and locks, the embedded etcd for discovery and config.
+	// It cannot be combined with an etcd section. Without a Redis or etcd
+	// section the embedded etcd runs anyway. Default: false.
+	Enabled bool `yaml:"enabled"`
 	// DataDir keeps the embedded etcd's data so it survives restarts.
 	// Default: a fresh temporary directory removed on Stop.
 	DataDir string `yaml:"data_dir"`
@@ -140,9 +146,9 @@ func DefaultConfig() SystemConfig {
 }
 
 // UsesEmbedded reports whether the node runs the embedded etcd: neither
-// Redis nor etcd is configured.
+// Redis nor etcd is configured, or Embedded.Enabled is set.
 func (c SystemConfig) UsesEmbedded() bool {
-	return c.Redis == nil && c.Etcd == nil && c.RedisService == ""
+	return c.Embedded.Enabled || (c.Redis == nil && c.Etcd == nil && c.RedisService == "")
 }
 
 func (c *SystemConfig) applyDefaults() {
@@ -238,6 +244,14 @@ func (c SystemConfig) Validate() error {
 			return backends.Invalid(b.field, b.v, "no redis section configured (set redis.url or redis.addrs)")
 		case b.v == backends.BackendEtcd && c.Etcd == nil && !c.UsesEmbedded():
 			return backends.Invalid(b.field, b.v, "no etcd section configured (set etcd.endpoints)")
+		}
+	}
+	if c.Embedded.Enabled {
+		switch {
+		case c.Etcd != nil:
+			return backends.Invalid("embedded.enabled", true, "an etcd section is configured too: use one or the other")
+		case !uses[backends.BackendEtcd]:
+			return backends.Invalid("embedded.enabled", true, "no component has backend etcd (set backends.discovery: etcd, …)")
 		}
 	}
 	if c.RedisService != "" {
@@ -468,6 +482,7 @@ const (
 	EnvEtcdEndpoints     = "BATON_ETCD_ENDPOINTS"
 	EnvEtcdUsername      = "BATON_ETCD_USERNAME"
 	EnvEtcdPassword      = "BATON_ETCD_PASSWORD"
+	EnvEmbeddedEnabled   = "BATON_EMBEDDED_ENABLED"
 	EnvEmbeddedDataDir   = "BATON_EMBEDDED_DATA_DIR"
 	EnvOpTimeout         = "BATON_OP_TIMEOUT"
 	EnvConnectorInterval = "BATON_CONNECTOR_HEALTH_INTERVAL"
@@ -499,6 +514,13 @@ func (c *SystemConfig) ApplyEnv(lookup func(string) (string, bool)) error {
 	str(EnvDiscoveryBackend, &c.Backends.Discovery)
 	str(EnvConfigBackend, &c.Backends.Config)
 	str(EnvEmbeddedDataDir, &c.Embedded.DataDir)
+	if v, ok := lookup(EnvEmbeddedEnabled); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return backends.Invalid(EnvEmbeddedEnabled, v, "not a boolean (true or false)")
+		}
+		c.Embedded.Enabled = b
+	}
 	str(EnvRedisService, &c.RedisService)
 	redisSection := func() *redis.Config {
 		if c.Redis == nil {

@@ -41,6 +41,11 @@ func TestConfigValidation(t *testing.T) {
 		{"lock ttl of 1ms", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: time.Millisecond}}, "components.lock_ttl"},
 		{"cache ttl of 1ns", runtime.SystemConfig{Components: runtime.ComponentSettings{CacheDefaultTTL: 1}}, "components.cache_default_ttl"},
 		{"zero refused retry is the default", runtime.SystemConfig{Connector: runtime.ConnectorSettings{RefusedRetry: 0}}, ""},
+		{"embedded alongside redis", runtime.SystemConfig{Redis: redisOK, Embedded: runtime.EmbeddedConfig{Enabled: true},
+			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"}}, ""},
+		{"embedded and an etcd section", runtime.SystemConfig{Etcd: etcdOK, Embedded: runtime.EmbeddedConfig{Enabled: true}}, "embedded.enabled"},
+		{"embedded unused", runtime.SystemConfig{Redis: redisOK, Embedded: runtime.EmbeddedConfig{Enabled: true},
+			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "redis", Config: "redis"}}, "embedded.enabled"},
 		{"backoff max below initial", runtime.SystemConfig{Connector: runtime.ConnectorSettings{BackoffInitial: 10e9, BackoffMax: 1e9}}, "connector.backoff_max"},
 		{"node id with slash", runtime.SystemConfig{NodeID: "a/b"}, "node_id"},
 	}
