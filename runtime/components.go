@@ -50,6 +50,14 @@ func (n *Node) startConfig(context.Context) error {
 	n.configPID = pid
 	n.config = NewConfigClient(n.system.Root, pid, DefaultConfigName)
 	n.closeOnStop("config facade", n.config)
+	n.onStop("config namespace facades", func(context.Context) error {
+		// Stop steps run with n.mu held.
+		for _, c := range n.configs {
+			_ = c.Close()
+		}
+		n.configs = map[string]*ConfigClient{}
+		return nil
+	})
 	return nil
 }
 
@@ -150,8 +158,10 @@ func (n *Node) running() bool {
 }
 
 // Locks returns the lock facade (backends.Locker). Leases carry fencing
-// tokens; waiters on this node are granted in arrival order. Before Start
-// and after Stop its calls return ErrClosed.
+// tokens; waiters on this node are granted in arrival order. The facade is
+// shared by every caller and owned by the node: do not Close it (that
+// would release every caller's leases); Stop releases what is still held.
+// Before Start and after Stop its calls return ErrClosed.
 func (n *Node) Locks() *LockClient {
 	if !n.running() {
 		return NewLockClient(stoppedRoot(), nil, LockClientOptions{})
@@ -159,7 +169,10 @@ func (n *Node) Locks() *LockClient {
 	return n.locks
 }
 
-// Election returns the leader-election facade (backends.Elector).
+// Election returns the leader-election facade (backends.Elector). It is
+// shared by every caller and owned by the node: do not Close it; Stop
+// resigns what is still held. Before Start and after Stop its calls return
+// ErrClosed.
 func (n *Node) Election() *ElectionClient {
 	if !n.running() {
 		return NewElectionClient(stoppedRoot(), nil, ElectionClientOptions{})
@@ -168,7 +181,11 @@ func (n *Node) Election() *ElectionClient {
 }
 
 // Discovery returns the service-discovery facade
-// (backends.ServiceDiscovery).
+// (backends.ServiceDiscovery). It is shared by every caller and owned by
+// the node: do not Close it; Stop deregisters what was registered through
+// it (a backend that is gone lets the registrations expire by TTL). Loss
+// and restoration of its registrations go to WithRegistrationObserver.
+// Before Start and after Stop its calls return ErrClosed.
 func (n *Node) Discovery() *DiscoveryClient {
 	if !n.running() {
 		return NewDiscoveryClient(stoppedRoot(), nil, backends.DiscoveryOptions{})
@@ -177,7 +194,9 @@ func (n *Node) Discovery() *DiscoveryClient {
 }
 
 // Config returns the facade of the "default" config namespace
-// (backends.ConfigCenter plus Resolve).
+// (backends.ConfigCenter plus Resolve). It is shared by every caller and
+// owned by the node: do not Close it; Stop ends its watches. Before Start
+// and after Stop its calls return ErrClosed.
 func (n *Node) Config() *ConfigClient {
 	if !n.running() {
 		return NewConfigClient(stoppedRoot(), nil, DefaultConfigName)
@@ -185,13 +204,24 @@ func (n *Node) Config() *ConfigClient {
 	return n.config
 }
 
-// ConfigNamespace returns a facade for another config namespace served by
-// the same actor.
+// ConfigNamespace returns the facade of another config namespace served by
+// the same actor. Every call for a name returns the same facade, shared
+// and owned by the node like Config's.
 func (n *Node) ConfigNamespace(name string) *ConfigClient {
-	if !n.running() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state != stateRunning {
 		return NewConfigClient(stoppedRoot(), nil, name)
 	}
-	return NewConfigClient(n.system.Root, n.configPID, name)
+	if name == DefaultConfigName {
+		return n.config
+	}
+	if c := n.configs[name]; c != nil {
+		return c
+	}
+	c := NewConfigClient(n.system.Root, n.configPID, name)
+	n.configs[name] = c
+	return c
 }
 
 // ComponentPIDs are the node's actors, for actor code that messages them

@@ -108,7 +108,8 @@ type Node struct {
 	// stops run in reverse order on Stop.
 	stops []namedStop
 
-	caches map[string]*CacheClient
+	caches  map[string]*CacheClient
+	configs map[string]*ConfigClient // ConfigNamespace's facades
 }
 
 type nodeState int
@@ -131,7 +132,7 @@ func New(cfg SystemConfig, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, caches: map[string]*CacheClient{}}
+	n := &Node{cfg: cfg, caches: map[string]*CacheClient{}, configs: map[string]*ConfigClient{}}
 	for _, o := range opts {
 		o(&n.opts)
 	}
@@ -359,8 +360,11 @@ func (n *Node) startCache(context.Context) error {
 	return nil
 }
 
-// Cache returns the facade of the named cache. Before Start and after Stop
-// its calls return ErrClosed.
+// Cache returns the facade of the named cache (backends.Cache, plus
+// GetOrLoad). Every call for a name returns the same facade: it is safe
+// for concurrent use, shared by every caller and owned by the node — it
+// has nothing to close, and Stop ends it. Before Start and after Stop its
+// calls return ErrClosed.
 func (n *Node) Cache(name string) *CacheClient {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -210,3 +210,36 @@ func TestRegistrationObserver(t *testing.T) {
 		return err == nil && len(list) == 1
 	}, 10*time.Second, 20*time.Millisecond, "registered again")
 }
+
+// TestFacadesAreShared: the facades are the node's, one per name; the
+// config namespaces' end with the node.
+func TestFacadesAreShared(t *testing.T) {
+	e := harness.StartEtcd(t)
+	node, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	require.NoError(t, err)
+	ctx := ctxFor(t, 30*time.Second)
+	require.NoError(t, node.Start(ctx))
+	assert.Same(t, node.Cache("a"), node.Cache("a"))
+	assert.Same(t, node.Locks(), node.Locks())
+	assert.Same(t, node.Discovery(), node.Discovery())
+	assert.Same(t, node.Config(), node.ConfigNamespace(runtime.DefaultConfigName))
+	app := node.ConfigNamespace("app")
+	assert.Same(t, app, node.ConfigNamespace("app"))
+	events, err := app.Watch(ctx, "k")
+	require.NoError(t, err)
+	require.NoError(t, node.Stop(context.Background()))
+	require.Eventually(t, func() bool {
+		for {
+			select {
+			case _, open := <-events:
+				if !open {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	}, 5*time.Second, 10*time.Millisecond, "Stop ends the namespace facade's watches")
+	_, err = app.Get(ctx, "k")
+	require.ErrorIs(t, err, backends.ErrClosed)
+}
