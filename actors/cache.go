@@ -199,7 +199,7 @@ func (a *CacheActor) Receive(ctx actor.Context) {
 
 func (a *CacheActor) enqueue(ctx actor.Context, name string, op backends.CacheOp) {
 	if err := a.gate.Err(); err != nil {
-		a.answer(ctx, ctx.Sender(), op.Kind, backends.CacheResult{Err: err})
+		a.answer(ctx, ctx.Sender(), name, op, backends.CacheResult{Err: err})
 		return
 	}
 	a.pending = append(a.pending, pendingCacheOp{name: name, op: op, sender: ctx.Sender()})
@@ -248,7 +248,7 @@ func (a *CacheActor) runBatch(ctx actor.Context, name string, batch []pendingCac
 	cache, err := a.cache(name)
 	if err != nil {
 		for _, p := range batch {
-			answerCacheOp(ctx.ActorSystem().Root, p.sender, p.op.Kind, backends.CacheResult{Err: err})
+			answerCacheOp(ctx.ActorSystem().Root, p.sender, p.name, p.op, backends.CacheResult{Err: err})
 		}
 		return
 	}
@@ -275,7 +275,7 @@ func (a *CacheActor) runBatch(ctx actor.Context, name string, batch []pendingCac
 				r.Err = fmt.Errorf("cache batch returned %d results for %d ops: %w", len(results), len(ops), statusv1.ErrInternal)
 			}
 			r.Err = actorOpError(r.Err)
-			answerCacheOp(root, p.sender, p.op.Kind, r)
+			answerCacheOp(root, p.sender, p.name, p.op, r)
 		}
 		root.Send(self, &cacheBatchDone{name: name, ops: len(ops)})
 	}
@@ -331,22 +331,33 @@ func runOneByOne(ctx context.Context, cache backends.Cache, ops []backends.Cache
 	return out
 }
 
-func (a *CacheActor) answer(ctx actor.Context, to *actor.PID, kind backends.CacheOpKind, r backends.CacheResult) {
-	answerCacheOp(ctx.ActorSystem().Root, to, kind, r)
+func (a *CacheActor) answer(ctx actor.Context, to *actor.PID, name string, op backends.CacheOp, r backends.CacheResult) {
+	answerCacheOp(ctx.ActorSystem().Root, to, name, op, r)
 }
 
-// answerCacheOp answers one batched operation; safe from any goroutine.
-func answerCacheOp(root *actor.RootContext, to *actor.PID, kind backends.CacheOpKind, r backends.CacheResult) {
+// cacheOpVerbs name the batched operations in error texts.
+var cacheOpVerbs = map[backends.CacheOpKind]string{
+	backends.CacheOpGet: "get", backends.CacheOpSet: "set",
+	backends.CacheOpDelete: "delete", backends.CacheOpExists: "exists",
+}
+
+// answerCacheOp answers one batched operation; safe from any goroutine. A
+// failure is reported as `cache "<name>": <verb> "<key>": <cause>`.
+func answerCacheOp(root *actor.RootContext, to *actor.PID, name string, op backends.CacheOp, r backends.CacheResult) {
 	if to == nil {
 		return
+	}
+	kind := op.Kind
+	if r.Err == nil && kind == backends.CacheOpGet && !r.Found {
+		r.Err = backends.ErrNotFound
+	}
+	if r.Err != nil {
+		r.Err = fmt.Errorf("cache %q: %s %q: %w", name, cacheOpVerbs[kind], op.Key, r.Err)
 	}
 	st := statusv1.FromError(r.Err)
 	var resp any
 	switch kind {
 	case backends.CacheOpGet:
-		if r.Err == nil && !r.Found {
-			st = statusv1.FromError(backends.ErrNotFound)
-		}
 		resp = &cachev1.GetResponse{Status: st, Value: r.Value}
 	case backends.CacheOpSet:
 		resp = &cachev1.SetResponse{Status: st}
@@ -362,7 +373,7 @@ func answerCacheOp(root *actor.RootContext, to *actor.PID, kind backends.CacheOp
 
 func (a *CacheActor) failPending(ctx actor.Context, err error) {
 	for _, p := range a.pending {
-		a.answer(ctx, p.sender, p.op.Kind, backends.CacheResult{Err: err})
+		a.answer(ctx, p.sender, p.name, p.op, backends.CacheResult{Err: err})
 	}
 	a.pending = nil
 }

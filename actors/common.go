@@ -3,7 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -47,10 +47,10 @@ func rejectUnknown(ctx actor.Context, msg any) {
 		return
 	}
 	if ctx.Sender() == nil {
-		ctx.Logger().Debug("baton: dropped unknown message without sender", "type", fmt.Sprintf("%T", msg))
+		ctx.Logger().Debug("baton: dropped unknown message without sender", "message", messageName(msg))
 		return
 	}
-	ctx.Respond(statusv1.FromError(backends.Invalid("message", fmt.Sprintf("%T", msg),
+	ctx.Respond(statusv1.FromError(backends.Invalid("message", messageName(msg),
 		"not served by "+ctx.Self().Id)))
 }
 
@@ -84,10 +84,24 @@ func statusOf(msg any) (*statusv1.Status, bool) {
 // actorOpError keeps a backend call that ran out of the actor's own
 // OpTimeout from reading as the caller's deadline on the way back: the
 // status mapping prefers context.DeadlineExceeded to ErrUnavailable, which
-// is right for a caller's deadline but not for the actor's. The text stays.
+// is right for a caller's deadline but not for the actor's. The text stays,
+// with the sentinel in it once.
 func actorOpError(err error) error {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%w: operation timed out in the actor: %s", backends.ErrUnavailable, err.Error())
+	return &actorTimeout{text: err.Error()}
 }
+
+// actorTimeout is a backend call that ran out of the actor's OpTimeout. It
+// matches ErrUnavailable only (not context.DeadlineExceeded).
+type actorTimeout struct{ text string }
+
+func (e *actorTimeout) Error() string {
+	if strings.Contains(e.text, backends.ErrUnavailable.Error()) {
+		return e.text + " (operation timed out in the actor)"
+	}
+	return e.text + ": operation timed out in the actor: " + backends.ErrUnavailable.Error()
+}
+
+func (e *actorTimeout) Unwrap() error { return backends.ErrUnavailable }

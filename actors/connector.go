@@ -25,11 +25,25 @@ type ConnectorSupervisorConfig struct {
 	HealthInterval time.Duration
 	// ConnectTimeout bounds one Connect or HealthCheck. Default: 5s.
 	ConnectTimeout time.Duration
-	// Backoff is the restart schedule of a failed connector actor.
+	// Backoff is the restart schedule of a failed connector actor. Its Max
+	// defaults to HealthInterval (not to DefaultBackoff's 10s): a restart
+	// only probes the server again — the Redis and etcd clients reconnect
+	// by themselves — so a lost backend is probed at least as often as a
+	// healthy one is checked, and service resumes about one health
+	// interval after the server is back.
 	Backoff Backoff
+	// RefusedRetry is the wait before trying again after the server
+	// refused the connector's settings (ErrUnauthenticated: wrong or
+	// missing credentials; ErrInvalidArgument: e.g. a Redis DB index the
+	// server does not have). Retrying sooner cannot help until someone
+	// fixes the configuration or the server. Default: 30s.
+	RefusedRetry time.Duration
 	// Logger receives state changes. Default: discard.
 	Logger *slog.Logger
 }
+
+// DefaultRefusedRetry is the default ConnectorSupervisorConfig.RefusedRetry.
+const DefaultRefusedRetry = 30 * time.Second
 
 // ConnectorSupervisor is the parent of one connector actor per backend. A
 // connector actor connects when it starts and health-checks on an interval;
@@ -39,6 +53,14 @@ type ConnectorSupervisorConfig struct {
 // delay, CLOSED) is published to subscribers (connectorv1.SubscribeRequest),
 // which is how component actors learn to fail fast while their backend is
 // down and to resume, without restarting, when it is back.
+//
+// A server that refuses the settings is treated apart (backends.Refused):
+// the state goes DOWN with the typed cause at once, so component actors
+// answer ErrUnauthenticated (or ErrInvalidArgument) instead of
+// ErrUnavailable, the refusal is logged at error level, and the connector
+// tries again only every RefusedRetry — a wrong password is not retried
+// ten times a second forever, and a fixed one is picked up without a
+// restart of the node.
 type ConnectorSupervisor struct {
 	cfg      ConnectorSupervisorConfig
 	strategy *BackoffStrategy
@@ -57,6 +79,12 @@ func NewConnectorSupervisorProps(cfg ConnectorSupervisorConfig) *actor.Props {
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.Backoff.Max <= 0 {
+		cfg.Backoff.Max = cfg.HealthInterval
+	}
+	if cfg.RefusedRetry <= 0 {
+		cfg.RefusedRetry = DefaultRefusedRetry
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = DiscardLogger()
@@ -86,6 +114,14 @@ type connectorFailed struct {
 }
 
 type connectorUp struct{ child *actor.PID }
+
+// connectorRefused reports a refusal of the settings; the child retries by
+// itself after retry.
+type connectorRefused struct {
+	child *actor.PID
+	err   error
+	retry time.Duration
+}
 
 type connectorConnecting struct{ child *actor.PID }
 
@@ -133,6 +169,18 @@ func (s *ConnectorSupervisor) Receive(ctx actor.Context) {
 			}
 			s.setState(ctx, name, &connectorv1.ConnectorState{Backend: name, State: connectorv1.State_STATE_DOWN,
 				Cause: statusv1.FromError(err), Attempt: uint32(m.attempt), NextRetry: durationpb.New(m.delay)})
+		}
+	case *connectorRefused:
+		if name, ok := s.byChild[m.child.Id]; ok && !s.stopping {
+			prev := s.states[name]
+			attempt := prev.GetAttempt() + 1
+			if prev.GetState() == connectorv1.State_STATE_UP {
+				attempt = 1
+			}
+			s.cfg.Logger.Error("baton: backend refused the connection settings; fix the configuration or the server",
+				"backend", name, "err", m.err, "next_retry", m.retry)
+			s.setState(ctx, name, &connectorv1.ConnectorState{Backend: name, State: connectorv1.State_STATE_DOWN,
+				Cause: statusv1.FromError(m.err), Attempt: attempt, NextRetry: durationpb.New(m.retry)})
 		}
 	case *connectorv1.StateRequest:
 		resp := &connectorv1.StateResponse{Status: statusv1.OK()}
@@ -218,6 +266,9 @@ type connectorActor struct {
 
 type healthTick struct{ gen uint64 }
 
+// retryTick asks a connector actor whose settings were refused to try again.
+type retryTick struct{ gen uint64 }
+
 func newConnectorActorProps(conn backends.Connector, cfg ConnectorSupervisorConfig, strategy *BackoffStrategy) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &connectorActor{conn: conn, cfg: cfg, strategy: strategy}
@@ -228,26 +279,50 @@ func (a *connectorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		ctx.Send(ctx.Parent(), &connectorConnecting{child: ctx.Self()})
-		if err := a.check(true); err != nil {
-			panic(err) // the supervisor restarts us after a backoff delay
+		a.connect(ctx)
+	case *retryTick:
+		if m.gen == a.gen {
+			a.connect(ctx)
 		}
-		a.strategy.Reset(ctx.Self())
-		ctx.Send(ctx.Parent(), &connectorUp{child: ctx.Self()})
-		a.schedule(ctx)
 	case *healthTick:
 		if m.gen != a.gen {
 			return
 		}
 		if err := a.check(false); err != nil {
-			panic(err)
+			a.fail(ctx, err)
+			return
 		}
-		a.schedule(ctx)
+		a.schedule(ctx, a.cfg.HealthInterval, false)
 	case *actor.Restarting, *actor.Stopping:
 		a.gen++
 		if a.timer != nil {
 			a.timer.Stop()
 		}
 	}
+}
+
+// connect connects and checks; on success it reports UP and schedules the
+// first health check.
+func (a *connectorActor) connect(ctx actor.Context) {
+	if err := a.check(true); err != nil {
+		a.fail(ctx, err)
+		return
+	}
+	a.strategy.Reset(ctx.Self())
+	ctx.Send(ctx.Parent(), &connectorUp{child: ctx.Self()})
+	a.schedule(ctx, a.cfg.HealthInterval, false)
+}
+
+// fail handles a failed check. A refusal of the settings is reported and
+// retried after RefusedRetry by the actor itself; any other failure fails
+// the actor, which the supervisor restarts after a backoff delay.
+func (a *connectorActor) fail(ctx actor.Context, err error) {
+	if backends.Refused(err) {
+		ctx.Send(ctx.Parent(), &connectorRefused{child: ctx.Self(), err: err, retry: a.cfg.RefusedRetry})
+		a.schedule(ctx, a.cfg.RefusedRetry, true)
+		return
+	}
+	panic(err) // the supervisor restarts us after a backoff delay
 }
 
 // check connects (on start) and health-checks, bounded by ConnectTimeout.
@@ -262,8 +337,14 @@ func (a *connectorActor) check(connect bool) error {
 	return a.conn.HealthCheck(c)
 }
 
-func (a *connectorActor) schedule(ctx actor.Context) {
+// schedule sends the actor a health check (or, with retry, a new connect
+// attempt) after d; a later schedule, a restart or a stop voids it.
+func (a *connectorActor) schedule(ctx actor.Context, d time.Duration, retry bool) {
 	a.gen++
 	gen, self, root := a.gen, ctx.Self(), ctx.ActorSystem().Root
-	a.timer = time.AfterFunc(a.cfg.HealthInterval, func() { root.Send(self, &healthTick{gen: gen}) })
+	var msg any = &healthTick{gen: gen}
+	if retry {
+		msg = &retryTick{gen: gen}
+	}
+	a.timer = time.AfterFunc(d, func() { root.Send(self, msg) })
 }

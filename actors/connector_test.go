@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,13 @@ func TestSupervision(t *testing.T) {
 				_, err := cache.Get(ctxTimeout(t, time.Second), "k")
 				took := time.Since(start)
 				assert.Less(t, took, 1500*time.Millisecond, "answered within the caller's deadline")
-				return errors.Is(err, backends.ErrUnavailable)
+				if !errors.Is(err, backends.ErrUnavailable) {
+					return false
+				}
+				// One sentinel, one cause, once.
+				assert.Equal(t, 1, strings.Count(err.Error(), backends.ErrUnavailable.Error()), "%q", err)
+				assert.True(t, strings.HasPrefix(err.Error(), `cache "sessions": get "k": `+backend+": "), "%q", err)
+				return true
 			}, 10*time.Second, 50*time.Millisecond)
 
 			// The connector actor is restarted on a growing schedule.

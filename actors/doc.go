@@ -36,7 +36,19 @@
 //	if errors.Is(err, backends.ErrNotFound) { … }
 //
 // Request derives its wait from ctx, maps dead letters to ErrUnavailable and
-// a response's status to the backends sentinel errors. Package runtime wraps
+// a response's status to the backends sentinel errors. It blocks the
+// caller until the reply: right for plain Go code, wrong inside an actor's
+// Receive, whose mailbox would stall meanwhile. There, use RequestAsync: it
+// returns at once and runs a typed continuation on the actor's goroutine
+// when the reply arrives —
+//
+//	actors.RequestAsync(ctx, cachePID, &cachev1.GetRequest{Name: "sessions", Key: "u42"}, time.Second,
+//		func(resp *cachev1.GetResponse, err error) { … })
+//
+// — or send with ctx.Request(pid, req) and handle the response message (a
+// *cachev1.GetResponse here) in Receive like any other, checking
+// resp.GetStatus().Err() yourself. Both are shown in the package examples.
+// runtime.Node.PIDs gives the component actors' PIDs. Package runtime wraps
 // all of this in facades that implement the backends interfaces.
 //
 // A subscriber (of config, discovery, election or connector events) is any

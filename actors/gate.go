@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -100,14 +101,19 @@ func (g *BackendGate) apply(c *connectorv1.ConnectorState) {
 // Up reports whether the backend is usable.
 func (g *BackendGate) Up() bool { return g.up }
 
-// Err is nil while the backend is up, and ErrUnavailable (with the
-// connector's last failure) otherwise.
+// Err is nil while the backend is up. Otherwise it is the connector's last
+// failure as the connector reported it (which names the backend and
+// carries its sentinel once): ErrUnavailable for a backend that cannot be
+// reached, ErrUnauthenticated or ErrInvalidArgument for a server that
+// refused the connector's settings, ErrClosed once the connector closed.
 func (g *BackendGate) Err() error {
-	if g.Up() {
+	switch {
+	case g.Up():
 		return nil
-	}
-	if g.closed {
+	case g.closed:
 		return fmt.Errorf("%s backend: %w", g.backend, backends.ErrClosed)
+	case g.cause != nil && (backends.Refused(g.cause) || errors.Is(g.cause, backends.ErrUnavailable)):
+		return g.cause
 	}
 	return backends.Unavailable(g.backend+" backend", g.cause)
 }

@@ -2,10 +2,15 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/baton-go/baton/backends"
 )
@@ -32,26 +37,31 @@ type Sender interface {
 //
 // No goroutine or timer is left behind: the reply is delivered straight into
 // a one-slot channel registered as a process for the duration of the call.
+//
+// Errors made here name the operation from the request message (for
+// cachev1.GetRequest{Name: "sessions", Key: "k"}: `cache "sessions": get
+// "k"`), followed by what went wrong and the sentinel, once. Errors the
+// actor answered with are returned as the actor wrote them.
 func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req any) (Resp, error) {
 	var zero Resp
 	if rc, ok := sender.(*actor.RootContext); sender == nil || (ok && rc == nil) {
-		return zero, fmt.Errorf("actors: request %T: no actor system (node not started): %w", req, backends.ErrClosed)
+		return zero, fmt.Errorf("%s: node not started: %w", describe(req), backends.ErrClosed)
 	}
 	sys := sender.ActorSystem()
 	if sys.IsStopped() {
-		return zero, fmt.Errorf("actors: request %T: actor system stopped: %w", req, backends.ErrClosed)
+		return zero, fmt.Errorf("%s: node stopped: %w", describe(req), backends.ErrClosed)
 	}
 	if pid == nil {
-		return zero, backends.Unavailable("actors: request", fmt.Errorf("nil pid"))
+		return zero, backends.Unavailable(describe(req), errors.New("no actor to ask"))
 	}
 	if err := ctx.Err(); err != nil {
-		return zero, fmt.Errorf("actors: request %T: %w", req, err)
+		return zero, fmt.Errorf("%s: %w", describe(req), err)
 	}
 
 	reply := newReplyProcess()
 	replyPID, ok := sys.ProcessRegistry.Add(reply, "reply"+sys.ProcessRegistry.NextId())
 	if !ok {
-		return zero, fmt.Errorf("actors: could not register reply process: %w", backends.ErrClosed)
+		return zero, fmt.Errorf("%s: no reply slot: %w", describe(req), backends.ErrClosed)
 	}
 	defer sys.ProcessRegistry.Remove(replyPID)
 
@@ -65,22 +75,66 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 	}
 	select {
 	case <-ctx.Done():
-		return zero, fmt.Errorf("actors: no reply to %T from %s: %w", req, pid.Id, ctx.Err())
+		return zero, fmt.Errorf("%s: no reply from %s: %w", describe(req), pid.Id, ctx.Err())
 	case <-expired:
-		return zero, fmt.Errorf("actors: no reply to %T from %s within %s: %w", req, pid.Id, DefaultRequestTimeout, context.DeadlineExceeded)
+		return zero, fmt.Errorf("%s: no reply from %s within %s: %w", describe(req), pid.Id, DefaultRequestTimeout, context.DeadlineExceeded)
 	case msg := <-reply.ch:
 		return decodeReply[Resp](pid, req, msg)
 	}
 }
 
+// RequestAsync is Request for code inside an actor that must not block its
+// mailbox: it sends req to pid and returns at once. When the reply arrives
+// (or the wait ends), then runs on the actor's own goroutine, between its
+// other messages, like any message the actor receives — so it may use and
+// change the actor's state freely. The reply is decoded as by Request: a
+// response whose status is not OK becomes the matching sentinel error, a
+// dead or unknown PID is ErrUnavailable, and no reply within timeout
+// (DefaultRequestTimeout when timeout <= 0) is context.DeadlineExceeded.
+//
+//	actors.RequestAsync(ctx, cachePID, &cachev1.GetRequest{Name: "sessions", Key: "u42"}, time.Second,
+//		func(resp *cachev1.GetResponse, err error) {
+//			if err != nil { … }
+//			a.user = resp.GetValue() // on the actor's goroutine
+//		})
+//
+// A message the actor receives in the meantime is handled before then
+// runs; if the actor restarts before the reply, then still runs, on the new
+// incarnation (guard with a generation counter where that matters).
+// Without RequestAsync, ctx.Request(pid, req) delivers the bare response to
+// Receive, where its status must be checked by hand
+// (resp.GetStatus().Err()).
+func RequestAsync[Resp any](ctx actor.Context, pid *actor.PID, req any, timeout time.Duration, then func(Resp, error)) {
+	var zero Resp
+	if pid == nil {
+		then(zero, backends.Unavailable(describe(req), errors.New("no actor to ask")))
+		return
+	}
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	f := ctx.RequestFuture(pid, req, timeout)
+	ctx.ReenterAfter(f, func(res any, err error) {
+		switch {
+		case errors.Is(err, actor.ErrTimeout):
+			then(zero, fmt.Errorf("%s: no reply from %s within %s: %w", describe(req), pid.Id, timeout, context.DeadlineExceeded))
+		case errors.Is(err, actor.ErrDeadLetter):
+			then(zero, backends.Unavailable(describe(req), fmt.Errorf("no actor at %s", pid.Id)))
+		case err != nil:
+			then(zero, backends.Unavailable(describe(req), err))
+		default:
+			then(decodeReply[Resp](pid, req, res))
+		}
+	})
+}
+
 func decodeReply[Resp any](pid *actor.PID, req any, msg any) (Resp, error) {
 	var zero Resp
-	op := fmt.Sprintf("actors: request %T", req)
 	switch m := msg.(type) {
 	case *actor.DeadLetterResponse:
-		return zero, backends.Unavailable(op, fmt.Errorf("no actor at %s", pid.Id))
+		return zero, backends.Unavailable(describe(req), fmt.Errorf("no actor at %s", pid.Id))
 	case *actor.Terminated:
-		return zero, backends.Unavailable(op, fmt.Errorf("actor %s stopped", pid.Id))
+		return zero, backends.Unavailable(describe(req), fmt.Errorf("actor %s stopped", pid.Id))
 	case Resp:
 		if st, ok := statusOf(m); ok {
 			return m, st.Err()
@@ -94,7 +148,82 @@ func decodeReply[Resp any](pid *actor.PID, req any, msg any) (Resp, error) {
 			return zero, err
 		}
 	}
-	return zero, backends.Invalid("reply", fmt.Sprintf("%T", msg), fmt.Sprintf("unexpected reply to %T", req))
+	return zero, fmt.Errorf("%s: %w", describe(req), backends.Invalid("reply", messageName(msg), "not the reply this request expects"))
+}
+
+// describe names the operation a request message asks for, for error
+// texts: the component (from the proto package), the name of the
+// namespace it addresses and the verb with its item, e.g.
+// `cache "sessions": get "k"`, `config "default": list "app/"`,
+// `discovery: deregister "api-1"`. A value that is not a Baton request is
+// described by its proto name, or as "request".
+func describe(req any) string {
+	pm, ok := req.(proto.Message)
+	if !ok || pm == nil {
+		return "request"
+	}
+	m := pm.ProtoReflect()
+	d := m.Descriptor()
+	verb, isReq := strings.CutSuffix(string(d.Name()), "Request")
+	if !isReq {
+		return string(d.FullName())
+	}
+	component := string(d.ParentFile().Package())
+	if parts := strings.Split(component, "."); len(parts) >= 2 {
+		component = parts[1] // baton.<component>.v1
+	}
+	out := component
+	if name := stringField(m, "name"); name != "" {
+		out += fmt.Sprintf(" %q", name)
+	}
+	out += ": " + words(verb)
+	for _, f := range []protoreflect.Name{"key", "prefix", "service_id", "service_name", "election", "backend"} {
+		if v := stringField(m, f); v != "" {
+			out += fmt.Sprintf(" %q", v)
+			break
+		}
+	}
+	return out
+}
+
+// stringField returns the value of m's string field called name, or "".
+func stringField(m protoreflect.Message, name protoreflect.Name) string {
+	fd := m.Descriptor().Fields().ByName(name)
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || fd.IsMap() {
+		return ""
+	}
+	return m.Get(fd).String()
+}
+
+// words turns a CamelCase verb into lower-case words: "TryAcquire" → "try
+// acquire".
+func words(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// messageName names a message for an error text: its proto name, or its
+// kind for values that are not protobufs.
+func messageName(msg any) string {
+	if pm, ok := msg.(proto.Message); ok && pm != nil {
+		return string(pm.ProtoReflect().Descriptor().FullName())
+	}
+	switch msg.(type) {
+	case nil:
+		return "nothing"
+	case string:
+		return "a string"
+	}
+	return "a value that is not a protobuf message"
 }
 
 // replyProcess receives exactly one message for a pending Request.

@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -9,7 +10,8 @@ import (
 // (<root>/<env>/cache/<name>/). Typed[T] adds codecs on top.
 //
 // Keys are validated with ValidateKey, values with ValidateValue against the
-// configured maximum, TTLs with ValidateTTL (0 means no expiry).
+// configured maximum, TTLs with ValidateCacheTTL (0 means no expiry; at
+// least MinCacheTTL, 1ms, otherwise).
 type Cache interface {
 	// Get returns the value, or ErrNotFound when the key is missing or expired.
 	Get(ctx context.Context, key string) ([]byte, error)
@@ -62,6 +64,62 @@ func (o CacheOptions) Validate() (CacheOptions, error) {
 		o.MaxValueSize = DefaultMaxValueSize
 	}
 	return o, nil
+}
+
+// LoadOptions tunes a cache-aside GetOrLoad (CacheLoader,
+// Typed[T].GetOrLoad).
+type LoadOptions struct {
+	// TTL of a loaded value; 0 = no expiry, else at least MinCacheTTL.
+	TTL time.Duration
+	// Jitter adds a random extra of up to this fraction of TTL (0..1), so
+	// keys loaded together do not expire together. Default: 0.
+	Jitter float64
+	// NegativeTTL, when positive, caches a loader's ErrNotFound for this
+	// long: later GetOrLoad calls return ErrNotFound without loading.
+	// Default: 0 (misses are not cached).
+	NegativeTTL time.Duration
+	// LockTTL bounds how long one node may hold the cross-node load lock
+	// (it must cover the loader's run time). Default: 15s.
+	LockTTL time.Duration
+}
+
+// Validate checks the options.
+func (o LoadOptions) Validate() error {
+	if err := ValidateCacheTTL("ttl", o.TTL); err != nil {
+		return err
+	}
+	if err := ValidateCacheTTL("negative ttl", o.NegativeTTL); err != nil {
+		return err
+	}
+	if err := ValidateLockTTL("lock ttl", o.LockTTL); err != nil {
+		return err
+	}
+	if o.Jitter < 0 || o.Jitter > 1 {
+		return Invalid("jitter", o.Jitter, "must be between 0 and 1")
+	}
+	return nil
+}
+
+// EntryTTL is the TTL to store a loaded value with: TTL plus a random
+// extra of up to Jitter·TTL.
+func (o LoadOptions) EntryTTL() time.Duration {
+	if o.TTL <= 0 || o.Jitter <= 0 {
+		return o.TTL
+	}
+	return o.TTL + time.Duration(rand.Float64()*o.Jitter*float64(o.TTL))
+}
+
+// CacheLoader is implemented by caches that fill a missing key through a
+// loader, once across concurrent callers. The node's cache facade
+// (runtime.CacheClient) does: single-flight within the process and a
+// distributed lock across nodes. Typed[T].GetOrLoad uses it when its cache
+// has it.
+type CacheLoader interface {
+	// GetOrLoad returns the cached value of key or, on a miss, runs loader
+	// and caches what it returns (for opts.TTL). A loader error is
+	// returned and nothing is cached, except that ErrNotFound is cached as
+	// a miss for opts.NegativeTTL when that is positive.
+	GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error)
 }
 
 // CacheOpKind says what one operation of a batch does.

@@ -31,6 +31,12 @@ var (
 	ErrCompacted = errors.New("baton: history compacted")
 	// ErrNotSupported: the implementation lacks the requested capability.
 	ErrNotSupported = errors.New("baton: not supported")
+	// ErrUnauthenticated: the backend refused the credentials (a wrong or
+	// missing password, an unknown user: Redis NOAUTH and WRONGPASS, etcd
+	// authentication failures). It is a configuration error: trying again
+	// with the same settings does not help, so the connector supervisor
+	// retries it only slowly (see actors.ConnectorSupervisorConfig).
+	ErrUnauthenticated = errors.New("baton: unauthenticated")
 )
 
 // Sentinels lists every sentinel error, in a stable order. The messages
@@ -38,6 +44,7 @@ var (
 var Sentinels = []error{
 	ErrNotFound, ErrNotObtained, ErrNotHeld, ErrConflict, ErrUnavailable,
 	ErrInvalidArgument, ErrClosed, ErrCompacted, ErrNotSupported,
+	ErrUnauthenticated,
 }
 
 // InvalidArgumentError says which field was rejected, with which value and why.
@@ -74,10 +81,35 @@ func Invalid(field string, value any, reason string) error {
 }
 
 // Unavailable wraps cause so that it matches ErrUnavailable and still carries
-// the backend's own error text.
+// the backend's own error text. The sentinel appears once: a cause that
+// already matches ErrUnavailable is only prefixed with op.
 func Unavailable(op string, cause error) error {
-	if cause == nil {
+	switch {
+	case cause == nil:
 		return fmt.Errorf("%s: %w", op, ErrUnavailable)
+	case errors.Is(cause, ErrUnavailable):
+		return fmt.Errorf("%s: %w", op, cause)
 	}
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, cause)
+}
+
+// Unauthenticated wraps the server's refusal of the credentials so that it
+// matches ErrUnauthenticated and keeps the server's text.
+func Unauthenticated(op string, cause error) error {
+	switch {
+	case cause == nil:
+		return fmt.Errorf("%s: %w", op, ErrUnauthenticated)
+	case errors.Is(cause, ErrUnauthenticated):
+		return fmt.Errorf("%s: %w", op, cause)
+	}
+	return fmt.Errorf("%s: %w: %w", op, ErrUnauthenticated, cause)
+}
+
+// Refused reports whether err is a refusal of the configuration rather than
+// a failure to reach the backend: the server rejected the credentials
+// (ErrUnauthenticated) or a setting (ErrInvalidArgument, e.g. a Redis DB
+// index the server does not have). Retrying such an error with the same
+// settings cannot succeed.
+func Refused(err error) bool {
+	return errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrInvalidArgument)
 }

@@ -161,6 +161,24 @@ func ValidateTTL(field string, ttl time.Duration) error {
 	return nil
 }
 
+// MinCacheTTL is the shortest cache TTL accepted: Redis keeps expiry times
+// in whole milliseconds, so anything shorter could not be stored as given
+// (and a TTL of a few nanoseconds is always a unit mistake). TTLs that are
+// not whole milliseconds are rounded up on Redis; etcd keeps them exact.
+const MinCacheTTL = time.Millisecond
+
+// ValidateCacheTTL checks the TTL of a cache entry: zero means no expiry;
+// negative values and positive ones below MinCacheTTL are refused.
+func ValidateCacheTTL(field string, ttl time.Duration) error {
+	if err := ValidateTTL(field, ttl); err != nil {
+		return err
+	}
+	if ttl > 0 && ttl < MinCacheTTL {
+		return Invalid(field, ttl, fmt.Sprintf("below the minimum cache TTL of %v (0 means no expiry)", MinCacheTTL))
+	}
+	return nil
+}
+
 // ValidatePositiveTTL checks a TTL that must be set (locks, registrations).
 func ValidatePositiveTTL(field string, ttl time.Duration) error {
 	if ttl <= 0 {

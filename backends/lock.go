@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -24,8 +25,9 @@ type Locker interface {
 // LockOptions configures one acquisition.
 type LockOptions struct {
 	// TTL is how long the lock stays held without a Refresh.
-	// Default: 15s. On etcd it is rounded up to whole seconds, minimum 2s
-	// (etcd grants no shorter lease).
+	// Default: 15s. At least MinLockTTL (100ms) on every backend; on etcd
+	// it is then rounded up to whole seconds, minimum 2s (etcd grants no
+	// shorter lease).
 	TTL time.Duration
 	// Owner identifies the holder in Lease.Owner and in diagnostics.
 	// Default: a random unique string.
@@ -38,10 +40,28 @@ type LockOptions struct {
 // DefaultLockTTL is used when LockOptions.TTL is zero.
 const DefaultLockTTL = 15 * time.Second
 
+// MinLockTTL is the shortest lock TTL accepted. A lease shorter than this
+// can run out before its holder has even been told that it got the lock (a
+// grant crosses a backend round trip and an actor hop; a loaded node or a
+// GC pause adds tens of milliseconds), so it would protect nothing.
+const MinLockTTL = 100 * time.Millisecond
+
+// ValidateLockTTL checks a lock TTL: zero (the default) or at least
+// MinLockTTL.
+func ValidateLockTTL(field string, ttl time.Duration) error {
+	if err := ValidateTTL(field, ttl); err != nil {
+		return err
+	}
+	if ttl > 0 && ttl < MinLockTTL {
+		return Invalid(field, ttl, fmt.Sprintf("below the minimum lock TTL of %v", MinLockTTL))
+	}
+	return nil
+}
+
 // Validate checks the options and returns a copy with defaults applied
 // (Owner is left empty for the implementation to generate).
 func (o LockOptions) Validate() (LockOptions, error) {
-	if err := ValidateTTL("ttl", o.TTL); err != nil {
+	if err := ValidateLockTTL("ttl", o.TTL); err != nil {
 		return o, err
 	}
 	if o.TTL == 0 {

@@ -3,6 +3,7 @@ package backends
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -151,6 +152,64 @@ func (t *Typed[T]) GetMany(ctx context.Context, keys []string) (map[string]T, er
 		out[k] = v
 	}
 	return out, nil
+}
+
+// GetOrLoad returns the decoded value of key or, on a miss, runs loader,
+// caches its result (encoded, for opts.TTL) and returns it. When the
+// underlying cache is a CacheLoader (as the node's cache facade is), the
+// load is its: one loader runs for all concurrent callers, across nodes,
+// and opts.NegativeTTL caches an ErrNotFound from loader. On any other
+// cache GetOrLoad is a plain Get, then load and Set: concurrent callers may
+// each load, and misses are not cached. A value that cannot be encoded or
+// decoded fails with ErrInvalidArgument.
+func (t *Typed[T]) GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if err := opts.Validate(); err != nil {
+		return zero, fmt.Errorf("typed: get or load %q: %w", key, err)
+	}
+	// The loader's own value, when it ran here: no need to decode what
+	// was just encoded.
+	var loaded *T
+	load := func(ctx context.Context) ([]byte, error) {
+		v, err := loader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := t.encode(key, v)
+		if err == nil {
+			loaded = &v
+		}
+		return b, err
+	}
+	var b []byte
+	var err error
+	if cl, ok := t.cache.(CacheLoader); ok {
+		b, err = cl.GetOrLoad(ctx, key, opts, load)
+	} else {
+		b, err = t.getOrLoad(ctx, key, opts, load)
+	}
+	switch {
+	case err != nil:
+		return zero, err
+	case loaded != nil:
+		return *loaded, nil
+	}
+	return t.decode(key, b)
+}
+
+// getOrLoad is GetOrLoad on a cache that is not a CacheLoader.
+func (t *Typed[T]) getOrLoad(ctx context.Context, key string, opts LoadOptions, load func(context.Context) ([]byte, error)) ([]byte, error) {
+	b, err := t.cache.Get(ctx, key)
+	if err == nil || !errors.Is(err, ErrNotFound) {
+		return b, err
+	}
+	if b, err = load(ctx); err != nil {
+		return nil, err
+	}
+	if err := t.cache.Set(ctx, key, b, opts.EntryTTL()); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // SetMany encodes every item first, then stores them all.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -60,10 +59,19 @@ func (c *CacheClient) Get(ctx context.Context, key string) ([]byte, error) {
 	return resp.GetValue(), nil
 }
 
+// opErr names the operation in an error found by the facade itself, as
+// the cache actor names it in its answers.
+func (c *CacheClient) opErr(verb, key string, err error) error {
+	if key == "" {
+		return fmt.Errorf("cache %q: %s: %w", c.name, verb, err)
+	}
+	return fmt.Errorf("cache %q: %s %q: %w", c.name, verb, key, err)
+}
+
 // Set implements backends.Cache.
 func (c *CacheClient) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := backends.ValidateTTL("ttl", ttl); err != nil {
-		return err
+	if err := backends.ValidateCacheTTL("ttl", ttl); err != nil {
+		return c.opErr("set", key, err)
 	}
 	_, err := actors.Request[*cachev1.SetResponse](ctx, c.root, c.pid,
 		&cachev1.SetRequest{Name: c.name, Key: key, Value: value, Ttl: ttlpb(ttl)})
@@ -113,8 +121,8 @@ func (c *CacheClient) GetMany(ctx context.Context, keys []string) (map[string][]
 func (c *CacheClient) SetMany(ctx context.Context, items []backends.CacheItem) error {
 	req := &cachev1.SetManyRequest{Name: c.name, Items: make([]*cachev1.Item, 0, len(items))}
 	for _, it := range items {
-		if err := backends.ValidateTTL("ttl", it.TTL); err != nil {
-			return err
+		if err := backends.ValidateCacheTTL("ttl", it.TTL); err != nil {
+			return c.opErr("set many", it.Key, err)
 		}
 		req.Items = append(req.Items, &cachev1.Item{Key: it.Key, Value: it.Value, Ttl: ttlpb(it.TTL)})
 	}
@@ -131,20 +139,11 @@ func (c *CacheClient) Stats(ctx context.Context) (batches, ops, maxBatch uint64,
 	return resp.GetBatches(), resp.GetOps(), resp.GetMaxBatch(), nil
 }
 
-// LoadOptions tunes GetOrLoad.
-type LoadOptions struct {
-	// TTL of a loaded value; 0 = no expiry.
-	TTL time.Duration
-	// Jitter adds a random extra of up to this fraction of TTL (0..1), so
-	// keys loaded together do not expire together. Default: 0.
-	Jitter float64
-	// NegativeTTL, when positive, caches a loader's ErrNotFound for this
-	// long: later GetOrLoad calls return ErrNotFound without loading.
-	NegativeTTL time.Duration
-	// LockTTL bounds how long one node may hold the cross-node load lock
-	// (it must cover the loader's run time). Default: 15s.
-	LockTTL time.Duration
-}
+// LoadOptions tunes GetOrLoad (the same type as backends.LoadOptions,
+// which Typed[T].GetOrLoad takes).
+type LoadOptions = backends.LoadOptions
+
+var _ backends.CacheLoader = (*CacheClient)(nil)
 
 // negativePrefix marks the companion key that records a cached miss; the
 // group-separator byte keeps it out of the way of ordinary keys.
@@ -159,13 +158,10 @@ const negativePrefix = "\x1dneg:"
 // opts.NegativeTTL when that is positive.
 func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
 	if err := backends.ValidateKey(key); err != nil {
-		return nil, err
+		return nil, c.opErr("get or load", key, err)
 	}
-	if err := backends.ValidateTTL("ttl", opts.TTL); err != nil {
-		return nil, err
-	}
-	if opts.Jitter < 0 || opts.Jitter > 1 {
-		return nil, backends.Invalid("jitter", opts.Jitter, "must be between 0 and 1")
+	if err := opts.Validate(); err != nil {
+		return nil, c.opErr("get or load", key, err)
 	}
 	if v, err := c.lookup(ctx, key, opts); err == nil || !errors.Is(err, errMiss) {
 		return v, err
@@ -227,11 +223,7 @@ func (c *CacheClient) loadExclusive(ctx context.Context, key string, opts LoadOp
 		}
 		return nil, err
 	}
-	ttl := opts.TTL
-	if ttl > 0 && opts.Jitter > 0 {
-		ttl += time.Duration(rand.Float64() * opts.Jitter * float64(ttl))
-	}
-	if err := c.Set(ctx, key, v, ttl); err != nil {
+	if err := c.Set(ctx, key, v, opts.EntryTTL()); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -44,17 +44,12 @@ func (n *Node) Namespace() backends.Namespace { return n.ns }
 // (backends.ComponentCache, ComponentLock, …) on this node.
 func (n *Node) ComponentBackend(component string) string { return n.backendOf(component) }
 
-// CachePID returns the PID of the node's cache actor (nil before Start).
-func (n *Node) CachePID() *actor.PID {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cachePID
-}
+// CachePID returns PIDs().Cache.
+//
+// Deprecated: use PIDs, the one way to address every component actor.
+func (n *Node) CachePID() *actor.PID { return n.PIDs().Cache }
 
-// DiscoveryPID returns the PID of the node's discovery actor (nil before
-// Start).
-func (n *Node) DiscoveryPID() *actor.PID {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.discoveryPID
-}
+// DiscoveryPID returns PIDs().Discovery.
+//
+// Deprecated: use PIDs, the one way to address every component actor.
+func (n *Node) DiscoveryPID() *actor.PID { return n.PIDs().Discovery }

@@ -50,6 +50,14 @@ func (n *Node) startConfig(context.Context) error {
 	n.configPID = pid
 	n.config = NewConfigClient(n.system.Root, pid, DefaultConfigName)
 	n.closeOnStop("config facade", n.config)
+	n.onStop("config namespace facades", func(context.Context) error {
+		// Stop steps run with n.mu held.
+		for _, c := range n.configs {
+			_ = c.Close()
+		}
+		n.configs = map[string]*ConfigClient{}
+		return nil
+	})
 	return nil
 }
 
@@ -71,9 +79,24 @@ func (n *Node) startDiscovery(context.Context) error {
 		return err
 	}
 	n.discoveryPID = pid
-	n.discovery = NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{Namespace: n.ns})
+	n.discovery = NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{
+		Namespace: n.ns, OnRegistration: n.onRegistration,
+	})
 	n.closeOnStop("discovery facade", n.discovery)
 	return nil
+}
+
+// onRegistration logs a registration's loss or restoration and passes it
+// to the observer of WithRegistrationObserver.
+func (n *Node) onRegistration(ev backends.RegistrationEvent) {
+	if ev.State == backends.RegistrationLost {
+		n.log.Warn("baton: registration lost; restoring", "service", ev.ServiceID, "err", ev.Err)
+	} else {
+		n.log.Info("baton: registration restored", "service", ev.ServiceID)
+	}
+	if f := n.opts.registrationObserver; f != nil {
+		f(ev)
+	}
 }
 
 func (n *Node) startLock(context.Context) error {
@@ -135,8 +158,10 @@ func (n *Node) running() bool {
 }
 
 // Locks returns the lock facade (backends.Locker). Leases carry fencing
-// tokens; waiters on this node are granted in arrival order. Before Start
-// and after Stop its calls return ErrClosed.
+// tokens; waiters on this node are granted in arrival order. The facade is
+// shared by every caller and owned by the node: do not Close it (that
+// would release every caller's leases); Stop releases what is still held.
+// Before Start and after Stop its calls return ErrClosed.
 func (n *Node) Locks() *LockClient {
 	if !n.running() {
 		return NewLockClient(stoppedRoot(), nil, LockClientOptions{})
@@ -144,7 +169,10 @@ func (n *Node) Locks() *LockClient {
 	return n.locks
 }
 
-// Election returns the leader-election facade (backends.Elector).
+// Election returns the leader-election facade (backends.Elector). It is
+// shared by every caller and owned by the node: do not Close it; Stop
+// resigns what is still held. Before Start and after Stop its calls return
+// ErrClosed.
 func (n *Node) Election() *ElectionClient {
 	if !n.running() {
 		return NewElectionClient(stoppedRoot(), nil, ElectionClientOptions{})
@@ -153,7 +181,11 @@ func (n *Node) Election() *ElectionClient {
 }
 
 // Discovery returns the service-discovery facade
-// (backends.ServiceDiscovery).
+// (backends.ServiceDiscovery). It is shared by every caller and owned by
+// the node: do not Close it; Stop deregisters what was registered through
+// it (a backend that is gone lets the registrations expire by TTL). Loss
+// and restoration of its registrations go to WithRegistrationObserver.
+// Before Start and after Stop its calls return ErrClosed.
 func (n *Node) Discovery() *DiscoveryClient {
 	if !n.running() {
 		return NewDiscoveryClient(stoppedRoot(), nil, backends.DiscoveryOptions{})
@@ -162,7 +194,9 @@ func (n *Node) Discovery() *DiscoveryClient {
 }
 
 // Config returns the facade of the "default" config namespace
-// (backends.ConfigCenter plus Resolve).
+// (backends.ConfigCenter plus Resolve). It is shared by every caller and
+// owned by the node: do not Close it; Stop ends its watches. Before Start
+// and after Stop its calls return ErrClosed.
 func (n *Node) Config() *ConfigClient {
 	if !n.running() {
 		return NewConfigClient(stoppedRoot(), nil, DefaultConfigName)
@@ -170,24 +204,52 @@ func (n *Node) Config() *ConfigClient {
 	return n.config
 }
 
-// ConfigNamespace returns a facade for another config namespace served by
-// the same actor.
+// ConfigNamespace returns the facade of another config namespace served by
+// the same actor. Every call for a name returns the same facade, shared
+// and owned by the node like Config's.
 func (n *Node) ConfigNamespace(name string) *ConfigClient {
-	if !n.running() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state != stateRunning {
 		return NewConfigClient(stoppedRoot(), nil, name)
 	}
-	return NewConfigClient(n.system.Root, n.configPID, name)
+	if name == DefaultConfigName {
+		return n.config
+	}
+	if c := n.configs[name]; c != nil {
+		return c
+	}
+	c := NewConfigClient(n.system.Root, n.configPID, name)
+	n.configs[name] = c
+	return c
 }
 
 // ComponentPIDs are the node's actors, for actor code that messages them
-// directly with the types of package messages (actors.Request).
+// directly with the types of package messages: blocking with
+// actors.Request, or from inside an actor with actors.RequestAsync or
+// ctx.Request (the reply then arrives in Receive).
 type ComponentPIDs struct {
-	Connectors, Cache, Lock, Discovery, Config *actor.PID
+	// Connectors is the connector supervisor (connectorv1 messages).
+	Connectors *actor.PID
+	// Cache serves cachev1 requests for every cache name.
+	Cache *actor.PID
+	// Lock serves lockv1 lock and election requests.
+	Lock *actor.PID
+	// Discovery serves discoveryv1 requests.
+	Discovery *actor.PID
+	// Config serves configv1 requests for every config namespace.
+	Config *actor.PID
 }
 
-// PIDs returns the node's actors; zero before Start.
+// PIDs is the way to address the node's component actors. It returns them
+// while the node runs, and the zero ComponentPIDs (every field nil) before
+// Start and after Stop: a request to a nil PID fails with ErrUnavailable,
+// never reaching an actor that is gone.
 func (n *Node) PIDs() ComponentPIDs {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.state != stateRunning {
+		return ComponentPIDs{}
+	}
 	return ComponentPIDs{Connectors: n.supervisor, Cache: n.cachePID, Lock: n.lockPID, Discovery: n.discoveryPID, Config: n.configPID}
 }

@@ -214,6 +214,10 @@ func (d *DiscoveryClient) Watch(ctx context.Context, serviceName string) (<-chan
 // Close deregisters what was registered through this client (best-effort,
 // bounded), ends its watches and makes later calls return ErrClosed. It
 // does not stop the actor. Idempotent.
+//
+// A registration that could not be deregistered (the backend is down) is
+// reported in the returned error, which then matches ErrUnavailable; it
+// expires with its TTL on the server. Everything else is closed anyway.
 func (d *DiscoveryClient) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -232,11 +236,19 @@ func (d *DiscoveryClient) Close() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
+	var left []string
+	var cause error
 	for _, id := range ids {
-		_, _ = actors.Request[*discoveryv1.DeregisterResponse](ctx, d.root, d.pid, &discoveryv1.DeregisterRequest{ServiceId: id})
+		_, err := actors.Request[*discoveryv1.DeregisterResponse](ctx, d.root, d.pid, &discoveryv1.DeregisterRequest{ServiceId: id})
+		if err != nil && !errors.Is(err, backends.ErrNotFound) && !errors.Is(err, backends.ErrClosed) {
+			left, cause = append(left, id), err
+		}
 	}
 	if regSub != nil {
 		d.root.Stop(regSub)
+	}
+	if len(left) > 0 {
+		return backends.Unavailable(fmt.Sprintf("discovery: close: %q not deregistered, expiring with their TTL", left), cause)
 	}
 	return nil
 }

@@ -14,22 +14,35 @@
 //	node.Discovery()        // backends.ServiceDiscovery: self-healing registrations
 //	node.Config()           // backends.ConfigCenter plus layered Resolve
 //
+// The facades are shared and owned by the node: every call returns the same
+// facade (per name, for caches and config namespaces), safe for concurrent
+// use by any number of callers. Do not Close them — Close on a shared lock
+// facade would release every caller's leases — Stop closes them, releasing
+// leases, resigning leaderships and deregistering services still held. Actor
+// code can address the actors behind them directly: Node.PIDs, and
+// actors.Request / actors.RequestAsync.
+//
 // # Backends
 //
 // SystemConfig.Backends picks redis or etcd per component; any mix works.
 // With neither Redis nor etcd configured the node runs an embedded etcd —
 // pass embedded.Option() (package runtime/embedded), so programs that never
-// use it don't link the etcd server. A Redis endpoint can also be given as a
-// service name (SystemConfig.RedisService): it is resolved through discovery
-// on etcd and followed when the registration moves.
+// use it don't link the etcd server; with a Redis section,
+// Embedded.Enabled runs it for the components on etcd.
+//
+// A Redis endpoint can also be given as a service name
+// (SystemConfig.RedisService): it is resolved through discovery on etcd and
+// followed when the registration moves.
 //
 // # Lifecycle
 //
 // Start connects every backend within its context, starts the connector
 // supervisor, waits for the connectors to report up, then starts the config,
 // discovery, lock and cache actors. Stop undoes it in reverse order and joins
-// the errors; Stop, Start and every facade answer backends.ErrClosed
-// afterwards. Nothing keeps running after Stop.
+// the errors; it is idempotent (later calls return nil), and a backend that
+// is gone does not fail it (what could not be undone there is logged and
+// expires with its TTL). Start and every facade answer backends.ErrClosed
+// after Stop. Nothing keeps running after Stop.
 //
 // # Hot reload
 //

@@ -22,10 +22,11 @@ import (
 type Option func(*nodeOptions)
 
 type nodeOptions struct {
-	logger           *slog.Logger
-	system           *actor.ActorSystem
-	embedded         EmbeddedStarter
-	settingsObserver func(SettingsEvent)
+	logger               *slog.Logger
+	system               *actor.ActorSystem
+	embedded             EmbeddedStarter
+	settingsObserver     func(SettingsEvent)
+	registrationObserver func(backends.RegistrationEvent)
 }
 
 // WithLogger sends the node's logs — and protoactor's, and the backends'
@@ -36,6 +37,18 @@ func WithLogger(l *slog.Logger) Option { return func(o *nodeOptions) { o.logger 
 // node then does not shut it down on Stop). Default: a system of its own,
 // with protoactor's logs routed to the node's logger.
 func WithActorSystem(s *actor.ActorSystem) Option { return func(o *nodeOptions) { o.system = s } }
+
+// WithRegistrationObserver calls f when a registration made through
+// node.Discovery() is lost (its lease or key vanished: a backend restart,
+// a partition longer than its TTL) and again when the node has restored
+// it, which it keeps trying until it succeeds or the service is
+// deregistered. f is called from one goroutine, one event at a time, and
+// must not block for long. It is the node's counterpart of
+// backends.DiscoveryOptions.OnRegistration. Default: no observer (the
+// events are still logged).
+func WithRegistrationObserver(f func(backends.RegistrationEvent)) Option {
+	return func(o *nodeOptions) { o.registrationObserver = f }
+}
 
 // EmbeddedServer is a running embedded etcd (see package runtime/embedded).
 type EmbeddedServer interface {
@@ -62,8 +75,9 @@ func WithEmbeddedEtcd(start EmbeddedStarter) Option {
 //	defer node.Stop(context.Background())
 //	cache := node.Cache("sessions")
 //
-// Start and Stop are safe to call once each; every method after Stop
-// returns (or its facade answers with) backends.ErrClosed.
+// Start is called once. Stop may be called any number of times (the calls
+// after the first return nil); after Stop, Start and every facade answer
+// backends.ErrClosed.
 type Node struct {
 	cfg  SystemConfig
 	opts nodeOptions
@@ -94,7 +108,8 @@ type Node struct {
 	// stops run in reverse order on Stop.
 	stops []namedStop
 
-	caches map[string]*CacheClient
+	caches  map[string]*CacheClient
+	configs map[string]*ConfigClient // ConfigNamespace's facades
 }
 
 type nodeState int
@@ -117,7 +132,7 @@ func New(cfg SystemConfig, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, caches: map[string]*CacheClient{}}
+	n := &Node{cfg: cfg, caches: map[string]*CacheClient{}, configs: map[string]*ConfigClient{}}
 	for _, o := range opts {
 		o(&n.opts)
 	}
@@ -185,7 +200,9 @@ func (n *Node) start(ctx context.Context) error {
 		ec := etcd.DefaultConfig()
 		ec.Endpoints = srv.Endpoints()
 		cfg.Etcd = &ec
-		n.cfg.Etcd = &ec
+		// From here on the node's configuration names the server it runs
+		// (SystemConfig reports its endpoints).
+		n.cfg.Etcd, n.cfg.Embedded.Enabled = &ec, false
 	}
 
 	// 2. The actor system.
@@ -244,6 +261,7 @@ func (n *Node) start(ctx context.Context) error {
 		HealthInterval: cfg.Connector.HealthInterval,
 		ConnectTimeout: cfg.Components.OpTimeout,
 		Backoff:        actors.Backoff{Initial: cfg.Connector.BackoffInitial, Max: cfg.Connector.BackoffMax},
+		RefusedRetry:   cfg.Connector.RefusedRetry,
 		Logger:         n.log,
 	}))
 	if err != nil {
@@ -264,10 +282,11 @@ func (n *Node) start(ctx context.Context) error {
 	return nil
 }
 
-// connect connects c within ctx and registers its Disconnect.
+// connect connects c within ctx and registers its Disconnect. The
+// connector's error names the backend, its address and the cause.
 func (n *Node) connect(ctx context.Context, c backends.Connector) error {
 	if err := c.Connect(ctx); err != nil {
-		return fmt.Errorf("node: connect %s: %w", c.Backend(), err)
+		return err
 	}
 	n.onStop("connector "+c.Backend(), func(ctx context.Context) error { return c.Disconnect(ctx) })
 	return nil
@@ -341,8 +360,11 @@ func (n *Node) startCache(context.Context) error {
 	return nil
 }
 
-// Cache returns the facade of the named cache. Before Start and after Stop
-// its calls return ErrClosed.
+// Cache returns the facade of the named cache (backends.Cache, plus
+// GetOrLoad). Every call for a name returns the same facade: it is safe
+// for concurrent use, shared by every caller and owned by the node — it
+// has nothing to close, and Stop ends it. Before Start and after Stop its
+// calls return ErrClosed.
 func (n *Node) Cache(name string) *CacheClient {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -376,29 +398,59 @@ func (n *Node) lockerLocked() backends.Locker {
 
 // Stop stops the component actors, the supervisor, the connectors, the
 // actor system (if the node owns it) and the embedded server, in reverse
-// order of start; errors are joined. Later calls return ErrClosed.
+// order of start; errors are joined.
+//
+// Stop is idempotent: a second call (or a call after a Start that failed,
+// or before any Start) returns nil, so a deferred Stop after an explicit
+// one reports nothing. Start after Stop returns ErrClosed.
+//
+// A backend that cannot be reached does not fail Stop: what the node could
+// not undo there (deregistrations, releases, resignations) is logged at
+// warning level and expires with its TTL on the server.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.state == stateStopped {
-		return fmt.Errorf("node: stop: %w", backends.ErrClosed)
+		return nil
 	}
 	n.state = stateStopped
 	return n.runStops(ctx)
 }
 
+// stopStepTimeout bounds one step of Stop.
+const stopStepTimeout = 10 * time.Second
+
 func (n *Node) runStops(ctx context.Context) error {
 	var errs []error
 	for i := len(n.stops) - 1; i >= 0; i-- {
 		s := n.stops[i]
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := s.stop(sctx); err != nil && !errors.Is(err, backends.ErrClosed) {
+		sctx, cancel := context.WithTimeout(ctx, stopStepTimeout)
+		began := time.Now()
+		err := s.stop(sctx)
+		cancel()
+		n.log.Debug("baton: node stop", "step", s.name, "took", time.Since(began), "err", err)
+		switch {
+		case err == nil, errors.Is(err, backends.ErrClosed):
+		case backendGone(ctx, err):
+			n.log.Warn("baton: node stop: backend unreachable; what was left there expires with its TTL",
+				"step", s.name, "err", err)
+		default:
 			errs = append(errs, fmt.Errorf("stop %s: %w", s.name, err))
 		}
-		cancel()
 	}
 	n.stops = nil
 	return errors.Join(errs...)
+}
+
+// backendGone reports whether a stop step failed only because its backend
+// did not answer (unreachable, or the step's own bound ran out while the
+// caller's ctx still had time): nothing is left running on this node, and
+// the server lets what it still holds expire.
+func backendGone(ctx context.Context, err error) bool {
+	if errors.Is(err, backends.ErrUnavailable) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
 // ConnectorHealth is the state of one backend connector.

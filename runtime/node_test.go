@@ -2,9 +2,12 @@ package runtime_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -75,8 +78,7 @@ func TestNodeLifecycle(t *testing.T) {
 			exerciseNode(t, ctx, node)
 
 			require.NoError(t, node.Stop(context.Background()))
-			err = node.Stop(context.Background())
-			require.ErrorIs(t, err, backends.ErrClosed, "a second Stop")
+			require.NoError(t, node.Stop(context.Background()), "a second Stop")
 			_, err = node.Cache("c").Get(context.Background(), "k")
 			require.ErrorIs(t, err, backends.ErrClosed, "a facade after Stop")
 			_, err = node.Locks().TryAcquire(context.Background(), "x", backends.LockOptions{})
@@ -134,11 +136,52 @@ func TestNodeStartFailsFastWhenBackendIsDown(t *testing.T) {
 	err = node.Start(ctxFor(t, 3*time.Second))
 	require.ErrorIs(t, err, backends.ErrUnavailable)
 	assert.Less(t, time.Since(start), 4*time.Second)
-	require.ErrorIs(t, node.Stop(context.Background()), backends.ErrClosed)
+	require.NoError(t, node.Stop(context.Background()), "Stop after a failed Start")
 }
 
 func TestNewWithoutBackendNeedsEmbeddedOption(t *testing.T) {
 	_, err := runtime.New(runtime.SystemConfig{})
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), "embedded.Option()")
+}
+
+// TestEmbeddedAlongsideRedis: one YAML file puts cache and locks on Redis
+// and discovery and config on the embedded etcd.
+func TestEmbeddedAlongsideRedis(t *testing.T) {
+	r := harness.StartRedis(t)
+	path := filepath.Join(t.TempDir(), "baton.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+env: test
+backends:
+  cache: redis
+  lock: redis
+  discovery: etcd
+  config: etcd
+redis:
+  url: `+r.URL()+`
+embedded:
+  enabled: true
+`), 0o600))
+	cfg, err := runtime.LoadConfig(path)
+	require.NoError(t, err)
+	require.True(t, cfg.UsesEmbedded())
+	node := startNode(t, cfg, embedded.Option())
+	assert.Equal(t, "redis", node.ComponentBackend(backends.ComponentCache))
+	assert.Equal(t, "redis", node.ComponentBackend(backends.ComponentLock))
+	assert.Equal(t, "etcd", node.ComponentBackend(backends.ComponentDiscovery))
+	assert.Equal(t, "etcd", node.ComponentBackend(backends.ComponentConfig))
+	assert.NotEmpty(t, node.SystemConfig().Etcd.Endpoints, "the embedded server's endpoints")
+	exerciseNode(t, ctxFor(t, 30*time.Second), node)
+	backendsSeen := map[string]bool{}
+	health, err := node.Health(ctxFor(t, 10*time.Second))
+	require.NoError(t, err)
+	for _, h := range health {
+		backendsSeen[h.Backend] = h.State == "up"
+	}
+	assert.Equal(t, map[string]bool{"redis": true, "etcd": true}, backendsSeen)
+	cli := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
+	defer func() { _ = cli.Close() }()
+	keys, err := cli.Keys(t.Context(), "baton/test/cache/lifecycle/*").Result()
+	require.NoError(t, err)
+	assert.NotEmpty(t, keys, "the cache wrote to Redis")
 }

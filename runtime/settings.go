@@ -22,9 +22,9 @@ import (
 //
 // with these components and settings:
 //
-//	cache      default_ttl       duration, >= 0   (SystemConfig.Components.CacheDefaultTTL)
+//	cache      default_ttl       duration, 0 or >= 1ms (SystemConfig.Components.CacheDefaultTTL)
 //	cache      max_batch         integer, 1..10000 (CacheMaxBatch)
-//	lock       ttl               duration, > 0    (LockTTL)
+//	lock       ttl               duration, >= 100ms (LockTTL)
 //	discovery  registration_ttl  duration, > 0    (RegistrationTTL)
 //
 // A value that does not parse or is out of range is rejected: the previous
@@ -76,8 +76,21 @@ func parseDuration(min time.Duration) func(string) (any, error) {
 	}
 }
 
+// parseCacheTTL accepts 0 (no expiry) or a TTL of at least
+// backends.MinCacheTTL.
+func parseCacheTTL(v string) (any, error) {
+	d, err := parseDuration(0)(v)
+	if err != nil {
+		return nil, err
+	}
+	if ttl := d.(time.Duration); ttl > 0 && ttl < backends.MinCacheTTL {
+		return nil, fmt.Errorf("must be 0 (no expiry) or at least %s", backends.MinCacheTTL)
+	}
+	return d, nil
+}
+
 var settingSpecs = []settingSpec{
-	{backends.ComponentCache, "default_ttl", parseDuration(0),
+	{backends.ComponentCache, "default_ttl", parseCacheTTL,
 		func(s *Settings) any { return s.CacheDefaultTTL }, func(s *Settings, v any) { s.CacheDefaultTTL = v.(time.Duration) },
 		func(c SystemConfig) any { return c.Components.CacheDefaultTTL }},
 	{backends.ComponentCache, "max_batch", func(v string) (any, error) {
@@ -88,7 +101,7 @@ var settingSpecs = []settingSpec{
 		return n, nil
 	}, func(s *Settings) any { return s.CacheMaxBatch }, func(s *Settings, v any) { s.CacheMaxBatch = v.(int) },
 		func(c SystemConfig) any { return c.Components.CacheMaxBatch }},
-	{backends.ComponentLock, "ttl", parseDuration(time.Millisecond),
+	{backends.ComponentLock, "ttl", parseDuration(backends.MinLockTTL),
 		func(s *Settings) any { return s.LockTTL }, func(s *Settings, v any) { s.LockTTL = v.(time.Duration) },
 		func(c SystemConfig) any { return c.Components.LockTTL }},
 	{backends.ComponentDiscovery, "registration_ttl", parseDuration(time.Millisecond),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,10 +51,10 @@ type SystemConfig struct {
 	// address). redis.addrs and redis.url are then ignored. Default: empty.
 	RedisService string `yaml:"redis_service"`
 	// Etcd connection settings; nil when no component uses etcd (or when
-	// the embedded default is used).
+	// the embedded etcd is used).
 	Etcd *etcd.Config `yaml:"etcd"`
-	// Embedded configures the embedded etcd used when neither Redis nor
-	// etcd is configured.
+	// Embedded configures the embedded etcd: used when neither Redis nor
+	// etcd is configured, or alongside Redis with Embedded.Enabled.
 	Embedded EmbeddedConfig `yaml:"embedded"`
 
 	// Connector tunes connection supervision.
@@ -72,8 +73,14 @@ type BackendChoice struct {
 	Config    string `yaml:"config"`
 }
 
-// EmbeddedConfig configures the embedded etcd default.
+// EmbeddedConfig configures the embedded etcd.
 type EmbeddedConfig struct {
+	// Enabled runs the embedded etcd even though a Redis section is
+	// configured, for the components whose backend is etcd — e.g. Redis
+	// for cache and locks, the embedded etcd for discovery and config.
+	// It cannot be combined with an etcd section. Without a Redis or etcd
+	// section the embedded etcd runs anyway. Default: false.
+	Enabled bool `yaml:"enabled"`
 	// DataDir keeps the embedded etcd's data so it survives restarts.
 	// Default: a fresh temporary directory removed on Stop.
 	DataDir string `yaml:"data_dir"`
@@ -84,9 +91,17 @@ type ConnectorSettings struct {
 	// HealthInterval is the time between health checks. Default: 1s.
 	HealthInterval time.Duration `yaml:"health_interval"`
 	// BackoffInitial and BackoffMax bound the capped, jittered exponential
-	// restart delay after a failed connection. Defaults: 100ms and 10s.
+	// delay between probes of a backend that was lost. The clients
+	// reconnect by themselves, so a probe is cheap and the default cap is
+	// the health interval: service resumes about one health interval after
+	// the server is back. Defaults: 100ms and HealthInterval.
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
 	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// RefusedRetry is the wait between attempts while the server refuses
+	// the credentials or a setting (ErrUnauthenticated, ErrInvalidArgument):
+	// callers get that error at once meanwhile, and a fixed configuration
+	// or server is picked up without a restart. Default: 30s.
+	RefusedRetry time.Duration `yaml:"refused_retry"`
 }
 
 // ComponentSettings are the defaults of the component actors. Each can be
@@ -95,12 +110,14 @@ type ConnectorSettings struct {
 // "instance/<component>/<node id>/<name>" (see runtime package docs).
 type ComponentSettings struct {
 	// CacheDefaultTTL applies to cache Sets with ttl 0 through the node's
-	// facade when positive. Default: 0 (no expiry).
+	// facade when positive; 0 or at least backends.MinCacheTTL (1ms).
+	// Default: 0 (no expiry).
 	CacheDefaultTTL time.Duration `yaml:"cache_default_ttl"`
 	// CacheMaxBatch caps how many queued cache requests one backend round
 	// trip carries. Default: 256.
 	CacheMaxBatch int `yaml:"cache_max_batch"`
-	// LockTTL is the lock TTL used when a request gives none. Default: 15s.
+	// LockTTL is the lock TTL used when a request gives none; at least
+	// backends.MinLockTTL (100ms). Default: 15s.
 	LockTTL time.Duration `yaml:"lock_ttl"`
 	// LockHandoffLimit bounds how long the lock actor (or a cluster lock
 	// grain) passes a lock from waiter to waiter without it ever becoming
@@ -129,9 +146,9 @@ func DefaultConfig() SystemConfig {
 }
 
 // UsesEmbedded reports whether the node runs the embedded etcd: neither
-// Redis nor etcd is configured.
+// Redis nor etcd is configured, or Embedded.Enabled is set.
 func (c SystemConfig) UsesEmbedded() bool {
-	return c.Redis == nil && c.Etcd == nil && c.RedisService == ""
+	return c.Embedded.Enabled || (c.Redis == nil && c.Etcd == nil && c.RedisService == "")
 }
 
 func (c *SystemConfig) applyDefaults() {
@@ -168,7 +185,10 @@ func (c *SystemConfig) applyDefaults() {
 		c.Connector.BackoffInitial = 100 * time.Millisecond
 	}
 	if c.Connector.BackoffMax == 0 {
-		c.Connector.BackoffMax = 10 * time.Second
+		c.Connector.BackoffMax = max(c.Connector.HealthInterval, c.Connector.BackoffInitial)
+	}
+	if c.Connector.RefusedRetry == 0 {
+		c.Connector.RefusedRetry = actors.DefaultRefusedRetry
 	}
 	s := &c.Components
 	if s.CacheMaxBatch == 0 {
@@ -226,6 +246,14 @@ func (c SystemConfig) Validate() error {
 			return backends.Invalid(b.field, b.v, "no etcd section configured (set etcd.endpoints)")
 		}
 	}
+	if c.Embedded.Enabled {
+		switch {
+		case c.Etcd != nil:
+			return backends.Invalid("embedded.enabled", true, "an etcd section is configured too: use one or the other")
+		case !uses[backends.BackendEtcd]:
+			return backends.Invalid("embedded.enabled", true, "no component has backend etcd (set backends.discovery: etcd, …)")
+		}
+	}
 	if c.RedisService != "" {
 		if err := backends.ValidateName("redis_service", c.RedisService); err != nil {
 			return err
@@ -256,6 +284,7 @@ func (c SystemConfig) Validate() error {
 		{"connector.health_interval", c.Connector.HealthInterval},
 		{"connector.backoff_initial", c.Connector.BackoffInitial},
 		{"connector.backoff_max", c.Connector.BackoffMax},
+		{"connector.refused_retry", c.Connector.RefusedRetry},
 		{"components.lock_ttl", c.Components.LockTTL},
 		{"components.election_ttl", c.Components.ElectionTTL},
 		{"components.registration_ttl", c.Components.RegistrationTTL},
@@ -265,8 +294,11 @@ func (c SystemConfig) Validate() error {
 			return backends.Invalid(d.field, d.v, "must be positive")
 		}
 	}
-	if c.Components.CacheDefaultTTL < 0 {
-		return backends.Invalid("components.cache_default_ttl", c.Components.CacheDefaultTTL, "must not be negative")
+	if err := backends.ValidateCacheTTL("components.cache_default_ttl", c.Components.CacheDefaultTTL); err != nil {
+		return err
+	}
+	if err := backends.ValidateLockTTL("components.lock_ttl", c.Components.LockTTL); err != nil {
+		return err
 	}
 	if c.Connector.BackoffMax < c.Connector.BackoffInitial {
 		return backends.Invalid("connector.backoff_max", c.Connector.BackoffMax, "must not be below connector.backoff_initial")
@@ -290,7 +322,7 @@ func LoadConfig(path string) (SystemConfig, error) {
 		if err != nil {
 			return c, backends.Invalid("config file", path, err.Error())
 		}
-		if c, err = ParseConfig(data); err != nil {
+		if c, err = parseConfig(path, data); err != nil {
 			return c, err
 		}
 	}
@@ -301,16 +333,135 @@ func LoadConfig(path string) (SystemConfig, error) {
 	return c, c.Validate()
 }
 
-// ParseConfig decodes YAML (no environment, no defaults).
-func ParseConfig(data []byte) (SystemConfig, error) {
+// ParseConfig decodes YAML (no environment, no defaults). An error names
+// the field (e.g. components.lock_ttl), the value and the line; LoadConfig
+// adds the file name.
+func ParseConfig(data []byte) (SystemConfig, error) { return parseConfig("", data) }
+
+// parseConfig is ParseConfig for a document read from source (a file name,
+// or "" for data given in code).
+func parseConfig(source string, data []byte) (SystemConfig, error) {
 	var c SystemConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty document (io.EOF) is a valid, all-defaults configuration.
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, backends.Invalid("config file", "yaml", strings.ReplaceAll(err.Error(), "yaml: ", ""))
+		return c, yamlError(source, data, err)
 	}
 	return c, nil
+}
+
+// yamlLine matches one error of the YAML decoder: "line 3: <what>".
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// yamlError turns the YAML decoder's first error into an
+// *InvalidArgumentError that names the field by its path (its own text
+// names Go types instead: "cannot unmarshal !!int `10` into
+// time.Duration").
+func yamlError(source string, data []byte, err error) error {
+	where := func(line int) string {
+		if source == "" {
+			return fmt.Sprintf("line %d", line)
+		}
+		return fmt.Sprintf("%s line %d", source, line)
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		field := "config file"
+		if source == "" {
+			return backends.Invalid(field, "(yaml)", msg)
+		}
+		return backends.Invalid(field, source, msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	what := m[2]
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	path, value := yamlPathAt(&root, line)
+	if path == "" {
+		return backends.Invalid("config file", where(line), what)
+	}
+	var reason string
+	switch {
+	case strings.Contains(what, " not found in type "):
+		reason = "unknown field"
+	case strings.HasSuffix(what, "into time.Duration"):
+		if _, err := strconv.ParseFloat(value, 64); err == nil {
+			reason = fmt.Sprintf("a duration needs a unit: write %q (or ms, m, h)", value+"s")
+		} else {
+			reason = `not a duration: write e.g. "500ms", "10s" or "1m30s"`
+		}
+	case strings.Contains(what, "cannot unmarshal"):
+		reason = "must be " + yamlKind(what)
+	default:
+		reason = what
+	}
+	return backends.Invalid(path, value, reason+" ("+where(line)+")")
+}
+
+// yamlKind words the Go type at the end of a YAML decoder's "cannot
+// unmarshal … into <type>" for a person writing YAML.
+func yamlKind(what string) string {
+	_, typ, _ := strings.Cut(what, " into ")
+	switch {
+	case strings.HasPrefix(typ, "[]"):
+		return "a list"
+	case strings.HasPrefix(typ, "map["), strings.Contains(typ, "."):
+		return "a section (key: value lines)"
+	case strings.HasPrefix(typ, "int"), strings.HasPrefix(typ, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(typ, "float"):
+		return "a number"
+	case typ == "bool":
+		return "true or false"
+	case typ == "string":
+		return "a string"
+	}
+	return "of another kind"
+}
+
+// yamlPathAt returns the dotted path of the deepest mapping key on line
+// (e.g. "components.lock_ttl") and its scalar value, or "" when no key is
+// on that line.
+func yamlPathAt(n *yaml.Node, line int) (path, value string) {
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if prefix != "" {
+					p = prefix + "." + k.Value
+				}
+				if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
+					path, value = p, v.Value
+					if v.Kind != yaml.ScalarNode {
+						value = ""
+					}
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if c.Kind == yaml.ScalarNode && c.Line == line && path == "" {
+					path, value = fmt.Sprintf("%s[%d]", prefix, i), c.Value
+				}
+				walk(c, fmt.Sprintf("%s[%d]", prefix, i))
+			}
+		}
+	}
+	walk(n, "")
+	return path, value
 }
 
 // Environment variables read by ApplyEnv. Lists are comma-separated.
@@ -331,6 +482,7 @@ const (
 	EnvEtcdEndpoints     = "BATON_ETCD_ENDPOINTS"
 	EnvEtcdUsername      = "BATON_ETCD_USERNAME"
 	EnvEtcdPassword      = "BATON_ETCD_PASSWORD"
+	EnvEmbeddedEnabled   = "BATON_EMBEDDED_ENABLED"
 	EnvEmbeddedDataDir   = "BATON_EMBEDDED_DATA_DIR"
 	EnvOpTimeout         = "BATON_OP_TIMEOUT"
 	EnvConnectorInterval = "BATON_CONNECTOR_HEALTH_INTERVAL"
@@ -362,6 +514,13 @@ func (c *SystemConfig) ApplyEnv(lookup func(string) (string, bool)) error {
 	str(EnvDiscoveryBackend, &c.Backends.Discovery)
 	str(EnvConfigBackend, &c.Backends.Config)
 	str(EnvEmbeddedDataDir, &c.Embedded.DataDir)
+	if v, ok := lookup(EnvEmbeddedEnabled); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return backends.Invalid(EnvEmbeddedEnabled, v, "not a boolean (true or false)")
+		}
+		c.Embedded.Enabled = b
+	}
 	str(EnvRedisService, &c.RedisService)
 	redisSection := func() *redis.Config {
 		if c.Redis == nil {

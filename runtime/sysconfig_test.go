@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,6 +38,14 @@ func TestConfigValidation(t *testing.T) {
 		{"bad env name", runtime.SystemConfig{Env: "Prod!"}, "env"},
 		{"negative op timeout", runtime.SystemConfig{Components: runtime.ComponentSettings{OpTimeout: -1}}, "components.op_timeout"},
 		{"negative lock ttl", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: -5}}, "components.lock_ttl"},
+		{"lock ttl of 1ms", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: time.Millisecond}}, "components.lock_ttl"},
+		{"cache ttl of 1ns", runtime.SystemConfig{Components: runtime.ComponentSettings{CacheDefaultTTL: 1}}, "components.cache_default_ttl"},
+		{"zero refused retry is the default", runtime.SystemConfig{Connector: runtime.ConnectorSettings{RefusedRetry: 0}}, ""},
+		{"embedded alongside redis", runtime.SystemConfig{Redis: redisOK, Embedded: runtime.EmbeddedConfig{Enabled: true},
+			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"}}, ""},
+		{"embedded and an etcd section", runtime.SystemConfig{Etcd: etcdOK, Embedded: runtime.EmbeddedConfig{Enabled: true}}, "embedded.enabled"},
+		{"embedded unused", runtime.SystemConfig{Redis: redisOK, Embedded: runtime.EmbeddedConfig{Enabled: true},
+			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "redis", Config: "redis"}}, "embedded.enabled"},
 		{"backoff max below initial", runtime.SystemConfig{Connector: runtime.ConnectorSettings{BackoffInitial: 10e9, BackoffMax: 1e9}}, "connector.backoff_max"},
 		{"node id with slash", runtime.SystemConfig{NodeID: "a/b"}, "node_id"},
 	}
@@ -98,4 +107,50 @@ components:
 	_, err = runtime.LoadConfig("")
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), runtime.EnvOpTimeout)
+}
+
+// TestYAMLErrorsNameTheField: a YAML mistake is reported with the field's
+// path, the value, what to write instead, and the file and line — not the
+// decoder's Go type names.
+func TestYAMLErrorsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "baton.yaml")
+	for _, tc := range []struct {
+		name, yaml, field, value, reason string
+	}{
+		{"duration without unit", "env: test\ncomponents:\n  lock_ttl: 10\n",
+			"components.lock_ttl", `"10"`, `a duration needs a unit: write "10s" (or ms, m, h) (` + path + ` line 3)`},
+		{"duration in words", "etcd:\n  endpoints: [\"127.0.0.1:2379\"]\n  dial_timeout: 3 seconds\n",
+			"etcd.dial_timeout", `"3 seconds"`, `not a duration: write e.g. "500ms", "10s" or "1m30s" (` + path + ` line 3)`},
+		{"unknown field", "env: test\ncomponents:\n  lock_tll: 10s\n",
+			"components.lock_tll", `"10s"`, "unknown field (" + path + " line 3)"},
+		{"number expected", "components:\n  cache_max_batch: lots\n",
+			"components.cache_max_batch", `"lots"`, "must be a whole number (" + path + " line 2)"},
+		{"list expected", "redis:\n  addrs: 127.0.0.1:6379\n",
+			"redis.addrs", `"127.0.0.1:6379"`, "must be a list (" + path + " line 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o600))
+			_, err := runtime.LoadConfig(path)
+			require.ErrorIs(t, err, backends.ErrInvalidArgument)
+			var ia *backends.InvalidArgumentError
+			require.ErrorAs(t, err, &ia)
+			assert.Equal(t, tc.field, ia.Field)
+			assert.Equal(t, tc.value, ia.Value)
+			assert.Equal(t, tc.reason, ia.Reason)
+			assert.NotContains(t, err.Error(), "time.Duration")
+			assert.NotContains(t, err.Error(), "runtime.")
+			t.Log(err)
+		})
+	}
+	// A syntax error names the file.
+	require.NoError(t, os.WriteFile(path, []byte("env: [test\n"), 0o600))
+	_, err := runtime.LoadConfig(path)
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), path)
+	t.Log(err)
+	// Without a file, the line alone.
+	_, err = runtime.ParseConfig([]byte("components:\n  lock_ttl: 10\n"))
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), `components.lock_ttl "10": a duration needs a unit: write "10s" (or ms, m, h) (line 2)`)
 }

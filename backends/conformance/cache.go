@@ -2,11 +2,13 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,6 +41,7 @@ func RunCache(t *testing.T, target Target) {
 		{"invalid-args", true, s.invalidArgs},
 		{"typed-json", true, s.typedJSON},
 		{"typed-proto", true, s.typedProto},
+		{"typed-get-or-load", true, s.typedGetOrLoad},
 		{"concurrent-writers", true, s.concurrentWriters},
 	})
 }
@@ -383,6 +386,9 @@ func (s cacheSuite) invalidArgs(t *testing.T) {
 	}
 	isInvalid(c.Set(ctx, "k", []byte("v"), -1), "set, negative ttl")
 	isInvalid(c.SetMany(ctx, []backends.CacheItem{{Key: "k", Value: []byte("v"), TTL: -expiryTTL}}), "set many, negative ttl")
+	isInvalid(c.Set(ctx, "k", []byte("v"), time.Nanosecond), "set, ttl below the minimum")
+	isInvalid(c.Set(ctx, "k", []byte("v"), backends.MinCacheTTL-1), "set, ttl just below the minimum")
+	isInvalid(c.SetMany(ctx, []backends.CacheItem{{Key: "k", Value: []byte("v"), TTL: time.Nanosecond}}), "set many, ttl below the minimum")
 	requireMissing(t, c, "k")
 	requireMissing(t, c, "ok")
 }
@@ -464,6 +470,44 @@ func (s cacheSuite) typedJSON(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "garbage", []byte{0, 0xff, '{'}, 0))
 	_, err = typed.Get(ctx, "garbage")
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
+}
+
+// typedGetOrLoad: a miss runs the loader and stores its value, encoded; a
+// hit does not load; a loader's error is returned and nothing is stored.
+func (s cacheSuite) typedGetOrLoad(t *testing.T) {
+	c := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	typed := backends.NewTyped[profile](c, nil)
+	want := profile{Name: "carol", Age: 41}
+	loads := 0
+	loader := func(context.Context) (profile, error) {
+		loads++
+		return want, nil
+	}
+	got, err := typed.GetOrLoad(ctx, "carol", backends.LoadOptions{TTL: time.Minute}, loader)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	got, err = typed.GetOrLoad(ctx, "carol", backends.LoadOptions{TTL: time.Minute}, loader)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Equal(t, 1, loads, "a hit does not load")
+	stored, err := typed.Get(ctx, "carol")
+	require.NoError(t, err)
+	assert.Equal(t, want, stored, "the loaded value is in the cache")
+
+	boom := errors.New("origin down")
+	_, err = typed.GetOrLoad(ctx, "dave", backends.LoadOptions{}, func(context.Context) (profile, error) {
+		return profile{}, boom
+	})
+	require.ErrorIs(t, err, boom)
+	_, err = typed.Get(ctx, "dave")
+	require.ErrorIs(t, err, backends.ErrNotFound, "a failed load stores nothing")
+
+	_, err = typed.GetOrLoad(ctx, "erin", backends.LoadOptions{TTL: time.Nanosecond}, loader)
+	require.ErrorIs(t, err, backends.ErrInvalidArgument, "ttl below the minimum")
+	_, err = typed.GetOrLoad(ctx, "bad\x00key", backends.LoadOptions{}, loader)
+	require.ErrorIs(t, err, backends.ErrInvalidArgument, "bad key")
+	assert.Equal(t, 1, loads)
 }
 
 func (s cacheSuite) typedProto(t *testing.T) {

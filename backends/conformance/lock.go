@@ -331,6 +331,8 @@ func (s lockSuite) invalidArgs(t *testing.T) {
 		"nul in name":   {"a\x00b", backends.LockOptions{}},
 		"long name":     {strings.Repeat("n", backends.MaxNameLen+1), backends.LockOptions{}},
 		"negative ttl":  {"job", backends.LockOptions{TTL: -time.Second}},
+		"ttl of 1ms":    {"job", backends.LockOptions{TTL: time.Millisecond}},
+		"ttl below min": {"job", backends.LockOptions{TTL: backends.MinLockTTL - 1}},
 		"long owner":    {"job", backends.LockOptions{Owner: strings.Repeat("o", backends.MaxNameLen+1)}},
 	}
 	for what, c := range cases {

@@ -93,7 +93,7 @@ func (c *Cache) live(raw []byte) ([]byte, bool) {
 }
 
 func validTTL(ttl time.Duration) error {
-	if err := backends.ValidateTTL("ttl", ttl); err != nil {
+	if err := backends.ValidateCacheTTL("ttl", ttl); err != nil {
 		return err
 	}
 	if ttl > maxLeaseTTL {
@@ -266,7 +266,7 @@ func (c *Cache) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.
 	valid := make([]int, 0, len(ops))
 	for i, o := range ops {
 		if err := c.checkOp(o); err != nil {
-			results[i].Err = fmt.Errorf("etcd: cache batch: %w", err)
+			results[i].Err = err // it names the field and the value
 			continue
 		}
 		valid = append(valid, i)

@@ -319,9 +319,10 @@ func (c *Connector) Client() *clientv3.Client {
 
 // Connect builds the client and checks that etcd answers a read within ctx
 // and at most max(DialTimeout, HealthCheckTimeout); ErrUnavailable
-// otherwise (the client is then closed again). Bad credentials are an
-// ErrInvalidArgument naming etcd.username. Connect on a connected Connector
-// is a no-op.
+// otherwise (the client is then closed again). Credentials the server
+// refuses (a wrong user or password, or none while the server has
+// authentication enabled) are ErrUnauthenticated. Connect on a connected
+// Connector is a no-op.
 func (c *Connector) Connect(ctx context.Context) error {
 	c.lifecycle.Lock()
 	defer c.lifecycle.Unlock()
@@ -362,8 +363,12 @@ func (c *Connector) Connect(ctx context.Context) error {
 }
 
 func (c *Connector) connectErr(ctx context.Context, err error) error {
-	if errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(rpctypes.Error(err), rpctypes.ErrAuthFailed) {
-		return fmt.Errorf("etcd: connect: %w", backends.Invalid("etcd.username", c.cfg.Username, "authentication failed"))
+	if isAuthRefusal(err) {
+		op := "etcd: connect without credentials"
+		if c.cfg.Username != "" {
+			op = fmt.Sprintf("etcd: connect as %q", c.cfg.Username)
+		}
+		return backends.Unauthenticated(op, rpctypes.Error(err))
 	}
 	c.logger.Debug("etcd connect failed", "endpoints", c.cfg.Endpoints, "error", err)
 	if ctx.Err() != nil {
@@ -381,10 +386,23 @@ func (c *Connector) connectErr(ctx context.Context, err error) error {
 // follows the connection state and gives up as soon as every endpoint has
 // failed to connect (TransientFailure): that takes milliseconds when the
 // server's port refuses connections.
+//
+// A connection already in TransientFailure waits out gRPC's reconnect
+// backoff (up to reconnectBackoff.MaxDelay) before it dials again. The probe
+// does not wait: it asks gRPC to dial now and gives that attempt up to
+// reconnectProbeWait to succeed, so a server that came back is found by
+// the first probe after its restart. (gRPC keeps reporting
+// TransientFailure while it retries, until a connection is ready.)
 func probe(ctx context.Context, cli *clientv3.Client) error {
 	cc := cli.ActiveConnection()
 	if cc != nil && cc.GetState() == connectivity.TransientFailure {
-		return errNoEndpoint
+		cc.ResetConnectBackoff()
+		wctx, cancel := context.WithTimeout(ctx, reconnectProbeWait)
+		ready := cc.WaitForStateChange(wctx, connectivity.TransientFailure)
+		cancel()
+		if !ready {
+			return errNoEndpoint
+		}
 	}
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -416,8 +434,13 @@ func probe(ctx context.Context, cli *clientv3.Client) error {
 	return err
 }
 
+// reconnectProbeWait bounds how long a probe waits for the connection it
+// asked gRPC to make: ample for a server that is back (a loopback or LAN
+// dial takes milliseconds), short enough that a dead one is reported soon.
+const reconnectProbeWait = 500 * time.Millisecond
+
 // errNoEndpoint: every endpoint failed its last connection attempt.
-var errNoEndpoint = errors.New("etcd: no reachable endpoint")
+var errNoEndpoint = errors.New("no reachable endpoint")
 
 // Disconnect closes the client: watches, keep-alives and sessions built on it
 // end, so leases of this node expire after their TTL. Later calls are no-ops;
@@ -444,8 +467,11 @@ func (c *Connector) Disconnect(ctx context.Context) error {
 
 // HealthCheck does one bounded linearizable read (HealthCheckTimeout, or
 // ctx's sooner deadline). nil when etcd answers; ErrUnavailable when it does
-// not, at once when every endpoint's connection has already failed;
-// ErrClosed after Disconnect.
+// not, at once when every endpoint's connection has already failed (after
+// asking gRPC to dial again at once, so that a server that is back is seen
+// by the next check rather than after gRPC's reconnect backoff);
+// ErrUnauthenticated when it refuses the credentials; ErrClosed after
+// Disconnect.
 func (c *Connector) HealthCheck(ctx context.Context) error {
 	cli, err := c.client()
 	if err != nil {
@@ -459,6 +485,9 @@ func (c *Connector) HealthCheck(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return backends.Unavailable("etcd: health check", ctx.Err())
+		}
+		if isAuthRefusal(err) {
+			return backends.Unauthenticated("etcd: health check", rpctypes.Error(err))
 		}
 		return backends.Unavailable("etcd: health check", err)
 	}

@@ -99,6 +99,8 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("%s: %w: %w", op, backends.ErrInvalidArgument, err)
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		return fmt.Errorf("%s: %w: %w", op, backends.ErrNotHeld, err)
+	case isAuthRefusal(err):
+		return backends.Unauthenticated(op, err)
 	}
 	if s, ok := status.FromError(err); ok && s.Code() == codes.Canceled {
 		// A gRPC cancel that is not the caller's: the client connection is
@@ -109,6 +111,13 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("%s: %w: %w: %w", op, backends.ErrUnavailable, backends.ErrClosed, err)
 	}
 	return backends.Unavailable(op, err)
+}
+
+// isAuthRefusal reports etcd's refusal of the credentials: a wrong user or
+// password, or none given to a server with authentication enabled.
+func isAuthRefusal(err error) bool {
+	err = rpctypes.Error(err)
+	return errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrUserEmpty)
 }
 
 // mapCtxErr is mapErr that knows the caller's ctx: when that ctx has ended,

@@ -61,7 +61,7 @@ func (c *Cache) checkSet(key string, value []byte, ttl time.Duration) error {
 	if err := backends.ValidateValue(value, c.opts.MaxValueSize); err != nil {
 		return err
 	}
-	return backends.ValidateTTL("ttl", ttl)
+	return backends.ValidateCacheTTL("ttl", ttl)
 }
 
 // Get returns the value, or ErrNotFound.

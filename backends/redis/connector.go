@@ -338,7 +338,9 @@ func (c *Connector) Client() goredis.UniversalClient {
 
 // Connect creates the client and PINGs the server within ctx (and at most
 // DialTimeout + HealthCheckTimeout). An unreachable server is ErrUnavailable;
-// the half-made client is closed again. Connect on a connected Connector is a
+// refused credentials (NOAUTH, WRONGPASS) are ErrUnauthenticated and a
+// database index the server does not have is ErrInvalidArgument naming
+// redis.db; the half-made client is closed again. Connect on a connected Connector is a
 // no-op; Connect after Disconnect connects anew.
 func (c *Connector) Connect(ctx context.Context) error {
 	c.lifeMu.Lock()
@@ -357,7 +359,7 @@ func (c *Connector) Connect(ctx context.Context) error {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return fmt.Errorf("redis: connect: %w", ctx.Err())
 		}
-		return backends.Unavailable("redis: connect "+c.target(), err)
+		return c.connErr("redis: connect "+c.target(), err)
 	}
 	c.mu.Lock()
 	c.cl, c.closed = cl, false
@@ -407,7 +409,7 @@ func (c *Connector) Retarget(ctx context.Context, addrs []string) error {
 	defer cancel()
 	if err := cl.Ping(pctx).Err(); err != nil {
 		_ = cl.Close()
-		return backends.Unavailable(fmt.Sprintf("redis: retarget %v", addrs), err)
+		return c.connErr(fmt.Sprintf("redis: retarget %v", addrs), err)
 	}
 	c.mu.Lock()
 	old := c.cl
@@ -423,7 +425,9 @@ func (c *Connector) Retarget(ctx context.Context, addrs []string) error {
 // HealthCheck PINGs the server within ctx and HealthCheckTimeout: nil when it
 // answers, ErrUnavailable when it does not (also when the deadline passes
 // first — the error then also matches context.DeadlineExceeded), ErrClosed
-// after Disconnect, ErrUnavailable before Connect.
+// after Disconnect, ErrUnavailable before Connect. A server that refuses
+// the credentials or the database index (as when it restarted with a new
+// password) is ErrUnauthenticated or ErrInvalidArgument, as for Connect.
 func (c *Connector) HealthCheck(ctx context.Context) error {
 	cl, err := c.client()
 	if err != nil {
@@ -440,7 +444,23 @@ func (c *Connector) HealthCheck(ctx context.Context) error {
 	case errors.Is(err, goredis.ErrClosed):
 		return fmt.Errorf("redis: health check: %w", backends.ErrClosed)
 	}
-	return backends.Unavailable("redis: health check "+c.target(), err)
+	return c.connErr("redis: health check "+c.target(), err)
+}
+
+// connErr classifies a failed PING of Connect, Retarget or HealthCheck: a
+// refusal of the settings (credentials, database index) is
+// ErrUnauthenticated or ErrInvalidArgument, anything else ErrUnavailable.
+func (c *Connector) connErr(op string, err error) error {
+	c.mu.RLock()
+	db := c.opts.DB
+	c.mu.RUnlock()
+	switch {
+	case isDBRefusal(err):
+		return fmt.Errorf("%s: %w", op, backends.Invalid("redis.db", db, "refused by the server: "+err.Error()))
+	case isAuthRefusal(err):
+		return backends.Unauthenticated(op, err)
+	}
+	return backends.Unavailable(op, err)
 }
 
 func (c *Connector) healthTimeout() time.Duration {

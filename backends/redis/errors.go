@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -34,9 +35,11 @@ func (c *Connector) client() (goredis.UniversalClient, error) {
 
 // mapErr turns a go-redis error into the shared sentinels, keeping the cause:
 // redis.Nil → ErrNotFound; a closed client → ErrClosed; the caller's context
-// ending → that context error; transport and server-not-ready errors →
-// ErrUnavailable. Other server replies (e.g. WRONGTYPE) are wrapped as they
-// are. Errors already carrying a baton sentinel pass through with op added.
+// ending → that context error; refused credentials → ErrUnauthenticated; a
+// database the server does not have → ErrInvalidArgument; transport and
+// server-not-ready errors → ErrUnavailable. Other server replies (e.g.
+// WRONGTYPE) are wrapped as they are. Errors already carrying a baton
+// sentinel pass through with op added.
 func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
@@ -45,6 +48,8 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, backends.ErrNotFound)
 	case isBatonErr(err):
 		return fmt.Errorf("%s: %w", op, err)
+	case isRefusal(err):
+		return refusal(op, err)
 	case errors.Is(err, goredis.ErrClosed):
 		return fmt.Errorf("%s: %w: %w", op, backends.ErrClosed, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -53,6 +58,31 @@ func mapErr(op string, err error) error {
 		return backends.Unavailable(op, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isRefusal reports the server's refusal of the connection's settings,
+// which go-redis meets when it sets up a connection (AUTH/HELLO, SELECT).
+func isRefusal(err error) bool { return isAuthRefusal(err) || isDBRefusal(err) }
+
+func isAuthRefusal(err error) bool {
+	return goredis.IsAuthError(err) || goredis.HasErrorPrefix(err, "ERR invalid password") ||
+		strings.Contains(err.Error(), "invalid username-password pair")
+}
+
+func isDBRefusal(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "DB index is out of range") || strings.Contains(msg, "SELECT is not allowed")
+}
+
+// refusal turns a refusal (isRefusal) into its sentinel: wrong or missing
+// credentials are ErrUnauthenticated, a database index the server does not
+// have is ErrInvalidArgument naming redis.db.
+func refusal(op string, err error) error {
+	if isDBRefusal(err) {
+		return fmt.Errorf("%s: %w", op, &backends.InvalidArgumentError{
+			Field: "redis.db", Value: "(as configured)", Reason: "refused by the server: " + err.Error()})
+	}
+	return backends.Unauthenticated(op, err)
 }
 
 func isBatonErr(err error) bool {

@@ -192,16 +192,40 @@ func run(configPath string, w io.Writer) (err error) {
 	}
 	say("  %d more grants, tokens %d … %d, strictly increasing: %v", len(after), after[0].token, after[len(after)-1].token, increasing(after))
 
-	// 5. Shut down.
-	for _, s := range survivors {
-		s.send("stop")
+	// 5. Shut down. The node hosting the embedded etcd goes last: the
+	// others deregister from it while it still serves.
+	var host *child
+	if configPath == "" {
+		host = nodes[0]
 	}
+	var others []*child
 	for _, s := range survivors {
-		if err := s.wait(ctx); err != nil {
+		if s != host {
+			others = append(others, s)
+		}
+	}
+	if err := stopAll(ctx, others); err != nil {
+		return err
+	}
+	if host != nil {
+		if err := stopAll(ctx, []*child{host}); err != nil {
 			return err
 		}
 	}
 	say("\nAll nodes stopped; the demo took %v.", time.Since(began).Round(100*time.Millisecond))
+	return nil
+}
+
+// stopAll tells nodes to stop and waits until they have exited.
+func stopAll(ctx context.Context, nodes []*child) error {
+	for _, n := range nodes {
+		n.send("stop")
+	}
+	for _, n := range nodes {
+		if err := n.wait(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -312,7 +312,7 @@ func startRedisContainer(t testing.TB, opts []RedisOption) *Redis {
 		},
 		kill: true,
 		ready: func(addr string) bool {
-			reply, err := redisCommand(addr, "PING")
+			reply, err := redisCommand(addr, cfg.password, "PING")
 			return err == nil && reply == "PONG"
 		},
 		readyTimeout: redisReadyTimeout,

@@ -22,7 +22,8 @@
 // [StartRedis] runs the redis-server binary (Debian package redis-server; run `make deps` or
 // `apt-get install -y redis-server`; a missing binary fails the test, it is never skipped) with
 // --bind 127.0.0.1, no RDB snapshots, no AOF and protected mode off. Its log file lives in the
-// server's temp dir.
+// server's temp dir. [WithRedisPassword] makes it require a password (the harness's own
+// readiness probe authenticates); [WithRedisArgs] passes further arguments.
 //
 // etcd comes in two flavours behind the one type [Etcd]:
 //

@@ -25,8 +25,9 @@ const startAttempts = 3
 type RedisOption func(*redisConfig)
 
 type redisConfig struct {
-	binary string   // default: redis-server found in PATH, /usr/bin or /usr/sbin
-	args   []string // default: none
+	binary   string   // default: redis-server found in PATH, /usr/bin or /usr/sbin
+	args     []string // default: none
+	password string   // default: none (no authentication)
 }
 
 // WithRedisBinary runs the redis-server at path instead of the one found in PATH.
@@ -38,6 +39,15 @@ func WithRedisBinary(path string) RedisOption {
 // own; redis-server lets later arguments override earlier ones.
 func WithRedisArgs(args ...string) RedisOption {
 	return func(c *redisConfig) { c.args = append(c.args, args...) }
+}
+
+// WithRedisPassword makes the server require password (--requirepass) from
+// every client, the harness's own readiness probe included.
+func WithRedisPassword(password string) RedisOption {
+	return func(c *redisConfig) {
+		c.password = password
+		c.args = append(c.args, "--requirepass", password)
+	}
 }
 
 // Redis is a redis-server process on a loopback port, owned by one test. It has no
@@ -202,7 +212,7 @@ func (r *Redis) startLocked() error {
 		if p.exited() {
 			return false, fmt.Errorf("redis-server on %s exited: %v", r.Addr(), p.err)
 		}
-		info, err := redisCommand(r.Addr(), "INFO server")
+		info, err := redisCommand(r.Addr(), r.cfg.password, "INFO server")
 		return err == nil && strings.Contains(info, want), nil
 	})
 	if err != nil {
@@ -225,9 +235,10 @@ func (r *Redis) stopLocked() error {
 	return waitRefused(r.Addr(), redisReadyTimeout)
 }
 
-// redisCommand sends one inline command and returns a simple-string or bulk-string reply. It
-// keeps the harness free of a Redis client and its background goroutines.
-func redisCommand(addr, command string) (string, error) {
+// redisCommand sends one inline command (after AUTH password, unless password is empty) and
+// returns a simple-string or bulk-string reply. It keeps the harness free of a Redis client and
+// its background goroutines.
+func redisCommand(addr, password, command string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return "", err
@@ -236,10 +247,22 @@ func redisCommand(addr, command string) (string, error) {
 	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
 		return "", err
 	}
+	br := bufio.NewReader(c)
+	if password != "" {
+		if _, err := io.WriteString(c, "AUTH "+password+"\r\n"); err != nil {
+			return "", err
+		}
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return "", fmt.Errorf("redis: AUTH: %s", strings.TrimSpace(line))
+		}
+	}
 	if _, err := io.WriteString(c, command+"\r\n"); err != nil {
 		return "", err
 	}
-	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
 	if err != nil {
 		return "", err

@@ -34,8 +34,8 @@ const (
 //	defer n.Stop(context.Background())
 //	lease, err := n.Locks().Acquire(ctx, "nightly-report", backends.LockOptions{})
 //
-// Start and Stop are safe to call once each; after Stop every facade
-// answers ErrClosed.
+// Start is called once; Stop any number of times (later calls return nil).
+// After Stop every facade answers ErrClosed.
 type Node struct {
 	cfg  Config
 	opts options
@@ -148,7 +148,8 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(n.log))
+	noise := newPeerNoise(n.log.Handler())
+	n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(slog.New(noise)))
 	// Members ping each other's actor systems with a Touch (see
 	// membership.ping) to this actor; protoactor answers a Touch itself
 	// and the actor ignores it.
@@ -164,6 +165,7 @@ func (n *Node) start(ctx context.Context) error {
 		OnTopology: n.onTopology, Logger: n.log,
 	})
 	n.provider.gate = n.gate
+	noise.members.Store(n.provider)
 	var copts []cluster.ConfigOption
 	if !n.cfg.ClientOnly() {
 		copts = append(copts, cluster.WithKinds(n.host.kinds()...))
@@ -205,7 +207,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.host.setRuntime(rt)
-		n.disc = runtime.NewDiscoveryClient(n.system.Root, rt.DiscoveryPID(), backends.DiscoveryOptions{
+		n.disc = runtime.NewDiscoveryClient(n.system.Root, rt.PIDs().Discovery, backends.DiscoveryOptions{
 			OnRegistration: n.onRegistration,
 		})
 		if err := n.provider.Join(ctx, n.disc); err != nil {
@@ -314,14 +316,20 @@ func (n *Node) onTopology(ms []Member) {
 // Stop leaves the cluster and stops everything Start started, in reverse
 // order: the membership (deregistering), the facades, the grains (which
 // release what they hold while the backend is still connected), the
-// runtime node, remoting and the actor system. Errors are joined; later
-// calls return ErrClosed. After a Start that failed when its context
-// ended, Stop waits (within ctx) until Start's clean-up is done and
-// returns ErrClosed.
+// runtime node, remoting and the actor system. Errors are joined.
+//
+// Stop is idempotent: later calls, and a call before Start, return nil
+// (Start then returns ErrClosed). After a Start that failed when its
+// context ended, Stop waits (within ctx) until Start's clean-up is done.
+//
+// A backend that cannot be reached does not fail Stop: the member's
+// registration then expires with its TTL (Config.MemberTTL), and what
+// could not be undone is logged at warning level.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	if n.state != stateRunning {
 		cleaned := n.cleaned
+		n.state = stateStopped
 		n.mu.Unlock()
 		if cleaned != nil { // a failed Start is still cleaning up
 			select {
@@ -329,7 +337,7 @@ func (n *Node) Stop(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
-		return fmt.Errorf("cluster: stop: %w", backends.ErrClosed)
+		return nil
 	}
 	n.state = stateStopped
 	n.mu.Unlock()
@@ -344,7 +352,12 @@ func (n *Node) teardown(ctx context.Context) error {
 	var errs []error
 	if n.provider != nil {
 		if err := n.provider.Leave(ctx); err != nil {
-			errs = append(errs, err)
+			if backendGone(ctx, err) {
+				n.log.Warn("baton: cluster stop: backend unreachable; the member's registration expires with its TTL",
+					"cluster", n.cfg.Name, "member_ttl", n.cfg.MemberTTL, "err", err)
+			} else {
+				errs = append(errs, err)
+			}
 		}
 	}
 	n.mu.Lock()
@@ -396,6 +409,16 @@ func (n *Node) teardown(ctx context.Context) error {
 		n.system.Shutdown()
 	}
 	return errors.Join(errs...)
+}
+
+// backendGone reports whether a stop step failed only because the backend
+// did not answer: unreachable, or a bound of the step's own ran out while
+// the caller's ctx still had time.
+func backendGone(ctx context.Context, err error) bool {
+	if errors.Is(err, backends.ErrUnavailable) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }
 
 // stopGrains stops placement (and with it every grain of this member) and
@@ -548,7 +571,7 @@ func (n *Node) Cache(name string) *runtime.CacheClient {
 	if c := n.caches[key]; c != nil {
 		return c
 	}
-	c := runtime.NewCacheClient(n.system.Root, n.rt.CachePID(), name, n.locks)
+	c := runtime.NewCacheClient(n.system.Root, n.rt.PIDs().Cache, name, n.locks)
 	n.caches[key] = c
 	return c
 }

@@ -193,6 +193,10 @@ loop:
 	if err := n.Stop(stopCtx); err != nil {
 		return err
 	}
+	// A deferred Stop after an explicit one must be harmless.
+	if err := n.Stop(stopCtx); err != nil {
+		return fmt.Errorf("second stop: %w", err)
+	}
 	o.printf("stopped")
 	return nil
 }

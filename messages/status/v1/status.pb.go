@@ -24,8 +24,8 @@ const (
 )
 
 // Code classifies the outcome of a request. Each code from CODE_NOT_FOUND to
-// CODE_NOT_SUPPORTED stands for exactly one sentinel error of the backends
-// package, so an error survives the trip through a message (and across
+// CODE_NOT_SUPPORTED, and CODE_UNAUTHENTICATED, stands for exactly one
+// sentinel error of the backends package, so an error survives the trip through a message (and across
 // nodes) and still matches its sentinel under errors.Is.
 type Code int32
 
@@ -60,6 +60,8 @@ const (
 	Code_CODE_CANCELED Code = 12
 	// Any other failure (a bug, an unexpected backend reply).
 	Code_CODE_INTERNAL Code = 13
+	// backends.ErrUnauthenticated: the backend refused the credentials.
+	Code_CODE_UNAUTHENTICATED Code = 14
 )
 
 // Enum value maps for Code.
@@ -79,6 +81,7 @@ var (
 		11: "CODE_DEADLINE_EXCEEDED",
 		12: "CODE_CANCELED",
 		13: "CODE_INTERNAL",
+		14: "CODE_UNAUTHENTICATED",
 	}
 	Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":       0,
@@ -95,6 +98,7 @@ var (
 		"CODE_DEADLINE_EXCEEDED": 11,
 		"CODE_CANCELED":          12,
 		"CODE_INTERNAL":          13,
+		"CODE_UNAUTHENTICATED":   14,
 	}
 )
 
@@ -267,7 +271,7 @@ const file_baton_status_v1_status_proto_rawDesc = "" +
 	"\x0fInvalidArgument\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*\xaa\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\xc4\x02\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x12\n" +
@@ -283,7 +287,8 @@ const file_baton_status_v1_status_proto_rawDesc = "" +
 	"\x12\x1a\n" +
 	"\x16CODE_DEADLINE_EXCEEDED\x10\v\x12\x11\n" +
 	"\rCODE_CANCELED\x10\f\x12\x11\n" +
-	"\rCODE_INTERNAL\x10\rB7Z5github.com/baton-go/baton/messages/status/v1;statusv1b\x06proto3"
+	"\rCODE_INTERNAL\x10\r\x12\x18\n" +
+	"\x14CODE_UNAUTHENTICATED\x10\x0eB7Z5github.com/baton-go/baton/messages/status/v1;statusv1b\x06proto3"
 
 var (
 	file_baton_status_v1_status_proto_rawDescOnce sync.Once
