@@ -23,7 +23,7 @@ func RunCache(t *testing.T, target Target) {
 	t.Helper()
 	require.NotNil(t, target.NewCache, "conformance: %s has no cache factory", target.Name)
 	s := cacheSuite{target: target}
-	runCases(t, []testCase{
+	runCases(t, target, backends.ComponentCache, []testCase{
 		{"set-get", true, s.setGet},
 		{"get-missing", true, s.getMissing},
 		{"ttl-expiry", true, s.ttlExpiry},

@@ -28,7 +28,7 @@ func RunConfig(t *testing.T, target Target) {
 	t.Helper()
 	require.NotNil(t, target.NewConfig, "conformance: %s has no config factory", target.Name)
 	s := configSuite{target: target}
-	runCases(t, []testCase{
+	runCases(t, target, backends.ComponentConfig, []testCase{
 		{"set-get-delete", false, s.setGetDelete},
 		{"versions-increase", false, s.versionsIncrease},
 		{"compare-and-set", false, s.compareAndSet},

@@ -26,7 +26,7 @@ func RunDiscovery(t *testing.T, target Target) {
 	t.Helper()
 	require.NotNil(t, target.NewDiscovery, "conformance: %s has no discovery factory", target.Name)
 	s := discoverySuite{target: target}
-	runCases(t, []testCase{
+	runCases(t, target, backends.ComponentDiscovery, []testCase{
 		{"register-discover", false, s.registerDiscover},
 		{"metadata-round-trip", false, s.metadataRoundTrip},
 		{"reregister-updates", false, s.reregisterUpdates},

@@ -19,7 +19,7 @@ func RunElection(t *testing.T, target Target) {
 	t.Helper()
 	require.NotNil(t, target.NewElector, "conformance: %s has no elector factory", target.Name)
 	s := electionSuite{target: target}
-	runCases(t, []testCase{
+	runCases(t, target, backends.ComponentElection, []testCase{
 		{"single-leader", true, s.singleLeader},
 		{"resign-handover", true, s.resignHandover},
 		{"crash-handover", true, s.crashHandover},

@@ -45,7 +45,7 @@ func RunLock(t *testing.T, target Target) {
 	if target.LockHandoff {
 		cases = append(cases, s.handoffCases()...)
 	}
-	runCases(t, cases)
+	runCases(t, target, backends.ComponentLock, cases)
 }
 
 type lockSuite struct{ target Target }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,12 +89,29 @@ func casesStarted(t *testing.T) int64 {
 // which is how Run detects a suite that ran nothing. The count is taken as a
 // case starts, before t.Parallel, so parallel cases are counted when Run
 // checks.
-func runCases(t *testing.T, cases []testCase) {
+//
+// A case that target.Pending lists under component is skipped with its
+// reason (and counted: it is part of the case set); a Pending entry of
+// component that names no case fails t, so a stale entry is noticed.
+func runCases(t *testing.T, target Target, component string, cases []testCase) {
 	t.Helper()
 	n := counter(t)
+	names := make(map[string]bool, len(cases))
+	for _, c := range cases {
+		names[c.name] = true
+	}
+	prefix := component + "/"
+	for key := range target.Pending {
+		if name, ok := strings.CutPrefix(key, prefix); ok && !names[name] {
+			t.Errorf("conformance: %s: Pending names %q, which is no %s case", target.Name, key, component)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			n.Add(1)
+			if reason, ok := target.Pending[prefix+c.name]; ok {
+				t.Skipf("pending on %s: %s", target.Name, reason)
+			}
 			if c.parallel {
 				t.Parallel()
 			}

@@ -34,6 +34,13 @@ type Target struct {
 	// (and fails if a lease is not one). The backends set it; the actor
 	// and cluster targets hand off inside the lock actor instead.
 	LockHandoff bool
+
+	// Pending lists the cases this target is known to fail until a change
+	// outside the suite lands, keyed "<component>/<case>" (for example
+	// "lock/refresh-sets-ttl"), each with the reason. They are skipped
+	// with that reason, so every run shows them, and stay part of the case
+	// set; an entry that names no case fails the suite. Default: none.
+	Pending map[string]string
 }
 
 // Crash simulates the death of the process owning a component.
