@@ -53,7 +53,8 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 // Acquire blocks until the lock is held or ctx ends. Waiters are served in
 // the order they arrived (FIFO by create revision) and wake on their
 // predecessor's delete, without polling. When ctx ends the contender's key
-// and lease are removed before the wrapped ctx.Err() is returned.
+// and lease are removed before an error wrapping ctx.Err() and
+// ErrNotObtained is returned.
 func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return l.acquire(ctx, "etcd: lock acquire", name, opts, true)
 }
@@ -88,10 +89,18 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 	stop := context.AfterFunc(l.ctx, wcancel)
 	defer stop()
 
+	// failed maps the error of a step; a blocking Acquire whose ctx ended
+	// did not get the lock, and says so as well as why.
+	failed := func(err error) error {
+		if wait && ctx.Err() != nil {
+			return fmt.Errorf("%s %q: %w: %w", op, name, backends.ErrNotObtained, ctx.Err())
+		}
+		return l.waitErr(ctx, op, err)
+	}
 	pfx := l.ns.Prefix(backends.ComponentLock, name)
 	e, err := lockEnqueue(wctx, l.conn, cli, pfx, opts.Owner, leaseSeconds(opts.TTL))
 	if err != nil {
-		return nil, l.waitErr(ctx, op, err)
+		return nil, failed(err)
 	}
 	if !e.first {
 		if !wait {
@@ -100,13 +109,13 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 		}
 		if err := lockWaitTurn(wctx, l.conn, cli, pfx, &e); err != nil {
 			lockRevoke(ctx, l.conn, cli, e.id)
-			return nil, l.waitErr(ctx, op, err)
+			return nil, failed(err)
 		}
 	}
 	h, err := l.hold(wctx, cli, e, opts.AutoRenew)
 	if err != nil {
 		lockRevoke(ctx, l.conn, cli, e.id)
-		return nil, l.waitErr(ctx, op, err)
+		return nil, failed(err)
 	}
 	return &lockLease{l: l, h: h, name: name, owner: opts.Owner}, nil
 }

@@ -141,7 +141,7 @@ func (l *Locker) TryAcquire(ctx context.Context, name string, opts backends.Lock
 }
 
 // Acquire blocks until the lock is taken, ctx ends (the error then wraps
-// ctx.Err()) or the Locker is closed. A waiter sleeps until a release
+// ctx.Err() and ErrNotObtained) or the Locker is closed. A waiter sleeps until a release
 // notification for this lock arrives, or at most min(remaining TTL, 1s)
 // with ±10% jitter when none does (expiry publishes nothing). Waiters are
 // not served in FIFO order: every waiter that is woken races for the lock.
@@ -163,12 +163,15 @@ func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOpt
 		if err == nil {
 			return ls, nil
 		}
+		if ctx.Err() != nil {
+			return nil, lockGaveUp(ctx, name)
+		}
 		if !errors.Is(err, backends.ErrNotObtained) {
 			return nil, err
 		}
 		switch w.wait(ctx, l.leases.closing, lockFallback(pttl)) {
 		case wakeCtx:
-			return nil, fmt.Errorf("redis: lock acquire %q: %w", name, ctx.Err())
+			return nil, lockGaveUp(ctx, name)
 		case wakeClosed:
 			return nil, lockClosedErr("acquire")
 		}
@@ -177,9 +180,15 @@ func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOpt
 
 func lockWaitErr(ctx context.Context, name string, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("redis: lock acquire %q: %w", name, ctx.Err())
+		return lockGaveUp(ctx, name)
 	}
 	return err
+}
+
+// lockGaveUp is the error of an Acquire whose ctx ended: it did not get the
+// lock (ErrNotObtained), and why (ctx.Err()).
+func lockGaveUp(ctx context.Context, name string) error {
+	return fmt.Errorf("redis: lock acquire %q: %w: %w", name, backends.ErrNotObtained, ctx.Err())
 }
 
 // lockFallback is the longest a waiter sleeps without a notification:

@@ -13,9 +13,14 @@ import (
 var ErrInternal = errors.New("baton: internal error")
 
 // codeErrors maps codes to errors. Its order is the precedence FromError
-// uses when an error matches several entries: the specific backends
-// sentinels first, unavailable among them, then the context errors, then
-// internal.
+// uses when an error matches several entries: the backends sentinels that
+// name a cause first, unavailable among them, then the context errors,
+// then not-obtained, then internal.
+//
+// Not-obtained comes after the context errors because it is an outcome,
+// not a cause: a blocking acquire that gave up at its deadline did not get
+// the lock (the backends wrap both), and the wire reports why —
+// CODE_DEADLINE_EXCEEDED, as AcquireRequest.timeout promises.
 //
 // Unavailable comes before the context errors on purpose. A backend that
 // could not be reached in time often yields an error that matches both
@@ -33,7 +38,6 @@ var codeErrors = []struct {
 	err  error
 }{
 	{Code_CODE_NOT_FOUND, backends.ErrNotFound},
-	{Code_CODE_NOT_OBTAINED, backends.ErrNotObtained},
 	{Code_CODE_NOT_HELD, backends.ErrNotHeld},
 	{Code_CODE_CONFLICT, backends.ErrConflict},
 	{Code_CODE_INVALID_ARGUMENT, backends.ErrInvalidArgument},
@@ -43,6 +47,7 @@ var codeErrors = []struct {
 	{Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 	{Code_CODE_CANCELED, context.Canceled},
 	{Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
+	{Code_CODE_NOT_OBTAINED, backends.ErrNotObtained},
 	{Code_CODE_INTERNAL, ErrInternal},
 }
 
@@ -55,7 +60,8 @@ func OK() *Status { return &Status{Code: Code_CODE_OK} }
 // anything else is CODE_INTERNAL. The message is err.Error(). An error
 // that matches several gets the first in codeErrors' order: a backends
 // sentinel wins over a context error, so an unreachable backend whose
-// wait ran into some deadline is CODE_UNAVAILABLE.
+// wait ran into some deadline is CODE_UNAVAILABLE — except ErrNotObtained,
+// which a context error wins over (a wait that gave up).
 func FromError(err error) *Status {
 	if err == nil {
 		return OK()

@@ -137,6 +137,8 @@ func TestFromError(t *testing.T) {
 		// usually the backend's or the actor's, not the receiver's.
 		{"unavailable within deadline", backends.Unavailable("get", context.DeadlineExceeded), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 		{"unavailable and canceled", backends.Unavailable("get", context.Canceled), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
+		// A blocking acquire that gave up: why, not what.
+		{"not obtained at the deadline", fmt.Errorf("acquire: %w: %w", backends.ErrNotObtained, context.DeadlineExceeded), statusv1.Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
 		{"deadline wrapping unavailable", fmt.Errorf("%w: %w", context.DeadlineExceeded, backends.ErrUnavailable), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 		{"unknown", errors.New("boom"), statusv1.Code_CODE_INTERNAL, statusv1.ErrInternal},
 	}
