@@ -319,7 +319,7 @@ type lockHold struct {
 	key       string
 	rev       int64
 	autoRenew bool
-	onEnd     func(*lockHold)
+	onEnd     func(h *lockHold, state int) // with the final state
 
 	opMu sync.Mutex // serializes Refresh and Release round trips
 
@@ -340,7 +340,7 @@ type lockHold struct {
 }
 
 func newLockHold(parent context.Context, conn *Connector, cli *clientv3.Client, e lockEntry, autoRenew bool,
-	wg *sync.WaitGroup, onEnd func(*lockHold)) *lockHold {
+	wg *sync.WaitGroup, onEnd func(*lockHold, int)) *lockHold {
 	ctx, cancel := context.WithCancel(parent)
 	h := &lockHold{
 		conn: conn, cli: cli, key: e.key, rev: e.rev, autoRenew: autoRenew, onEnd: onEnd,
@@ -383,7 +383,7 @@ func (h *lockHold) end(state int) {
 			h.conn.logger.Debug("etcd: lock or leadership lost", "key", h.key, "token", h.rev)
 		}
 		if h.onEnd != nil {
-			h.onEnd(h)
+			h.onEnd(h, state)
 		}
 	})
 }
@@ -420,10 +420,18 @@ func (h *lockHold) monitor(ctx context.Context) {
 	}
 	from := h.rev + 1
 	for {
+		// clientv3's Watch blocks until its stream is up, so against an
+		// unreachable server it would keep the monitor from noticing that
+		// the keep-alive ended: start it beside the loop instead.
 		wctx, wcancel := context.WithCancel(ctx)
-		wch := h.cli.Watch(wctx, h.key, clientv3.WithRev(from), clientv3.WithFilterPut())
-		lost, recheck := h.watchLoop(ctx, wch, &kach, &kaID, startKeepAlive)
+		started, watching := make(chan clientv3.WatchChan, 1), make(chan struct{})
+		go func() {
+			defer close(watching)
+			started <- h.cli.Watch(wctx, h.key, clientv3.WithRev(from), clientv3.WithFilterPut())
+		}()
+		lost, recheck := h.watchLoop(ctx, started, &kach, &kaID, startKeepAlive)
 		wcancel()
+		<-watching // Watch returns once wctx is cancelled
 		if ctx.Err() != nil {
 			return
 		}
@@ -449,12 +457,15 @@ func (h *lockHold) monitor(ctx context.Context) {
 	}
 }
 
-func (h *lockHold) watchLoop(ctx context.Context, wch clientv3.WatchChan, kach *<-chan *clientv3.LeaseKeepAliveResponse,
+func (h *lockHold) watchLoop(ctx context.Context, started <-chan clientv3.WatchChan, kach *<-chan *clientv3.LeaseKeepAliveResponse,
 	kaID *clientv3.LeaseID, restart func() bool) (lost, recheck bool) {
+	var wch clientv3.WatchChan // nil, so not selected, until the watch started
 	for {
 		select {
 		case <-ctx.Done():
 			return false, false
+		case wch = <-started:
+			started = nil
 		case <-h.relet:
 			if !restart() {
 				return true, false
