@@ -82,10 +82,10 @@ func statusOf(msg any) (*statusv1.Status, bool) {
 }
 
 // actorOpError keeps a backend call that ran out of the actor's own
-// OpTimeout from reading as the caller's deadline on the way back: the
-// status mapping prefers context.DeadlineExceeded to ErrUnavailable, which
-// is right for a caller's deadline but not for the actor's. The text stays,
-// with the sentinel in it once.
+// OpTimeout from reading as the caller's deadline on the way back: it is
+// ErrUnavailable and no longer matches context.DeadlineExceeded, and its
+// text says whose timeout it was. (The status mapping sends an error that
+// is both as CODE_UNAVAILABLE anyway.)
 func actorOpError(err error) error {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		return err

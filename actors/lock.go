@@ -896,7 +896,11 @@ func (a *LockActor) onRefresh(ctx actor.Context, m *lockv1.RefreshRequest) {
 		a.startNext(ctx, h.name)
 		a.tidy(h.name)
 	}
-	respond(ctx, &lockv1.RefreshResponse{Status: statusv1.FromError(err)})
+	resp := &lockv1.RefreshResponse{Status: statusv1.FromError(err)}
+	if err == nil {
+		resp.Ttl = durationpb.New(h.lease.TTL()) // as the backend rounded it
+	}
+	respond(ctx, resp)
 }
 
 // onLeaseEnded handles a lease whose Done closed. A lease still recorded

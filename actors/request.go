@@ -33,7 +33,8 @@ type Sender interface {
 // after DefaultRequestTimeout. A reply from a dead or unknown PID (dead
 // letter) is ErrUnavailable; a reply of the wrong type is ErrInvalidArgument;
 // a reply whose status field is not OK becomes the matching sentinel error
-// (the response is still returned, for callers that want its fields).
+// (the response is still returned, for callers that want its fields). An
+// ErrUnavailable reply that arrives after ctx ended also matches ctx.Err().
 //
 // No goroutine or timer is left behind: the reply is delivered straight into
 // a one-slot channel registered as a process for the duration of the call.
@@ -79,7 +80,8 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 	case <-expired:
 		return zero, fmt.Errorf("%s: no reply from %s within %s: %w", describe(req), pid.Id, DefaultRequestTimeout, context.DeadlineExceeded)
 	case msg := <-reply.ch:
-		return decodeReply[Resp](pid, req, msg)
+		resp, err := decodeReply[Resp](pid, req, msg)
+		return resp, withCallerContext(ctx, err)
 	}
 }
 
@@ -126,6 +128,20 @@ func RequestAsync[Resp any](ctx actor.Context, pid *actor.PID, req any, timeout 
 			then(decodeReply[Resp](pid, req, res))
 		}
 	})
+}
+
+// withCallerContext adds ctx's error to a failure that arrived after ctx
+// ended, so errors.Is(err, context.DeadlineExceeded) holds for a caller
+// whose own deadline passed — the status codes carry one error, and an
+// unreachable backend is reported as ErrUnavailable even when its wait ran
+// into that deadline. A caller whose ctx has time left gets the error as
+// it was sent: never a deadline that is not its own.
+func withCallerContext(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if err == nil || cerr == nil || errors.Is(err, cerr) || !errors.Is(err, backends.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cerr)
 }
 
 func decodeReply[Resp any](pid *actor.PID, req any, msg any) (Resp, error) {

@@ -60,7 +60,11 @@ type ConfigCenter interface {
 	// opts.Known when given.
 	WatchWith(ctx context.Context, key string, opts WatchOptions) (<-chan ConfigEvent, error)
 	// History returns up to limit earlier versions of key, newest first,
-	// including the current one (limit <= 0 = all that are kept).
+	// including the current one (limit <= 0 = all that are kept). A key
+	// with no version kept — never set, or its history trimmed away — has
+	// an empty history: an empty slice and no error. History lists
+	// versions, it does not say whether the key exists (a deleted key
+	// keeps its earlier values); Get does.
 	History(ctx context.Context, key string, limit int) ([]ConfigItem, error)
 	// Rollback sets key back to the value it had at version, as a new write
 	// (with a new version). ErrNotFound when that version is not in History.

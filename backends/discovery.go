@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -16,7 +17,27 @@ type ServiceInfo struct {
 	Weight   int               `json:"weight,omitempty"` // >= 0; 0 means the default weight
 }
 
-// Validate checks ID, Name, Address and Weight.
+// Limits of a ServiceInfo, checked by Validate. A registration is stored
+// whole, sent whole with every watch event and every keep-alive that
+// restores it, and held by every watcher, so it must stay small: large
+// data belongs in the config center or a store of its own, and the
+// registration can name it.
+const (
+	// MaxServiceMetadataSize bounds the metadata: the bytes of all keys
+	// and values together (64 KiB).
+	MaxServiceMetadataSize = 64 << 10
+	// MaxServiceTags bounds the number of tags.
+	MaxServiceTags = 64
+	// MaxServiceTagLen bounds one tag, in bytes.
+	MaxServiceTagLen = 256
+	// MaxServiceVersionLen bounds the version, in bytes.
+	MaxServiceVersionLen = 256
+)
+
+// Validate checks ID, Name, Address and Weight, and that Metadata, Tags and
+// Version stay within MaxServiceMetadataSize, MaxServiceTags,
+// MaxServiceTagLen and MaxServiceVersionLen. A violation is an
+// *InvalidArgumentError naming the field.
 func (s ServiceInfo) Validate() error {
 	if err := ValidateName("service id", s.ID); err != nil {
 		return err
@@ -32,6 +53,25 @@ func (s ServiceInfo) Validate() error {
 	}
 	if s.Weight < 0 {
 		return Invalid("service weight", s.Weight, "must not be negative")
+	}
+	size := 0
+	for k, v := range s.Metadata {
+		size += len(k) + len(v)
+	}
+	if size > MaxServiceMetadataSize {
+		return Invalid("service metadata", fmt.Sprintf("%d entries, %d bytes", len(s.Metadata), size),
+			fmt.Sprintf("larger than %d bytes (keys and values together)", MaxServiceMetadataSize))
+	}
+	if len(s.Tags) > MaxServiceTags {
+		return Invalid("service tags", fmt.Sprintf("%d tags", len(s.Tags)), fmt.Sprintf("more than %d tags", MaxServiceTags))
+	}
+	for i, tag := range s.Tags {
+		if len(tag) > MaxServiceTagLen {
+			return Invalid(fmt.Sprintf("service tags[%d]", i), tag, fmt.Sprintf("longer than %d bytes", MaxServiceTagLen))
+		}
+	}
+	if len(s.Version) > MaxServiceVersionLen {
+		return Invalid("service version", s.Version, fmt.Sprintf("longer than %d bytes", MaxServiceVersionLen))
 	}
 	return nil
 }

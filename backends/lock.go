@@ -13,12 +13,16 @@ import (
 // script; etcd: the lock key's create revision). Pass it to the resource you
 // protect and reject writes carrying an older token.
 type Locker interface {
-	// Acquire blocks until the lock is obtained or ctx ends (then ctx.Err(),
-	// wrapped, and no stale entry is left behind). It does not busy-poll:
+	// Acquire blocks until the lock is obtained or ctx ends: then the error
+	// wraps both ctx.Err() and ErrNotObtained (errors.Is holds for either:
+	// why it gave up, and that it did not get the lock), and no stale entry
+	// is left behind. It does not busy-poll:
 	// etcd waits on its predecessor's delete; Redis on a release notification
 	// with a bounded, jittered fallback.
 	Acquire(ctx context.Context, name string, opts LockOptions) (Lease, error)
 	// TryAcquire returns ErrNotObtained at once when the lock is held.
+	// ErrNotObtained means the caller does not hold the lock: "held by
+	// someone else" here, "gave up waiting" from Acquire.
 	TryAcquire(ctx context.Context, name string, opts LockOptions) (Lease, error)
 }
 
@@ -79,12 +83,14 @@ type Lease interface {
 	Name() string
 	// Owner is the holder's identity.
 	Owner() string
-	// TTL is the lease time granted (after backend rounding).
+	// TTL is the lease time granted (after backend rounding): at
+	// acquisition, then by the last successful Refresh.
 	TTL() time.Duration
 	// Token is the fencing token: strictly increasing per lock name.
 	Token() uint64
-	// Refresh extends the lease to ttl from now (0 = the original TTL).
-	// ErrNotHeld when the lock is no longer ours.
+	// Refresh extends the lease to ttl from now (0 = its current TTL).
+	// Afterwards TTL reports the new TTL. ErrNotHeld when the lock is no
+	// longer ours.
 	Refresh(ctx context.Context, ttl time.Duration) error
 	// Release frees the lock. ErrNotHeld when it is no longer ours.
 	Release(ctx context.Context) error

@@ -46,7 +46,10 @@
 // statusv1.FromError(err); the requesting side calls Status.Err, which
 // returns nil for CODE_OK and otherwise an error that matches the same
 // sentinel under errors.Is and carries the original text. A missing or
-// CODE_UNSPECIFIED status is an internal error, never success.
+// CODE_UNSPECIFIED status is an internal error, never success. An error
+// that matches a sentinel and a context error (an unreachable backend
+// whose wait timed out) travels as the sentinel: CODE_UNAVAILABLE, not
+// CODE_DEADLINE_EXCEEDED.
 //
 // # Regenerating
 //

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
 // clientDefaults fills in the defaults shared by LockClientOptions and
@@ -48,21 +49,84 @@ func (g *grantDone) end() { g.endOnce.Do(func() { close(g.done) }) }
 // them) and the grants they hold. mu also guards what the owning client
 // keeps beside it.
 type clientBase[G grant] struct {
-	root  *actor.RootContext
-	pid   *actor.PID
-	inbox *inbox
-	err   error // set when the inbox could not be registered
+	root    *actor.RootContext
+	pid     *actor.PID
+	inbox   *inbox
+	err     error // set when the inbox could not be registered
+	cleanup time.Duration
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
 	held   map[string]G // grant id → grant
 	lost   lostSet
+	// withdrawals counts the CancelRequests still running in the
+	// background for waits that ended; Close waits for them. Add is only
+	// called under mu while not closed, so it never races with that Wait.
+	withdrawals sync.WaitGroup
 }
 
-func (b *clientBase[G]) init(root *actor.RootContext, pid *actor.PID, kind string, onEvent func(msg any)) {
-	b.root, b.pid = root, pid
+func (b *clientBase[G]) init(root *actor.RootContext, pid *actor.PID, kind string, cleanup time.Duration,
+	log *slog.Logger, onEvent func(msg any)) {
+	b.root, b.pid, b.cleanup, b.log = root, pid, cleanup, log
 	b.held = map[string]G{}
 	b.inbox, b.err = newInbox(root.ActorSystem(), kind, onEvent)
+}
+
+// withdraw cleans up after an acquire or campaign that returned no grant,
+// and returns the caller's error. When no answer was received (ctx ended,
+// or the reply was lost), the actor may still be waiting on the request —
+// or have granted it meanwhile: a CancelRequest withdraws or gives up
+// either. It is sent in the background, bounded by CleanupTimeout, so the
+// caller returns at its deadline even when the actor is busy (its mailbox
+// runs Release and Resign calls one at a time, each up to its OpTimeout,
+// and a backend call in flight ends only when the backend answers). Close
+// waits for these withdrawals, so none outlives the client.
+//
+// When the caller's ctx has ended, the error wraps ctx.Err() — and gaveUp
+// too when it is set (backends.ErrNotObtained for a lock: the caller did
+// not get it).
+func (b *clientBase[G]) withdraw(ctx context.Context, op, name, requestID string, noAnswer bool, err, gaveUp error) error {
+	if noAnswer {
+		b.withdrawLater(ctx, requestID)
+	}
+	cerr := ctx.Err()
+	switch {
+	case cerr != nil && gaveUp != nil:
+		return fmt.Errorf("%s %q: %w: %w", op, name, gaveUp, cerr)
+	case cerr != nil:
+		return fmt.Errorf("%s %q: %w", op, name, cerr)
+	case gaveUp != nil && !errors.Is(err, gaveUp) &&
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+		// The actor gave up at the deadline it was given.
+		return fmt.Errorf("%s %q: %w: %w", op, name, gaveUp, err)
+	}
+	return fmt.Errorf("%s %q: %w", op, name, err)
+}
+
+// withdrawLater sends the CancelRequest of requestID from a goroutine that
+// Close waits for; after Close it is sent at once instead.
+func (b *clientBase[G]) withdrawLater(ctx context.Context, requestID string) {
+	send := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cleanup)
+		defer cancel()
+		_, err := actors.Request[*lockv1.CancelResponse](cctx, b.root, b.pid, &lockv1.CancelRequest{RequestId: requestID})
+		if err != nil && !errors.Is(err, backends.ErrClosed) {
+			b.log.Warn("baton: withdrawing an abandoned request failed", "request_id", requestID, "err", err)
+		}
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		send()
+		return
+	}
+	b.withdrawals.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.withdrawals.Done()
+		send()
+	}()
 }
 
 func (b *clientBase[G]) usable() error {
@@ -146,8 +210,10 @@ func (b *clientBase[G]) shut() (map[string]G, bool) {
 	return held, true
 }
 
-// closeInbox removes the inbox, if it was registered.
+// closeInbox waits for the withdrawals still running (shut has been
+// called: no new one starts) and removes the inbox, if it was registered.
 func (b *clientBase[G]) closeInbox() {
+	b.withdrawals.Wait()
 	if b.inbox != nil {
 		b.inbox.close()
 	}

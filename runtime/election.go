@@ -21,8 +21,9 @@ import (
 // ElectionClientOptions configures an ElectionClient.
 type ElectionClientOptions struct {
 	// CleanupTimeout bounds the clean-up requests the client sends on its
-	// own: the CancelRequest of a Campaign whose context ended and the
-	// resignations done by Close. Default: 5s.
+	// own: the CancelRequest of a Campaign whose context ended (sent in the
+	// background, Campaign does not wait for it) and the resignations done
+	// by Close. Default: 5s.
 	CleanupTimeout time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
@@ -65,14 +66,15 @@ var (
 func NewElectionClient(root *actor.RootContext, pid *actor.PID, opts ElectionClientOptions) *ElectionClient {
 	c := &ElectionClient{opts: opts.withDefaults(), observers: map[string]*observer{}}
 	c.life, c.kill = context.WithCancel(context.Background())
-	c.base.init(root, pid, "election-client", c.onEvent)
+	c.base.init(root, pid, "election-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent)
 	return c
 }
 
 // Campaign waits until this candidate leads election or ctx ends. When ctx
-// ends first, the client withdraws the campaign with a CancelRequest and
-// waits for the actor to confirm before returning the wrapped ctx.Err(): a
-// candidate that gave up never becomes leader later.
+// ends first, Campaign returns the wrapped ctx.Err() at once and the client
+// withdraws the campaign in the background with a CancelRequest (bounded by
+// CleanupTimeout; Close waits for it): a candidate that gave up does not
+// stay leader — a leadership granted meanwhile is resigned.
 func (c *ElectionClient) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
 	const op = "runtime: campaign"
 	if err := c.base.usable(); err != nil {
@@ -84,7 +86,7 @@ func (c *ElectionClient) Campaign(ctx context.Context, election, value string) (
 	}
 	resp, err := grantRequest[*lockv1.CampaignResponse](ctx, c.base.root, c.base.pid, req, true, func(t *durationpb.Duration) { req.Timeout = t })
 	if err != nil {
-		return nil, withdraw(ctx, c.base.root, c.base.pid, c.opts.CleanupTimeout, op, election, req.RequestId, resp == nil, err)
+		return nil, c.base.withdraw(ctx, op, election, req.RequestId, resp == nil, err, nil)
 	}
 	m := resp.GetLeadership()
 	l := &clientLeadership{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -21,8 +22,8 @@ import (
 type LockClientOptions struct {
 	// CleanupTimeout bounds the clean-up requests the client sends on its
 	// own: the CancelRequest of an Acquire whose context ended (so no stale
-	// waiter or grant is left behind) and the releases done by Close.
-	// Default: 5s.
+	// waiter or grant is left behind; sent in the background, Acquire does
+	// not wait for it) and the releases done by Close. Default: 5s.
 	CleanupTimeout time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
@@ -57,15 +58,17 @@ var (
 // requests (usually system.Root).
 func NewLockClient(root *actor.RootContext, pid *actor.PID, opts LockClientOptions) *LockClient {
 	c := &LockClient{opts: opts.withDefaults()}
-	c.base.init(root, pid, "lock-client", c.onEvent)
+	c.base.init(root, pid, "lock-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent)
 	return c
 }
 
 // Acquire waits until the lock is granted or ctx ends. The wait happens in
-// the actor (which queues local waiters in arrival order); when ctx ends
-// first, the client withdraws the request with a CancelRequest and waits
-// for the actor to confirm — so no waiter or grant of it is left — before
-// returning the wrapped ctx.Err().
+// the actor (which queues local waiters in arrival order). When ctx ends
+// first, Acquire returns at once with an error that wraps both ctx.Err()
+// and backends.ErrNotObtained, and the client withdraws the request in the
+// background with a CancelRequest (bounded by CleanupTimeout; Close waits
+// for it): the actor drops the waiter, or gives back what it granted
+// meanwhile, so nothing of it is left held.
 func (c *LockClient) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return c.acquire(ctx, "runtime: lock acquire", name, opts, true)
 }
@@ -89,40 +92,23 @@ func (c *LockClient) acquire(ctx context.Context, op, name string, opts backends
 	}
 	resp, err := grantRequest[*lockv1.AcquireResponse](ctx, c.base.root, c.base.pid, req, wait, func(t *durationpb.Duration) { req.Timeout = t })
 	if err != nil {
-		return nil, c.withdraw(ctx, op, name, req.RequestId, resp == nil, err)
+		var gaveUp error
+		if wait {
+			gaveUp = backends.ErrNotObtained
+		}
+		return nil, c.base.withdraw(ctx, op, name, req.RequestId, resp == nil, err, gaveUp)
 	}
 	m := resp.GetLease()
 	l := &clientLease{
-		c: c, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
+		c: c, name: m.GetName(), owner: m.GetOwner(),
 		token: m.GetToken(), id: m.GetLeaseId(), grantDone: grantDone{done: make(chan struct{})},
 	}
+	l.ttl.Store(int64(m.GetTtl().AsDuration()))
 	if !c.base.keep(l) {
 		c.release(l.id, name)
 		return nil, fmt.Errorf("%s %q: client: %w", op, name, backends.ErrClosed)
 	}
 	return l, nil
-}
-
-// withdraw cleans up after an acquire or campaign that returned no grant.
-// When no answer was received (ctx ended, or the reply was lost), the
-// actor may still be waiting on the request — or have granted it: a
-// CancelRequest withdraws or gives up either, and the client waits for its
-// answer so that nothing is left behind when it returns.
-func (c *LockClient) withdraw(ctx context.Context, op, name, requestID string, noAnswer bool, err error) error {
-	return withdraw(ctx, c.base.root, c.base.pid, c.opts.CleanupTimeout, op, name, requestID, noAnswer, err)
-}
-
-func withdraw(ctx context.Context, root *actor.RootContext, pid *actor.PID, timeout time.Duration,
-	op, name, requestID string, noAnswer bool, err error) error {
-	if noAnswer {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		_, _ = actors.Request[*lockv1.CancelResponse](cctx, root, pid, &lockv1.CancelRequest{RequestId: requestID})
-		cancel()
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("%s %q: %w", op, name, cerr)
-	}
-	return fmt.Errorf("%s %q: %w", op, name, err)
 }
 
 // farFuture stands for "no deadline": actors.Request gives up after
@@ -182,7 +168,7 @@ type clientLease struct {
 	c     *LockClient
 	name  string
 	owner string
-	ttl   time.Duration
+	ttl   atomic.Int64 // time.Duration: granted, then as the last Refresh set it
 	token uint64
 	id    string
 	grantDone
@@ -193,11 +179,12 @@ func (l *clientLease) Owner() string   { return l.owner }
 func (l *clientLease) Token() uint64   { return l.token }
 func (l *clientLease) grantID() string { return l.id }
 
-// TTL is the TTL granted at acquisition (after the backend's rounding); a
-// Refresh with another TTL does not change it.
-func (l *clientLease) TTL() time.Duration { return l.ttl }
+// TTL is the lease's current TTL after the backend's rounding: the one
+// granted at acquisition, or the one the last successful Refresh set.
+func (l *clientLease) TTL() time.Duration { return time.Duration(l.ttl.Load()) }
 
-// Refresh extends the lease to ttl from now (0 = the lease's TTL).
+// Refresh extends the lease to ttl from now (0 = the lease's current TTL);
+// TTL reports the new TTL afterwards.
 func (l *clientLease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err := l.c.base.usable(); err != nil {
 		return fmt.Errorf("runtime: lock %q refresh: %w", l.name, err)
@@ -206,12 +193,18 @@ func (l *clientLease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl != 0 {
 		req.Ttl = durationpb.New(ttl)
 	}
-	_, err := actors.Request[*lockv1.RefreshResponse](ctx, l.c.base.root, l.c.base.pid, req)
+	resp, err := actors.Request[*lockv1.RefreshResponse](ctx, l.c.base.root, l.c.base.pid, req)
 	if errors.Is(err, backends.ErrNotHeld) {
 		l.c.base.forget(l)
 	}
 	if err != nil {
 		return fmt.Errorf("runtime: lock %q refresh: %w", l.name, err)
+	}
+	switch {
+	case resp.GetTtl() != nil:
+		l.ttl.Store(int64(resp.GetTtl().AsDuration()))
+	case ttl != 0:
+		l.ttl.Store(int64(ttl)) // an actor that does not report it: as asked
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func RunConfig(t *testing.T, target Target) {
 		{"watch-resume-from-version", false, s.watchResumeFromVersion},
 		{"history-and-rollback", false, s.historyAndRollback},
 		{"history-limit", false, s.historyLimit},
+		{"history-never-set", false, s.historyNeverSet},
 		{"layered-resolution", false, s.layeredResolution},
 		{"env-isolation", false, s.envIsolation},
 		{"bind-valid-and-invalid-update", false, s.bindUpdates},
@@ -549,6 +550,21 @@ func (s configSuite) historyLimit(t *testing.T) {
 	r, err := cc.Rollback(ctx, "h", items[3].Version)
 	require.NoError(t, err)
 	assert.Equal(t, "v4", r.Value)
+}
+
+// historyNeverSet: a key that was never set has an empty history — no
+// versions, and no error — on every implementation.
+func (s configSuite) historyNeverSet(t *testing.T) {
+	cc := s.fresh(t)
+	ctx := ctxFor(t, opTimeout)
+	setKey(t, cc, "other", "o") // the namespace is not empty
+	for _, limit := range []int{0, 1} {
+		hist, err := cc.History(ctx, "never-set", limit)
+		require.NoError(t, err, "history of a key never set, limit %d", limit)
+		assert.Empty(t, hist, "limit %d", limit)
+	}
+	_, err := cc.Get(ctx, "never-set")
+	assert.ErrorIs(t, err, backends.ErrNotFound, "Get is what tells a key does not exist")
 }
 
 func (s configSuite) layeredResolution(t *testing.T) {

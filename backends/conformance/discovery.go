@@ -358,6 +358,24 @@ func (s discoverySuite) invalidServiceInfo(t *testing.T) {
 		"address too long": mutate(func(s *backends.ServiceInfo) {
 			s.Address = strings.Repeat("a", backends.MaxKeyLen+1)
 		}),
+		"10 MB of metadata": mutate(func(s *backends.ServiceInfo) {
+			s.Metadata = map[string]string{"blob": strings.Repeat("m", 10<<20)}
+		}),
+		"metadata one byte over": mutate(func(s *backends.ServiceInfo) { // the key counts too
+			s.Metadata = map[string]string{"k": strings.Repeat("m", backends.MaxServiceMetadataSize)}
+		}),
+		"too many tags": mutate(func(s *backends.ServiceInfo) {
+			s.Tags = make([]string, backends.MaxServiceTags+1)
+			for i := range s.Tags {
+				s.Tags[i] = fmt.Sprint("t", i)
+			}
+		}),
+		"tag too long": mutate(func(s *backends.ServiceInfo) {
+			s.Tags = []string{"ok", strings.Repeat("t", backends.MaxServiceTagLen+1)}
+		}),
+		"version too long": mutate(func(s *backends.ServiceInfo) {
+			s.Version = strings.Repeat("v", backends.MaxServiceVersionLen+1)
+		}),
 	}
 	for what, svc := range bad {
 		err := d.Register(ctx, svc, 0)
@@ -380,6 +398,22 @@ func (s discoverySuite) invalidServiceInfo(t *testing.T) {
 
 	// Nothing of the above was registered.
 	assert.Empty(t, discover(t, d, "svc"))
+
+	// Right at every limit is fine, and round-trips whole.
+	full := mutate(func(s *backends.ServiceInfo) {
+		s.ID = "svc-full"
+		s.Metadata = map[string]string{"k": strings.Repeat("m", backends.MaxServiceMetadataSize-1)}
+		s.Tags = make([]string, backends.MaxServiceTags)
+		for i := range s.Tags {
+			s.Tags[i] = fmt.Sprintf("%03d", i) + strings.Repeat("t", backends.MaxServiceTagLen-3)
+		}
+		s.Version = strings.Repeat("v", backends.MaxServiceVersionLen)
+	})
+	register(t, d, full, 0)
+	list := discover(t, d, "svc")
+	require.Len(t, list, 1)
+	assert.Equal(t, normService(full), list[0])
+	require.NoError(t, d.Deregister(ctx, full.ID))
 }
 
 func (s discoverySuite) servicesIsolated(t *testing.T) {

@@ -37,6 +37,8 @@ func RunLock(t *testing.T, target Target) {
 		{"expiry-takeover", true, s.expiryTakeover},
 		{"refresh-extends", true, s.refreshExtends},
 		{"refresh-after-expiry", true, s.refreshAfterExpiry},
+		{"refresh-sets-ttl", true, s.refreshSetsTTL},
+		{"acquire-give-up-not-obtained", true, s.acquireGiveUpNotObtained},
 		{"auto-renew", true, s.autoRenew},
 		{"crashed-holder-expires", true, s.crashedHolderExpires},
 		{"names-independent", true, s.namesIndependent},
@@ -247,6 +249,50 @@ func (s lockSuite) refreshExtends(t *testing.T) {
 	assert.False(t, closed(a.Done()))
 	require.NoError(t, a.Refresh(ctx, 0), "refresh with the original TTL")
 	require.NoError(t, a.Release(ctx))
+}
+
+// refreshSetsTTL: after a Refresh with another TTL, Lease.TTL reports
+// that TTL (whole seconds, which no backend rounds); a Refresh with 0
+// keeps it.
+func (s lockSuite) refreshSetsTTL(t *testing.T) {
+	ls := s.lockers(t, 1)
+	ctx := ctxFor(t, opTimeout)
+	a := tryAcquire(t, ls[0], "job", backends.LockOptions{TTL: time.Hour})
+	assert.Equal(t, time.Hour, a.TTL())
+	require.NoError(t, a.Refresh(ctx, time.Minute))
+	assert.Equal(t, time.Minute, a.TTL(), "TTL after Refresh(1m) of a 1h lease")
+	require.NoError(t, a.Refresh(ctx, 0))
+	assert.Equal(t, time.Minute, a.TTL(), "Refresh(0) keeps the current TTL")
+	require.NoError(t, a.Refresh(ctx, 2*time.Hour))
+	assert.Equal(t, 2*time.Hour, a.TTL())
+	require.NoError(t, a.Release(ctx))
+}
+
+// acquireGiveUpNotObtained: an Acquire that gives up — its deadline passed,
+// or it was cancelled — reports both why (the context error) and what
+// (ErrNotObtained: the caller does not hold the lock).
+func (s lockSuite) acquireGiveUpNotObtained(t *testing.T) {
+	ls := s.lockers(t, 2)
+	ctx := ctxFor(t, opTimeout)
+	holder := tryAcquire(t, ls[0], "job", backends.LockOptions{})
+
+	dctx, dcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	lease, err := ls[1].Acquire(dctx, "job", backends.LockOptions{})
+	dcancel()
+	assert.Nil(t, lease)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorIs(t, err, backends.ErrNotObtained, "an acquire that ran out of time did not obtain the lock")
+
+	cctx, cancel := context.WithCancel(ctx)
+	waiter := goAcquire(cctx, ls[1], "job", backends.LockOptions{})
+	stillBlocked(t, waiter, 100*time.Millisecond, "acquire")
+	cancel()
+	got := await(t, waiter, opTimeout, "cancelled acquire")
+	assert.Nil(t, got.lease)
+	assert.ErrorIs(t, got.err, context.Canceled)
+	assert.ErrorIs(t, got.err, backends.ErrNotObtained, "a cancelled acquire did not obtain the lock")
+
+	require.NoError(t, holder.Release(ctx))
 }
 
 // refreshAfterExpiry: once a lease expired, Refresh reports ErrNotHeld and

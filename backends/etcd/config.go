@@ -364,10 +364,7 @@ func (c *ConfigCenter) History(ctx context.Context, key string, limit int) ([]ba
 	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		byVersion[kvs[0].ModRevision] = string(kvs[0].Value)
 	}
-	if len(byVersion) == 0 {
-		return nil, fmt.Errorf("%s %q: %w", op, key, backends.ErrNotFound)
-	}
-	items := make([]backends.ConfigItem, 0, len(byVersion))
+	items := make([]backends.ConfigItem, 0, len(byVersion)) // empty, not an error, when none is kept
 	for v, value := range byVersion {
 		items = append(items, backends.ConfigItem{Key: key, Value: value, Version: uint64(v)})
 	}

@@ -70,7 +70,15 @@
 // removed by hand), when auto-renewal finds the lease gone, and at once when
 // the connector is disconnected (nothing can renew or release through it).
 // A cancelled Acquire revokes its lease, which removes its key, before it
-// returns.
+// returns an error wrapping ctx.Err() and ErrNotObtained.
+//
+// A lost hold (lock or leadership) is given up for good: its lease is
+// revoked in the background, retried (backoff up to 1s) through the
+// connector's current client until etcd answers. Losing a hold because
+// etcd stopped answering does not remove its key, and an etcd that restarts
+// renews every lease to its full TTL, so without the revoke the lock or
+// election would stay blocked for a TTL after the server is back. Close
+// ends the retries; what is left then expires by its TTL.
 //
 // Hand-off: a lease is a backends.Handoffer. Handoff renews the lease with
 // a keep-alive (no write), then commits one transaction guarded by our

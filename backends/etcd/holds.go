@@ -2,10 +2,13 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/baton-go/baton/backends"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -53,10 +56,17 @@ func (s *holdSet) hold(conn *Connector, cli *clientv3.Client, e lockEntry, autoR
 	if s.closed {
 		return nil
 	}
-	h := newLockHold(s.ctx, conn, cli, e, autoRenew, &s.wg, func(h *lockHold) {
+	h := newLockHold(s.ctx, conn, cli, e, autoRenew, &s.wg, func(h *lockHold, state int) {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		delete(s.held, h)
-		s.mu.Unlock()
+		if state == lockLost && !s.closed {
+			s.wg.Add(1) // under mu while open: never races shut's Wait
+			go func() {
+				defer s.wg.Done()
+				revokeLost(s.ctx, conn, h.lease(), h.key)
+			}()
+		}
 	})
 	s.held[h] = struct{}{}
 	return h
@@ -81,4 +91,44 @@ func (s *holdSet) shut(conn *Connector, op string) error {
 	s.cancel()
 	s.wg.Wait()
 	return nil
+}
+
+// revokeLost revokes the etcd lease of a hold that ended as lost, retrying
+// until etcd answers. Losing a hold does not remove its key: when this
+// client stopped hearing from etcd (server killed, partition, client
+// closed under it), the key and its lease may still be there, and a
+// restarted etcd renews every lease to its full TTL — so the lock or
+// election would stay blocked for another TTL after the server is back
+// although nobody holds it. The first answer settles it: the lease is
+// revoked, or etcd no longer knows it.
+//
+// Attempts go through the connector's current client, so they continue
+// across a reconnect (a supervisor that replaced the client); while etcd is
+// unreachable each one fails fast (see Connector.opContext) and they are
+// spaced by a backoff of 100ms doubling to 1s. The loop ends with ctx (the
+// Locker's or Elector's Close): after Close nothing is revoked any more,
+// which is what a crashed process looks like, and the lease then expires
+// by its TTL.
+func revokeLost(ctx context.Context, conn *Connector, id clientv3.LeaseID, key string) {
+	const maxBackoff = time.Second
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		if cli, err := conn.client(); err == nil {
+			rctx, cancel := conn.opContext(ctx)
+			_, err = cli.Revoke(rctx, id)
+			cancel()
+			if err == nil || errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+				conn.logger.Debug("etcd: lease of a lost lock or leadership revoked", "key", key, "attempts", attempt)
+				return
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }

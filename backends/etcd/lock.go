@@ -53,7 +53,8 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 // Acquire blocks until the lock is held or ctx ends. Waiters are served in
 // the order they arrived (FIFO by create revision) and wake on their
 // predecessor's delete, without polling. When ctx ends the contender's key
-// and lease are removed before the wrapped ctx.Err() is returned.
+// and lease are removed before an error wrapping ctx.Err() and
+// ErrNotObtained is returned.
 func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return l.acquire(ctx, "etcd: lock acquire", name, opts, true)
 }
@@ -88,10 +89,18 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 	stop := context.AfterFunc(l.ctx, wcancel)
 	defer stop()
 
+	// failed maps the error of a step; a blocking Acquire whose ctx ended
+	// did not get the lock, and says so as well as why.
+	failed := func(err error) error {
+		if wait && ctx.Err() != nil {
+			return fmt.Errorf("%s %q: %w: %w", op, name, backends.ErrNotObtained, ctx.Err())
+		}
+		return l.waitErr(ctx, op, err)
+	}
 	pfx := l.ns.Prefix(backends.ComponentLock, name)
 	e, err := lockEnqueue(wctx, l.conn, cli, pfx, opts.Owner, leaseSeconds(opts.TTL))
 	if err != nil {
-		return nil, l.waitErr(ctx, op, err)
+		return nil, failed(err)
 	}
 	if !e.first {
 		if !wait {
@@ -100,13 +109,13 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 		}
 		if err := lockWaitTurn(wctx, l.conn, cli, pfx, &e); err != nil {
 			lockRevoke(ctx, l.conn, cli, e.id)
-			return nil, l.waitErr(ctx, op, err)
+			return nil, failed(err)
 		}
 	}
 	h, err := l.hold(wctx, cli, e, opts.AutoRenew)
 	if err != nil {
 		lockRevoke(ctx, l.conn, cli, e.id)
-		return nil, l.waitErr(ctx, op, err)
+		return nil, failed(err)
 	}
 	return &lockLease{l: l, h: h, name: name, owner: opts.Owner}, nil
 }
@@ -310,7 +319,7 @@ type lockHold struct {
 	key       string
 	rev       int64
 	autoRenew bool
-	onEnd     func(*lockHold)
+	onEnd     func(h *lockHold, state int) // with the final state
 
 	opMu sync.Mutex // serializes Refresh and Release round trips
 
@@ -331,7 +340,7 @@ type lockHold struct {
 }
 
 func newLockHold(parent context.Context, conn *Connector, cli *clientv3.Client, e lockEntry, autoRenew bool,
-	wg *sync.WaitGroup, onEnd func(*lockHold)) *lockHold {
+	wg *sync.WaitGroup, onEnd func(*lockHold, int)) *lockHold {
 	ctx, cancel := context.WithCancel(parent)
 	h := &lockHold{
 		conn: conn, cli: cli, key: e.key, rev: e.rev, autoRenew: autoRenew, onEnd: onEnd,
@@ -374,7 +383,7 @@ func (h *lockHold) end(state int) {
 			h.conn.logger.Debug("etcd: lock or leadership lost", "key", h.key, "token", h.rev)
 		}
 		if h.onEnd != nil {
-			h.onEnd(h)
+			h.onEnd(h, state)
 		}
 	})
 }
@@ -411,10 +420,18 @@ func (h *lockHold) monitor(ctx context.Context) {
 	}
 	from := h.rev + 1
 	for {
+		// clientv3's Watch blocks until its stream is up, so against an
+		// unreachable server it would keep the monitor from noticing that
+		// the keep-alive ended: start it beside the loop instead.
 		wctx, wcancel := context.WithCancel(ctx)
-		wch := h.cli.Watch(wctx, h.key, clientv3.WithRev(from), clientv3.WithFilterPut())
-		lost, recheck := h.watchLoop(ctx, wch, &kach, &kaID, startKeepAlive)
+		started, watching := make(chan clientv3.WatchChan, 1), make(chan struct{})
+		go func() {
+			defer close(watching)
+			started <- h.cli.Watch(wctx, h.key, clientv3.WithRev(from), clientv3.WithFilterPut())
+		}()
+		lost, recheck := h.watchLoop(ctx, started, &kach, &kaID, startKeepAlive)
 		wcancel()
+		<-watching // Watch returns once wctx is cancelled
 		if ctx.Err() != nil {
 			return
 		}
@@ -440,12 +457,15 @@ func (h *lockHold) monitor(ctx context.Context) {
 	}
 }
 
-func (h *lockHold) watchLoop(ctx context.Context, wch clientv3.WatchChan, kach *<-chan *clientv3.LeaseKeepAliveResponse,
+func (h *lockHold) watchLoop(ctx context.Context, started <-chan clientv3.WatchChan, kach *<-chan *clientv3.LeaseKeepAliveResponse,
 	kaID *clientv3.LeaseID, restart func() bool) (lost, recheck bool) {
+	var wch clientv3.WatchChan // nil, so not selected, until the watch started
 	for {
 		select {
 		case <-ctx.Done():
 			return false, false
+		case wch = <-started:
+			started = nil
 		case <-h.relet:
 			if !restart() {
 				return true, false

@@ -90,7 +90,18 @@
 // local timer starts before the acquire request is sent, so Done never
 // closes later than Redis lets the key expire. AutoRenew refreshes at TTL/3.
 // A blocked Acquire returns ErrUnavailable when Redis cannot be reached; it
-// does not keep waiting through an outage.
+// does not keep waiting through an outage. One that gives up (ctx ended)
+// wraps ctx.Err() and ErrNotObtained.
+//
+// A lost reply: when an acquire, hand-off or campaign script got no answer
+// (the caller's deadline, a dropped connection, a stalled server), it may
+// have run, or may still run — a server stopped with SIGSTOP or stuck in a
+// long pause runs what was sent to it when it continues. The grant is then
+// given back in the background with the release (resign) script, retried
+// with backoff until it removes the grant or the grant's TTL has passed
+// since the server first answered, so the lock is not left to nobody for a
+// TTL and the caller still returns at its deadline. The holder value is a
+// fresh nonce per attempt, so a give-back can never free anyone else's lock.
 //
 // # Elections
 //

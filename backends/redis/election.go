@@ -132,8 +132,13 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 			id, value, e.ttl.Milliseconds(), channel).Int64Slice()
 		if err != nil {
 			if replyLost(err) {
-				// Leadership may have been granted with the reply lost.
-				e.electAbandon(cl, leaderKey, id, channel)
+				// Leadership may have been granted with the reply lost, or
+				// may still be (a stalled server runs the script later).
+				e.terms.giveBackLater(e.conn, e.log, "redis election", electResignScript,
+					leaderKey, id, channel, e.ttl)
+			}
+			if cerr := ctxErr(ctx); cerr != nil {
+				return nil, fmt.Errorf("%s: %w", op, cerr)
 			}
 			return nil, mapErr(op, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -31,6 +32,20 @@ func (c *Connector) client() (goredis.UniversalClient, error) {
 		return nil, fmt.Errorf("redis: connector disconnected: %w", backends.ErrClosed)
 	}
 	return nil, fmt.Errorf("redis: connector not connected: %w", backends.ErrUnavailable)
+}
+
+// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
+// passed although its timer has not fired yet: go-redis sets socket
+// deadlines from ctx's deadline, so an i/o timeout can come back a moment
+// before ctx reports that it ended.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // mapErr turns a go-redis error into the shared sentinels, keeping the cause:

@@ -141,7 +141,7 @@ func (l *Locker) TryAcquire(ctx context.Context, name string, opts backends.Lock
 }
 
 // Acquire blocks until the lock is taken, ctx ends (the error then wraps
-// ctx.Err()) or the Locker is closed. A waiter sleeps until a release
+// ctx.Err() and ErrNotObtained) or the Locker is closed. A waiter sleeps until a release
 // notification for this lock arrives, or at most min(remaining TTL, 1s)
 // with ±10% jitter when none does (expiry publishes nothing). Waiters are
 // not served in FIFO order: every waiter that is woken races for the lock.
@@ -163,12 +163,15 @@ func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOpt
 		if err == nil {
 			return ls, nil
 		}
+		if ctxErr(ctx) != nil {
+			return nil, lockGaveUp(ctx, name)
+		}
 		if !errors.Is(err, backends.ErrNotObtained) {
 			return nil, err
 		}
 		switch w.wait(ctx, l.leases.closing, lockFallback(pttl)) {
 		case wakeCtx:
-			return nil, fmt.Errorf("redis: lock acquire %q: %w", name, ctx.Err())
+			return nil, lockGaveUp(ctx, name)
 		case wakeClosed:
 			return nil, lockClosedErr("acquire")
 		}
@@ -176,10 +179,16 @@ func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOpt
 }
 
 func lockWaitErr(ctx context.Context, name string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("redis: lock acquire %q: %w", name, ctx.Err())
+	if ctxErr(ctx) != nil {
+		return lockGaveUp(ctx, name)
 	}
 	return err
+}
+
+// lockGaveUp is the error of an Acquire whose ctx ended: it did not get the
+// lock (ErrNotObtained), and why (ctx.Err()).
+func lockGaveUp(ctx context.Context, name string) error {
+	return fmt.Errorf("redis: lock acquire %q: %w: %w", name, backends.ErrNotObtained, ctxErr(ctx))
 }
 
 // lockFallback is the longest a waiter sleeps without a notification:
@@ -216,10 +225,12 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 		if replyLost(err) {
 			// The server may have granted the lock before the reply was
 			// lost (a cancelled context, a read timeout that fires just
-			// before the context reports it, a dropped connection); give it
-			// back so it does not sit there for a TTL. The holder value is a
-			// fresh nonce, so this can never free someone else's lock.
-			l.lockAbandon(cl, ownerKey, holder, channel)
+			// before the context reports it, a dropped connection), or may
+			// still grant it (a stalled server runs the script when it
+			// continues); give it back so it does not sit there for a TTL.
+			// The holder value is a fresh nonce, so this can never free
+			// someone else's lock.
+			l.lockGiveBack(ownerKey, holder, channel, ttl)
 		}
 		return nil, 0, mapErr(fmt.Sprintf("redis: lock acquire %q", name), err)
 	}
@@ -251,14 +262,16 @@ func (l *Locker) track(cl goredis.UniversalClient, name string, o backends.LockO
 		renew = ls.autoRenew
 	}
 	if !l.leases.add(ls, ttl, start, renew) {
-		l.lockAbandon(cl, ownerKey, holder, channel)
+		giveBackNow(l.log, "redis lock", lockReleaseScript, cl, ownerKey, holder, channel)
 		return nil, lockClosedErr("acquire")
 	}
 	return ls, nil
 }
 
-func (l *Locker) lockAbandon(cl goredis.UniversalClient, ownerKey, holder, channel string) {
-	giveBackNow(l.log, "redis lock", lockReleaseScript, cl, ownerKey, holder, channel)
+// lockGiveBack gives back, in the background, a grant to holder whose
+// reply was lost (see holdings.giveBackLater).
+func (l *Locker) lockGiveBack(ownerKey, holder, channel string, ttl time.Duration) {
+	l.leases.giveBackLater(l.conn, l.log, "redis lock", lockReleaseScript, ownerKey, holder, channel, ttl)
 }
 
 // Close stops auto-renewals, releases every lease still held (best effort,
@@ -384,9 +397,9 @@ func (ls *lease) Handoff(ctx context.Context, opts backends.LockOptions) (backen
 	token, err := lockHandoffScript.Run(ctx, cl, []string{ls.ownerKey, fenceKey}, ls.holder, holder, ttl.Milliseconds()).Int64()
 	if err != nil {
 		if replyLost(err) {
-			// The new holder may have been stored: free the lock rather
-			// than leave it to somebody nobody knows.
-			l.lockAbandon(cl, ls.ownerKey, holder, ls.channel)
+			// The new holder may have been stored (or may still be): free
+			// the lock rather than leave it to somebody nobody knows.
+			l.lockGiveBack(ls.ownerKey, holder, ls.channel, ttl)
 		}
 		return nil, mapErr(op, err)
 	}

@@ -213,10 +213,79 @@ func (h *holdings[T]) close(hub *lockHub, conn *Connector) {
 	h.wg.Wait()
 }
 
+// giveBackLater undoes a grant whose reply was lost — the script may have
+// run on the server, or may still run: a script sent to a stalled server
+// (SIGSTOP, a long pause) runs when the server continues, possibly long
+// after the caller gave up. It runs script (a release or a resign: KEYS[1]
+// key; ARGV id, channel) in the background, at once and then with a
+// backoff of 50ms doubling to 1s, until the script reports that it gave
+// the grant back, or until ttl (the grant's TTL) has passed since the
+// server first answered an attempt: a grant made by then has expired by
+// itself, and none can be made later. id is a fresh nonce, so this can
+// never free anybody else's key. Attempts go through the connector's
+// current client, each bounded by lockCleanupTimeout. Close ends the loop
+// after one last attempt (and waits for it); after Close a grant is given
+// back once, at once, as before.
+func (h *holdings[T]) giveBackLater(conn *Connector, log *slog.Logger, what string, script *goredis.Script,
+	key, id, channel string, ttl time.Duration) {
+	if !h.track() {
+		if cl, err := conn.client(); err == nil {
+			giveBackNow(log, what, script, cl, key, id, channel)
+		}
+		return
+	}
+	go func() {
+		defer h.wg.Done()
+		var answered time.Time // when the server first answered
+		backoff := 50 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			closing := false
+			if n, err := giveBackOnce(conn, script, key, id, channel); err == nil {
+				if n == 1 {
+					log.Debug(what+": lost grant given back", "key", key, "attempts", attempt)
+					return
+				}
+				if answered.IsZero() {
+					answered = time.Now()
+				}
+			} else {
+				log.Debug(what+": give-back failed, retrying", "key", key, "err", err)
+			}
+			if !answered.IsZero() && time.Since(answered) >= ttl {
+				return // any grant of it has expired
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-h.closing:
+				closing = true
+			case <-t.C:
+			}
+			t.Stop()
+			if closing {
+				_, _ = giveBackOnce(conn, script, key, id, channel)
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+	}()
+}
+
+// giveBackOnce runs a give-back script once through the connector's
+// current client, bounded by lockCleanupTimeout; the reply is 1 when it
+// removed the key.
+func giveBackOnce(conn *Connector, script *goredis.Script, key, id, channel string) (int, error) {
+	cl, err := conn.client()
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lockCleanupTimeout)
+	defer cancel()
+	return script.Run(ctx, cl, []string{key}, id, channel).Int()
+}
+
 // giveBackNow runs script (a release or a resign: KEYS[1] key; ARGV id,
-// channel), bounded by lockCleanupTimeout. It undoes a grant whose reply was
-// lost or that came after Close, so that the key does not sit there for a
-// whole TTL.
+// channel) once, bounded by lockCleanupTimeout. It undoes a grant that came
+// after Close, so that the key does not sit there for a whole TTL.
 func giveBackNow(log *slog.Logger, what string, script *goredis.Script, cl goredis.UniversalClient, key, id, channel string) {
 	ctx, cancel := context.WithTimeout(context.Background(), lockCleanupTimeout)
 	defer cancel()

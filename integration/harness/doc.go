@@ -44,7 +44,10 @@
 // Stop, Start and Restart keep the address: a restarted server listens on the same port(s).
 // A restarted etcd keeps its data (same data dir); [Etcd.Wipe] stops it and deletes the data
 // dir so that the next Start begins with an empty store. A restarted Redis is always empty.
-// Stop on a stopped server and Start on a running one do nothing. These methods report
+// Stop on a stopped server and Start on a running one do nothing. Pause freezes a server in
+// its own process (StartRedis, StartEtcdProcess) with SIGSTOP and Resume thaws it (SIGCONT):
+// a stalled server that keeps its connections, the fault that timeouts rather than refused
+// connections must handle. These methods report
 // failures with t.Fatalf on the testing.TB given to the Start* function, so call them from
 // the test goroutine.
 //

@@ -835,16 +835,24 @@ func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
 		return fmt.Errorf("cluster: lock %q refresh: lease over: %w", ls.name, backends.ErrNotHeld)
 	}
 	sent := time.Now()
+	var granted time.Duration // the TTL after the refresh, as the grain reports it
 	err := ls.call(ctx, func(ctx context.Context, grain *actor.PID, id string) (any, error) {
 		req := &lockv1.RefreshRequest{Name: ls.name, LeaseId: id}
 		if ttl != 0 {
 			req.Ttl = durationpb.New(ttl)
 		}
-		return actors.Request[*lockv1.RefreshResponse](ctx, ls.l.n.system.Root, grain, req)
+		resp, err := actors.Request[*lockv1.RefreshResponse](ctx, ls.l.n.system.Root, grain, req)
+		if err == nil && resp.GetTtl() != nil {
+			granted = resp.GetTtl().AsDuration()
+		}
+		return resp, err
 	})
 	if err == nil {
 		ls.ttlMu.Lock()
-		if ttl != 0 {
+		switch {
+		case granted > 0:
+			ls.ttl = granted
+		case ttl != 0:
 			ls.ttl = ttl
 		}
 		ttl = ls.ttl

@@ -407,7 +407,8 @@ type RefreshRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	LeaseId string                 `protobuf:"bytes,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	// The new time to live from now; unset or zero means the lease's TTL.
+	// The new time to live from now; unset or zero means the lease's
+	// current TTL (the last one granted).
 	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -467,8 +468,11 @@ func (x *RefreshRequest) GetTtl() *durationpb.Duration {
 // RefreshResponse answers RefreshRequest; CODE_NOT_HELD when the lease was
 // lost.
 type RefreshResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        *v11.Status            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *v11.Status            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// The TTL the lease has now, after the backend's rounding: what
+	// Lease.TTL reports from here on. Set on success.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -506,6 +510,13 @@ func (*RefreshResponse) Descriptor() ([]byte, []int) {
 func (x *RefreshResponse) GetStatus() *v11.Status {
 	if x != nil {
 		return x.Status
+	}
+	return nil
+}
+
+func (x *RefreshResponse) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
 	}
 	return nil
 }
@@ -819,9 +830,10 @@ const file_baton_lock_v1_lock_proto_rawDesc = "" +
 	"\x0eRefreshRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\tR\aleaseId\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"B\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"o\n" +
 	"\x0fRefreshResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\".\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\".\n" +
 	"\rCancelRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"A\n" +
@@ -881,17 +893,18 @@ var file_baton_lock_v1_lock_proto_depIdxs = []int32{
 	14, // 7: baton.lock.v1.ReleaseResponse.status:type_name -> baton.status.v1.Status
 	12, // 8: baton.lock.v1.RefreshRequest.ttl:type_name -> google.protobuf.Duration
 	14, // 9: baton.lock.v1.RefreshResponse.status:type_name -> baton.status.v1.Status
-	14, // 10: baton.lock.v1.CancelResponse.status:type_name -> baton.status.v1.Status
-	14, // 11: baton.lock.v1.LeaseLost.cause:type_name -> baton.status.v1.Status
-	0,  // 12: baton.lock.v1.AdoptRequest.lease:type_name -> baton.lock.v1.Lease
-	13, // 13: baton.lock.v1.AdoptRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
-	14, // 14: baton.lock.v1.AdoptResponse.status:type_name -> baton.status.v1.Status
-	0,  // 15: baton.lock.v1.AdoptResponse.lease:type_name -> baton.lock.v1.Lease
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	12, // 10: baton.lock.v1.RefreshResponse.ttl:type_name -> google.protobuf.Duration
+	14, // 11: baton.lock.v1.CancelResponse.status:type_name -> baton.status.v1.Status
+	14, // 12: baton.lock.v1.LeaseLost.cause:type_name -> baton.status.v1.Status
+	0,  // 13: baton.lock.v1.AdoptRequest.lease:type_name -> baton.lock.v1.Lease
+	13, // 14: baton.lock.v1.AdoptRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	14, // 15: baton.lock.v1.AdoptResponse.status:type_name -> baton.status.v1.Status
+	0,  // 16: baton.lock.v1.AdoptResponse.lease:type_name -> baton.lock.v1.Lease
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_baton_lock_v1_lock_proto_init() }

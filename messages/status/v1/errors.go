@@ -13,25 +13,41 @@ import (
 var ErrInternal = errors.New("baton: internal error")
 
 // codeErrors maps codes to errors. Its order is the precedence FromError
-// uses when an error matches several entries: the specific backends
-// sentinels first, then the caller's context errors, then unavailable (an
-// unreachable backend whose wait ran into the caller's deadline reports
-// the deadline, as the backends contract asks), then internal.
+// uses when an error matches several entries: the backends sentinels that
+// name a cause first, unavailable among them, then the context errors,
+// then not-obtained, then internal.
+//
+// Not-obtained comes after the context errors because it is an outcome,
+// not a cause: a blocking acquire that gave up at its deadline did not get
+// the lock (the backends wrap both), and the wire reports why —
+// CODE_DEADLINE_EXCEEDED, as AcquireRequest.timeout promises.
+//
+// Unavailable comes before the context errors on purpose. A backend that
+// could not be reached in time often yields an error that matches both
+// ErrUnavailable and context.DeadlineExceeded (etcd's request timeout,
+// a health check that ran out, the connector gate's cause), and the
+// deadline in it is rarely the caller's: it is the backend's or the
+// actor's own. Reported as CODE_DEADLINE_EXCEEDED it would reach a caller
+// whose context still has time left as a bare deadline error, and
+// errors.Is(err, ErrUnavailable) would be false — the one thing that
+// caller must be able to test. A caller whose own deadline did pass still
+// sees context.DeadlineExceeded: actors.Request adds its context's error
+// to a failure that arrives after that context ended.
 var codeErrors = []struct {
 	code Code
 	err  error
 }{
 	{Code_CODE_NOT_FOUND, backends.ErrNotFound},
-	{Code_CODE_NOT_OBTAINED, backends.ErrNotObtained},
 	{Code_CODE_NOT_HELD, backends.ErrNotHeld},
 	{Code_CODE_CONFLICT, backends.ErrConflict},
 	{Code_CODE_INVALID_ARGUMENT, backends.ErrInvalidArgument},
 	{Code_CODE_CLOSED, backends.ErrClosed},
 	{Code_CODE_COMPACTED, backends.ErrCompacted},
 	{Code_CODE_NOT_SUPPORTED, backends.ErrNotSupported},
+	{Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 	{Code_CODE_CANCELED, context.Canceled},
 	{Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
-	{Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
+	{Code_CODE_NOT_OBTAINED, backends.ErrNotObtained},
 	{Code_CODE_INTERNAL, ErrInternal},
 }
 
@@ -41,7 +57,11 @@ func OK() *Status { return &Status{Code: Code_CODE_OK} }
 // FromError turns the outcome of a backend call into a Status: nil is
 // CODE_OK; an error matching a backends sentinel, context.Canceled,
 // context.DeadlineExceeded or ErrInternal under errors.Is gets that code;
-// anything else is CODE_INTERNAL. The message is err.Error().
+// anything else is CODE_INTERNAL. The message is err.Error(). An error
+// that matches several gets the first in codeErrors' order: a backends
+// sentinel wins over a context error, so an unreachable backend whose
+// wait ran into some deadline is CODE_UNAVAILABLE — except ErrNotObtained,
+// which a context error wins over (a wait that gave up).
 func FromError(err error) *Status {
 	if err == nil {
 		return OK()

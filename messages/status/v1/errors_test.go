@@ -133,9 +133,13 @@ func TestFromError(t *testing.T) {
 		{"unavailable with cause", backends.Unavailable("get", errors.New("connection refused")), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 		{"deadline", fmt.Errorf("acquire: %w", context.DeadlineExceeded), statusv1.Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
 		{"canceled", fmt.Errorf("campaign: %w", context.Canceled), statusv1.Code_CODE_CANCELED, context.Canceled},
-		// The caller's deadline wins over unavailable: errors.Is on the
-		// context error must keep holding on the receiving side.
-		{"unavailable within deadline", backends.Unavailable("get", context.DeadlineExceeded), statusv1.Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
+		// Unavailable wins over the context errors: the deadline inside is
+		// usually the backend's or the actor's, not the receiver's.
+		{"unavailable within deadline", backends.Unavailable("get", context.DeadlineExceeded), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
+		{"unavailable and canceled", backends.Unavailable("get", context.Canceled), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
+		// A blocking acquire that gave up: why, not what.
+		{"not obtained at the deadline", fmt.Errorf("acquire: %w: %w", backends.ErrNotObtained, context.DeadlineExceeded), statusv1.Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
+		{"deadline wrapping unavailable", fmt.Errorf("%w: %w", context.DeadlineExceeded, backends.ErrUnavailable), statusv1.Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 		{"unknown", errors.New("boom"), statusv1.Code_CODE_INTERNAL, statusv1.ErrInternal},
 	}
 	for _, tt := range tests {
@@ -150,6 +154,35 @@ func TestFromError(t *testing.T) {
 	}
 	// An unknown error keeps its text and gains the internal marker.
 	assert.Equal(t, "boom: baton: internal error", statusv1.FromError(errors.New("boom")).Err().Error())
+}
+
+// TestUnavailableKeepsItsCode: an error that is both unavailable and a
+// context error — as the etcd backend and the connector gate produce when
+// a server stalls — arrives as ErrUnavailable and never as a bare context
+// error, in whichever order the two were wrapped.
+func TestUnavailableKeepsItsCode(t *testing.T) {
+	gate := backends.Unavailable("etcd backend",
+		backends.Unavailable("etcd: health check", fmt.Errorf("ping: %w", context.DeadlineExceeded)))
+	for name, err := range map[string]error{
+		"gate cause":       gate,
+		"request timeout":  fmt.Errorf("etcd: get: %w: %w", backends.ErrUnavailable, context.DeadlineExceeded),
+		"deadline outside": fmt.Errorf("wait: %w", fmt.Errorf("%w: %w", context.DeadlineExceeded, backends.ErrUnavailable)),
+		"canceled":         backends.Unavailable("redis: get", context.Canceled),
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := statusv1.FromError(err)
+			assert.Equal(t, statusv1.Code_CODE_UNAVAILABLE, st.GetCode())
+			b, merr := proto.Marshal(st)
+			require.NoError(t, merr)
+			out := &statusv1.Status{}
+			require.NoError(t, proto.Unmarshal(b, out))
+			got := out.Err()
+			require.ErrorIs(t, got, backends.ErrUnavailable)
+			assert.NotErrorIs(t, got, context.DeadlineExceeded, "the receiver's own context decides that")
+			assert.NotErrorIs(t, got, context.Canceled)
+			assert.Equal(t, err.Error(), got.Error(), "the text travels unchanged")
+		})
+	}
 }
 
 func TestErrText(t *testing.T) {
