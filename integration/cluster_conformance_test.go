@@ -71,15 +71,6 @@ func TestClusterConformance(t *testing.T) {
 	conformance.Run(t, conformance.Target{
 		Name:   "cluster",
 		Server: redisServer{srv},
-		// The cluster's lock facade and grains (runtime/cluster,
-		// actors/lock_grain.go) have their own owners; these cases wait
-		// for the same two changes there that the node facade got.
-		Pending: map[string]string{
-			"lock/refresh-sets-ttl": "cluster lease TTL is fixed at acquisition: the grain must answer " +
-				"RefreshResponse.ttl and the cluster lease keep it",
-			"lock/acquire-give-up-not-obtained": "cluster Acquire wraps only ctx.Err() when it gives up: " +
-				"it must wrap backends.ErrNotObtained too",
-		},
 		NewCache: func(t *testing.T, opts backends.CacheOptions) backends.Cache {
 			c, err := client.CacheWith(opts)
 			require.NoError(t, err)

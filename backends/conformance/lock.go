@@ -389,6 +389,7 @@ func (s lockSuite) invalidArgs(t *testing.T) {
 	}
 	lease := tryAcquire(t, ls[0], "job", backends.LockOptions{})
 	assert.ErrorIs(t, lease.Refresh(ctx, -time.Second), backends.ErrInvalidArgument, "refresh, negative ttl")
+	assert.ErrorIs(t, lease.Refresh(ctx, time.Millisecond), backends.ErrInvalidArgument, "refresh, ttl below the minimum")
 	require.NoError(t, lease.Release(ctx))
 }
 

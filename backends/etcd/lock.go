@@ -545,7 +545,7 @@ func (h *lockHold) release(ctx context.Context, op string) error {
 // refresh restarts the lease's TTL. ttl 0 keeps the current TTL; a TTL that
 // rounds to a different number of seconds moves the key to a new lease.
 func (h *lockHold) refresh(ctx context.Context, op string, ttl time.Duration) error {
-	if err := backends.ValidateTTL("ttl", ttl); err != nil {
+	if err := backends.ValidateLockTTL("ttl", ttl); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	h.opMu.Lock()

@@ -313,7 +313,7 @@ func (ls *lease) end() {
 
 // Refresh extends the lease to ttl from now (0 = the current TTL).
 func (ls *lease) Refresh(ctx context.Context, ttl time.Duration) error {
-	if err := backends.ValidateTTL("ttl", ttl); err != nil {
+	if err := backends.ValidateLockTTL("ttl", ttl); err != nil {
 		return err
 	}
 	if ls.l.leases.isClosed() {

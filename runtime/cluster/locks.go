@@ -173,11 +173,14 @@ func (l *Locks) acquire(ctx context.Context, op, name string, opts backends.Lock
 	for attempt := 1; ; attempt++ {
 		pid, err := l.n.resolver.resolve(ctx, KindLock, identity)
 		if err != nil {
-			if ctx.Err() != nil || !wait && attempt >= 3 {
-				return nil, fmt.Errorf("%s %q: %w", op, name, errOr(ctx.Err(), err))
+			if ctx.Err() != nil {
+				return nil, gaveUp(ctx, op, name)
+			}
+			if !wait && attempt >= 3 {
+				return nil, fmt.Errorf("%s %q: %w", op, name, err)
 			}
 			if !sleepCtx(ctx, retryDelay(attempt)) {
-				return nil, fmt.Errorf("%s %q: %w", op, name, ctx.Err())
+				return nil, gaveUp(ctx, op, name)
 			}
 			continue
 		}
@@ -206,7 +209,7 @@ func (l *Locks) acquire(ctx context.Context, op, name string, opts backends.Lock
 				return nil, backends.Unavailable(fmt.Sprintf("%s %q", op, name), errors.New("the lock's grain stopped"))
 			}
 			if !sleepCtx(ctx, retryDelay(attempt)) {
-				return nil, fmt.Errorf("%s %q: %w", op, name, ctx.Err())
+				return nil, gaveUp(ctx, op, name)
 			}
 			continue
 		}
@@ -222,9 +225,15 @@ func (l *Locks) acquire(ctx context.Context, op, name string, opts backends.Lock
 		// waited: find its new place and queue again.
 		l.n.resolver.forget(KindLock, identity, pid)
 		if !sleepCtx(ctx, retryDelay(attempt)) {
-			return nil, fmt.Errorf("%s %q: %w", op, name, ctx.Err())
+			return nil, gaveUp(ctx, op, name)
 		}
 	}
+}
+
+// gaveUp is the error of an acquire whose ctx ended: it did not get the
+// lock (ErrNotObtained), and why (ctx.Err()).
+func gaveUp(ctx context.Context, op, name string) error {
+	return fmt.Errorf("%s %q: %w: %w", op, name, backends.ErrNotObtained, ctx.Err())
 }
 
 // movedGrain reports whether an acquire failed because its grain is gone:
@@ -235,13 +244,6 @@ func movedGrain(resp *lockv1.AcquireResponse, err error) bool {
 		return errors.Is(err, backends.ErrUnavailable)
 	}
 	return resp.GetStatus().GetCode() == statusv1.Code_CODE_CLOSED
-}
-
-func errOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func retryDelay(attempt int) time.Duration {
@@ -274,12 +276,20 @@ func grantRequest(ctx context.Context, root *actor.RootContext, pid *actor.PID, 
 	return actors.Request[*lockv1.AcquireResponse](ctx, root, pid, req)
 }
 
-// withdraw cleans up after an acquire that got no answer.
+// withdraw cleans up after an acquire that got no answer: the wait is
+// withdrawn in the background (a grant that raced it is given back there),
+// so the caller returns by its own deadline; Close waits for it.
 func (l *Locks) withdraw(ctx context.Context, op, name string, pid *actor.PID, requestID string, err error) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	_, _ = actors.Request[*lockv1.CancelResponse](cctx, l.n.system.Root, pid, &lockv1.CancelRequest{RequestId: requestID})
-	cancel()
-	return fmt.Errorf("%s %q: %w", op, name, errOr(ctx.Err(), err))
+	root := l.n.system.Root
+	l.cleanups.Go(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		_, _ = actors.Request[*lockv1.CancelResponse](cctx, root, pid, &lockv1.CancelRequest{RequestId: requestID})
+	})
+	if ctx.Err() != nil {
+		return gaveUp(ctx, op, name)
+	}
+	return fmt.Errorf("%s %q: %w", op, name, err)
 }
 
 // granted records a lease granted by grain pid in answer to a request sent

@@ -44,6 +44,7 @@ var codeErrors = []struct {
 	{Code_CODE_CLOSED, backends.ErrClosed},
 	{Code_CODE_COMPACTED, backends.ErrCompacted},
 	{Code_CODE_NOT_SUPPORTED, backends.ErrNotSupported},
+	{Code_CODE_UNAUTHENTICATED, backends.ErrUnauthenticated},
 	{Code_CODE_UNAVAILABLE, backends.ErrUnavailable},
 	{Code_CODE_CANCELED, context.Canceled},
 	{Code_CODE_DEADLINE_EXCEEDED, context.DeadlineExceeded},
