@@ -100,6 +100,10 @@ func (b *clientBase[G]) withdraw(ctx context.Context, op, name, requestID string
 		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
 		// The actor gave up at the deadline it was given.
 		return fmt.Errorf("%s %q: %w: %w", op, name, gaveUp, err)
+	case !noAnswer:
+		// The actor's answer already names the backend, the operation
+		// and the name: one prefix is enough.
+		return err
 	}
 	return fmt.Errorf("%s %q: %w", op, name, err)
 }

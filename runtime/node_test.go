@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,13 @@ func exerciseNode(t *testing.T, ctx context.Context, node *runtime.Node) {
 	lease, err := node.Locks().Acquire(ctx, "lifecycle", backends.LockOptions{TTL: 5 * time.Second})
 	require.NoError(t, err)
 	assert.NotZero(t, lease.Token())
+	// A lock that is held: the error names the lock once, with one
+	// prefix and the sentinel once.
+	_, err = node.Locks().TryAcquire(ctx, "lifecycle", backends.LockOptions{})
+	require.ErrorIs(t, err, backends.ErrNotObtained)
+	assert.Equal(t, 1, strings.Count(err.Error(), `"lifecycle"`), "the lock is named once: %v", err)
+	assert.Equal(t, 1, strings.Count(err.Error(), backends.ErrNotObtained.Error()), "one sentinel: %v", err)
+	assert.NotContains(t, err.Error(), "runtime:", "no facade prefix on the actor's answer: %v", err)
 	require.NoError(t, lease.Release(ctx))
 
 	lead, err := node.Election().Campaign(ctx, "lifecycle", "me")
