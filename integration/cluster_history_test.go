@@ -27,7 +27,7 @@ const (
 	historyTTL = 2 * time.Second
 	// historyRun is how long the first nodes loop on the lock; nodes that
 	// join later loop until the same end.
-	historyRun = 25 * time.Second
+	historyRun = 30 * time.Second
 	// grainHostPause is how long the member hosting the lock's grain (not
 	// the holder) is SIGSTOPped: longer than grainHostStallBound, or a
 	// grain that stays on its stopped host would go unnoticed.
