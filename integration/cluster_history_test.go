@@ -28,6 +28,10 @@ const (
 	// historyRun is how long the first nodes loop on the lock; nodes that
 	// join later loop until the same end.
 	historyRun = 30 * time.Second
+	// historySuspectAfter is the nodes' cluster.Config.SuspectAfter: below
+	// the lock TTL, so that a paused grain host is left out (and its
+	// grains move) before the stall bound, with room for a loaded machine.
+	historySuspectAfter = 1500 * time.Millisecond
 	// grainHostPause is how long the member hosting the lock's grain (not
 	// the holder) is SIGSTOPped: longer than grainHostStallBound, or a
 	// grain that stays on its stopped host would go unnoticed.
@@ -99,7 +103,8 @@ func runLockHistory(t *testing.T, backend []string, restartBackend func()) {
 	}
 	require.NotEmpty(t, lock, "no lock name moves to node4 and then node5")
 	startNode := func(i int) *clusterProc {
-		p := startClusterProc(t, names[i], append([]string{"-name", clusterName(t), "-bind", addrs[i]}, backend...)...)
+		p := startClusterProc(t, names[i], append([]string{"-name", clusterName(t), "-bind", addrs[i],
+			"-suspect-after", historySuspectAfter.String()}, backend...)...)
 		require.Equal(t, addrs[i], p.addr, "%s listens where it was told", names[i])
 		return p
 	}

@@ -18,8 +18,8 @@ import (
 // TestLockContendedDeadlines: 16 callers loop acquire → release on one lock
 // through the facade until a shared deadline ends their waits, round after
 // round. Waits that end while the lock is being handed to them must leave
-// nothing behind: after every round the lock is free, and every round
-// hands the lock on.
+// nothing behind: after every round the lock is free again within a
+// bound, and every round hands the lock on.
 func TestLockContendedDeadlines(t *testing.T) {
 	for _, backend := range []string{backends.BackendRedis, backends.BackendEtcd} {
 		t.Run(backend, func(t *testing.T) {
@@ -57,8 +57,15 @@ func TestLockContendedDeadlines(t *testing.T) {
 				wg.Wait()
 				cancel()
 				require.Positive(t, grants.Load(), "round %d granted nothing", round)
-				l, err := locks.TryAcquire(ctxFor(t, 5*time.Second), "contended", backends.LockOptions{})
-				require.NoError(t, err, "round %d left the lock held", round)
+				// An Acquire returns at its deadline and withdraws its wait in
+				// the background, giving back a grant that raced it: the lock
+				// is free again soon after, not necessarily at once.
+				var l backends.Lease
+				require.Eventually(t, func() bool {
+					var err error
+					l, err = locks.TryAcquire(ctxFor(t, 5*time.Second), "contended", backends.LockOptions{})
+					return err == nil
+				}, 5*time.Second, 10*time.Millisecond, "round %d left the lock held", round)
 				require.NoError(t, l.Release(ctxFor(t, 5*time.Second)))
 			}
 		})
