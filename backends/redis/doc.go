@@ -98,9 +98,10 @@
 // have run, or may still run — a server stopped with SIGSTOP or stuck in a
 // long pause runs what was sent to it when it continues. The grant is then
 // given back in the background with the release (resign) script, retried
-// with backoff until it removes the grant or the grant's TTL has passed
-// since the server first answered, so the lock is not left to nobody for a
-// TTL and the caller still returns at its deadline. The holder value is a
+// with backoff until it removes the grant — for as long as the server does
+// not answer, and for one second more once it answers that the grant is
+// not there (what was queued for it runs by then) — so the lock is not
+// left to nobody for a TTL and the caller still returns at its deadline. The holder value is a
 // fresh nonce per attempt, so a give-back can never free anyone else's lock.
 //
 // # Elections

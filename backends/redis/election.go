@@ -134,8 +134,7 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 			if replyLost(err) {
 				// Leadership may have been granted with the reply lost, or
 				// may still be (a stalled server runs the script later).
-				e.terms.giveBackLater(e.conn, e.log, "redis election", electResignScript,
-					leaderKey, id, channel, e.ttl)
+				e.terms.giveBackLater(e.conn, e.log, "redis election", electResignScript, leaderKey, id, channel)
 			}
 			if cerr := ctxErr(ctx); cerr != nil {
 				return nil, fmt.Errorf("%s: %w", op, cerr)

@@ -230,7 +230,7 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 			// continues); give it back so it does not sit there for a TTL.
 			// The holder value is a fresh nonce, so this can never free
 			// someone else's lock.
-			l.lockGiveBack(ownerKey, holder, channel, ttl)
+			l.lockGiveBack(ownerKey, holder, channel)
 		}
 		return nil, 0, mapErr(fmt.Sprintf("redis: lock acquire %q", name), err)
 	}
@@ -270,8 +270,8 @@ func (l *Locker) track(cl goredis.UniversalClient, name string, o backends.LockO
 
 // lockGiveBack gives back, in the background, a grant to holder whose
 // reply was lost (see holdings.giveBackLater).
-func (l *Locker) lockGiveBack(ownerKey, holder, channel string, ttl time.Duration) {
-	l.leases.giveBackLater(l.conn, l.log, "redis lock", lockReleaseScript, ownerKey, holder, channel, ttl)
+func (l *Locker) lockGiveBack(ownerKey, holder, channel string) {
+	l.leases.giveBackLater(l.conn, l.log, "redis lock", lockReleaseScript, ownerKey, holder, channel)
 }
 
 // Close stops auto-renewals, releases every lease still held (best effort,
@@ -399,7 +399,7 @@ func (ls *lease) Handoff(ctx context.Context, opts backends.LockOptions) (backen
 		if replyLost(err) {
 			// The new holder may have been stored (or may still be): free
 			// the lock rather than leave it to somebody nobody knows.
-			l.lockGiveBack(ls.ownerKey, holder, ls.channel, ttl)
+			l.lockGiveBack(ls.ownerKey, holder, ls.channel)
 		}
 		return nil, mapErr(op, err)
 	}

@@ -219,15 +219,19 @@ func (h *holdings[T]) close(hub *lockHub, conn *Connector) {
 // after the caller gave up. It runs script (a release or a resign: KEYS[1]
 // key; ARGV id, channel) in the background, at once and then with a
 // backoff of 50ms doubling to 1s, until the script reports that it gave
-// the grant back, or until ttl (the grant's TTL) has passed since the
-// server first answered an attempt: a grant made by then has expired by
-// itself, and none can be made later. id is a fresh nonce, so this can
+// the grant back. While the server does not answer (stalled, unreachable)
+// the attempts go on, however long that lasts: the grant, if it is made,
+// is made with a fresh TTL when the server continues. Once the server
+// answers "not ours" it is processing again and runs what was queued for
+// it within moments (on another connection, so possibly just after that
+// answer): the attempts go on for giveBackSettle more, then stop — a grant
+// that was never made never will be. id is a fresh nonce, so this can
 // never free anybody else's key. Attempts go through the connector's
 // current client, each bounded by lockCleanupTimeout. Close ends the loop
 // after one last attempt (and waits for it); after Close a grant is given
 // back once, at once, as before.
 func (h *holdings[T]) giveBackLater(conn *Connector, log *slog.Logger, what string, script *goredis.Script,
-	key, id, channel string, ttl time.Duration) {
+	key, id, channel string) {
 	if !h.track() {
 		if cl, err := conn.client(); err == nil {
 			giveBackNow(log, what, script, cl, key, id, channel)
@@ -251,8 +255,8 @@ func (h *holdings[T]) giveBackLater(conn *Connector, log *slog.Logger, what stri
 			} else {
 				log.Debug(what+": give-back failed, retrying", "key", key, "err", err)
 			}
-			if !answered.IsZero() && time.Since(answered) >= ttl {
-				return // any grant of it has expired
+			if !answered.IsZero() && time.Since(answered) >= giveBackSettle {
+				return // the server ran what was queued: no grant was made
 			}
 			t := time.NewTimer(backoff)
 			select {
@@ -269,6 +273,11 @@ func (h *holdings[T]) giveBackLater(conn *Connector, log *slog.Logger, what stri
 		}
 	}()
 }
+
+// giveBackSettle is how long a give-back keeps trying after the server
+// first answered that the grant is not there: ample for a server that
+// answers to run a script that was already queued on another connection.
+const giveBackSettle = time.Second
 
 // giveBackOnce runs a give-back script once through the connector's
 // current client, bounded by lockCleanupTimeout; the reply is 1 when it
