@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -767,15 +768,21 @@ func (ls *lease) end() {
 // gone maps the failure of a request to the lease's grain: a grain that is
 // no longer there (dead letter) cannot hold the lease any more.
 func (ls *lease) gone(resp any, err error) error {
-	if err != nil && isNil(resp) && errors.Is(err, backends.ErrUnavailable) {
+	if err != nil && noReply(resp) && errors.Is(err, backends.ErrUnavailable) {
 		return fmt.Errorf("lock %q: %w (%s)", ls.name, errGrainGone, err.Error())
 	}
 	return err
 }
 
-func isNil[T any](v T) bool {
-	var zero T
-	return any(v) == any(zero)
+// noReply reports whether a request's response is absent: nil, or a nil
+// pointer inside the interface (what actors.Request returns without a
+// reply).
+func noReply(resp any) bool {
+	if resp == nil {
+		return true
+	}
+	v := reflect.ValueOf(resp)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // call sends a request about the lease to its grain. When the grain is
@@ -808,10 +815,13 @@ func (ls *lease) call(ctx context.Context, send func(ctx context.Context, grain 
 			continue
 		}
 		err = ls.gone(resp, err)
-		if errors.Is(err, backends.ErrNotHeld) && !errors.Is(err, errGrainGone) && ls.handle != "" && attempt == 0 && !ls.ended() {
-			// The grain does not know the lease: it was reset, or restarted.
-			// The backend may hold it still: take it there (if not, the
-			// move ends the lease) and ask again.
+		// A grain that is gone (a dead letter) or does not know the lease
+		// (it was reset or restarted): the backend may hold the lease
+		// still. Take it to the grain's current activation (if the
+		// backend no longer holds it, the move ends the lease) and ask
+		// once more.
+		unknown := errors.Is(err, backends.ErrNotHeld) && !ls.ended()
+		if attempt == 0 && ls.handle != "" && (errors.Is(err, errGrainGone) || unknown) {
 			l.mu.Lock()
 			if pidKey(ls.grain) == pidKey(grain) {
 				l.move(ls, grain)
@@ -819,17 +829,10 @@ func (ls *lease) call(ctx context.Context, send func(ctx context.Context, grain 
 			l.mu.Unlock()
 			continue
 		}
-		if !errors.Is(err, errGrainGone) || ls.handle == "" || attempt > 0 {
-			if errors.Is(err, errGrainGone) {
-				err = fmt.Errorf("%w: %w", err, backends.ErrNotHeld)
-			}
-			return err
+		if errors.Is(err, errGrainGone) {
+			err = fmt.Errorf("%w: %w", err, backends.ErrNotHeld)
 		}
-		l.mu.Lock()
-		if pidKey(ls.grain) == pidKey(grain) {
-			l.move(ls, grain)
-		}
-		l.mu.Unlock()
+		return err
 	}
 }
 
