@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/protoconv"
 )
 
 // DefaultRequestTimeout bounds a Request whose context has no deadline, so a
@@ -152,19 +153,19 @@ func decodeReply[Resp any](pid *actor.PID, req any, msg any) (Resp, error) {
 	case *actor.Terminated:
 		return zero, backends.Unavailable(describe(req), fmt.Errorf("actor %s stopped", pid.Id))
 	case Resp:
-		if st, ok := statusOf(m); ok {
+		if st, ok := protoconv.StatusOf(m); ok {
 			return m, st.Err()
 		}
 		return m, nil
 	}
 	// Another type carrying a failure status: the actor rejected an unknown
 	// or malformed request.
-	if st, ok := statusOf(msg); ok {
+	if st, ok := protoconv.StatusOf(msg); ok {
 		if err := st.Err(); err != nil {
 			return zero, err
 		}
 	}
-	return zero, fmt.Errorf("%s: %w", describe(req), backends.Invalid("reply", messageName(msg), "not the reply this request expects"))
+	return zero, fmt.Errorf("%s: %w", describe(req), backends.Invalid("reply", protoconv.MessageName(msg), "not the reply this request expects"))
 }
 
 // describe names the operation a request message asks for, for error
@@ -225,21 +226,6 @@ func words(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// messageName names a message for an error text: its proto name, or its
-// kind for values that are not protobufs.
-func messageName(msg any) string {
-	if pm, ok := msg.(proto.Message); ok && pm != nil {
-		return string(pm.ProtoReflect().Descriptor().FullName())
-	}
-	switch msg.(type) {
-	case nil:
-		return "nothing"
-	case string:
-		return "a string"
-	}
-	return "a value that is not a protobuf message"
 }
 
 // replyProcess receives exactly one message for a pending Request.

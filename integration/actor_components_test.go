@@ -3,7 +3,8 @@ package integration
 import (
 	"testing"
 
-	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/conformance"
 	"github.com/baton-go/baton/backends/etcd"
@@ -18,7 +19,7 @@ func init() {
 			n := newActorNode(t, conn)
 			bl, err := newBackendLocker(conn, opts)
 			bl = component(t, bl, err)
-			pid := n.spawn(t, "locks", actors.NewLockActorProps(actors.LockActorConfig{
+			pid := n.spawn(t, "locks", components.NewLockActorProps(components.LockActorConfig{
 				Locker: bl, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
 			cl := runtime.NewLockClient(n.sys.Root, pid, runtime.LockClientOptions{})
@@ -30,7 +31,7 @@ func init() {
 			n := newActorNode(t, conn)
 			be, err := newBackendElector(conn, opts)
 			be = component(t, be, err)
-			pid := n.spawn(t, "elections", actors.NewLockActorProps(actors.LockActorConfig{
+			pid := n.spawn(t, "elections", components.NewLockActorProps(components.LockActorConfig{
 				Elector: be, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
 			cl := runtime.NewElectionClient(n.sys.Root, pid, runtime.ElectionClientOptions{})
@@ -44,7 +45,7 @@ func init() {
 			// forwards loss/restoration reports to it.
 			actorOpts := opts
 			actorOpts.OnRegistration = nil
-			pid := n.spawn(t, "discovery", actors.NewDiscoveryActorProps(actors.DiscoveryActorConfig{
+			pid := n.spawn(t, "discovery", components.NewDiscoveryActorProps(components.DiscoveryActorConfig{
 				NewDiscovery: func(o backends.DiscoveryOptions) (backends.ServiceDiscovery, error) {
 					return newBackendDiscovery(conn, o)
 				},
@@ -59,7 +60,7 @@ func init() {
 			n := newActorNode(t, conn)
 			cc, err := newBackendConfig(conn, opts)
 			cc = component(t, cc, err)
-			pid := n.spawn(t, "config", actors.NewConfigActorProps(actors.ConfigActorConfig{
+			pid := n.spawn(t, "config", components.NewConfigActorProps(components.ConfigActorConfig{
 				Center: cc, Name: opts.Name, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
 			cl := runtime.NewConfigClient(n.sys.Root, pid, opts.Name)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/require"
 
@@ -46,11 +48,11 @@ type actorNode struct {
 
 func newActorNode(t *testing.T, conn backends.Connector) *actorNode {
 	t.Helper()
-	sys := actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
+	sys := actors.NewSystem(nil)
 	n := &actorNode{sys: sys, conn: conn}
-	sup, err := sys.Root.SpawnNamed(actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
+	sup, err := sys.Root.SpawnNamed(components.NewConnectorSupervisorProps(components.ConnectorSupervisorConfig{
 		Connectors: []backends.Connector{conn}, HealthInterval: 200 * time.Millisecond, ConnectTimeout: 2 * time.Second,
-		Backoff: actors.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
+		Backoff: components.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
 	}), "connectors")
 	require.NoError(t, err)
 	n.supervisor = sup
@@ -86,7 +88,7 @@ func actorTarget(t *testing.T, name string, server conformance.Server, connect f
 	target.NewCache = func(t *testing.T, opts backends.CacheOptions) backends.Cache {
 		conn := connect(t)
 		n := newActorNode(t, conn)
-		pid := n.spawn(t, "cache", actors.NewCacheActorProps(actors.CacheActorConfig{
+		pid := n.spawn(t, "cache", components.NewCacheActorProps(components.CacheActorConfig{
 			NewCache: func(cacheName string) (backends.Cache, error) {
 				o := opts
 				o.Name = cacheName

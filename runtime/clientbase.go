@@ -22,7 +22,7 @@ func clientDefaults(cleanup time.Duration, logger *slog.Logger) (time.Duration, 
 		cleanup = 5 * time.Second
 	}
 	if logger == nil {
-		logger = actors.DiscardLogger()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	return cleanup, logger
 }

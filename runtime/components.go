@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/actors"
@@ -40,7 +42,7 @@ func (n *Node) startConfig(context.Context) error {
 	if c, ok := center.(backends.Closer); ok {
 		n.closeOnStop("config center", c)
 	}
-	pid, err := n.spawn("baton-config", actors.NewConfigActorProps(actors.ConfigActorConfig{
+	pid, err := n.spawn("baton-config", components.NewConfigActorProps(components.ConfigActorConfig{
 		Center: center, Name: DefaultConfigName, Open: open, Backend: backend,
 		Supervisor: n.supervisor, OpTimeout: n.cfg.Components.OpTimeout, Logger: n.log,
 	}))
@@ -63,7 +65,7 @@ func (n *Node) startConfig(context.Context) error {
 
 func (n *Node) startDiscovery(context.Context) error {
 	backend := n.backendOf(backends.ComponentDiscovery)
-	pid, err := n.spawn("baton-discovery", actors.NewDiscoveryActorProps(actors.DiscoveryActorConfig{
+	pid, err := n.spawn("baton-discovery", components.NewDiscoveryActorProps(components.DiscoveryActorConfig{
 		NewDiscovery: func(opts backends.DiscoveryOptions) (backends.ServiceDiscovery, error) {
 			if backend == backends.BackendRedis {
 				return redis.NewDiscovery(n.redisConn, opts)
@@ -125,7 +127,7 @@ func (n *Node) startLock(context.Context) error {
 			n.closeOnStop(name, cl)
 		}
 	}
-	pid, err := n.spawn("baton-lock", actors.NewLockActorProps(actors.LockActorConfig{
+	pid, err := n.spawn("baton-lock", components.NewLockActorProps(components.LockActorConfig{
 		Locker: locker, Elector: elector, Backend: backend, Supervisor: n.supervisor,
 		OpTimeout: n.cfg.Components.OpTimeout, DefaultTTL: n.cfg.Components.LockTTL,
 		HandoffLimit: n.cfg.Components.LockHandoffLimit, Owner: n.cfg.NodeID, Logger: n.log,
@@ -145,7 +147,7 @@ func (n *Node) startLock(context.Context) error {
 // down: facades handed out before Start are bound to it, so their calls
 // answer ErrClosed instead of panicking.
 var stoppedRoot = sync.OnceValue(func() *actor.RootContext {
-	sys := actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
+	sys := actors.NewSystem(nil)
 	sys.Shutdown()
 	return sys.Root
 })

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+	"github.com/baton-go/baton/internal/protoconv"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/actors"
@@ -25,7 +28,7 @@ import (
 //
 // Watches with FromVersion 0 share the actor's one backend watch per key or
 // prefix; a watch with FromVersion > 0 gets a backend watch of its own (see
-// actors.ConfigActor). When the actor reports that a watch fell behind
+// components.ConfigActor). When the actor reports that a watch fell behind
 // (subscriptionv1.Resync), the watch sends ConfigResync followed by the
 // difference between what it had delivered (starting from the state read
 // when the watch began) and a fresh read; a change already included in that
@@ -104,7 +107,7 @@ func (c *ConfigClient) GetItem(ctx context.Context, key string) (backends.Config
 	if err != nil {
 		return backends.ConfigItem{}, err
 	}
-	return actors.ConfigItemFromProto(resp.GetItem()), nil
+	return protoconv.ConfigItemFromProto(resp.GetItem()), nil
 }
 
 // Set implements backends.ConfigCenter.
@@ -126,7 +129,7 @@ func (c *ConfigClient) CompareAndSet(ctx context.Context, key, value string, exp
 	if err != nil {
 		return backends.ConfigItem{}, err
 	}
-	return actors.ConfigItemFromProto(resp.GetItem()), nil
+	return protoconv.ConfigItemFromProto(resp.GetItem()), nil
 }
 
 // Delete implements backends.ConfigCenter.
@@ -156,7 +159,7 @@ func (c *ConfigClient) ListItems(ctx context.Context, prefix string) ([]backends
 	if err != nil {
 		return nil, err
 	}
-	return itemsFromProto(resp.GetItems()), nil
+	return protoconv.ConfigItemsFromProto(resp.GetItems()), nil
 }
 
 // History implements backends.ConfigCenter.
@@ -172,7 +175,7 @@ func (c *ConfigClient) History(ctx context.Context, key string, limit int) ([]ba
 	if err != nil {
 		return nil, err
 	}
-	return itemsFromProto(resp.GetItems()), nil
+	return protoconv.ConfigItemsFromProto(resp.GetItems()), nil
 }
 
 // Rollback implements backends.ConfigCenter.
@@ -184,7 +187,7 @@ func (c *ConfigClient) Rollback(ctx context.Context, key string, version uint64)
 	if err != nil {
 		return backends.ConfigItem{}, err
 	}
-	return actors.ConfigItemFromProto(resp.GetItem()), nil
+	return protoconv.ConfigItemFromProto(resp.GetItem()), nil
 }
 
 // Resolve returns the most specific value of key for a component instance
@@ -212,7 +215,7 @@ func (c *ConfigClient) Resolve(ctx context.Context, component, instance, key str
 	if err != nil {
 		return backends.ConfigItem{}, "", err
 	}
-	return actors.ConfigItemFromProto(resp.GetItem()), actors.LayerFromProto(resp.GetLayer()), nil
+	return protoconv.ConfigItemFromProto(resp.GetItem()), protoconv.LayerFromProto(resp.GetLayer()), nil
 }
 
 // Watch implements backends.ConfigCenter.
@@ -324,7 +327,7 @@ func (w *configWatch) close() { close(w.out) }
 func (w *configWatch) handle(ctx context.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *configv1.Event:
-		ev := backends.ConfigEvent{Type: actors.ConfigEventTypeFromProto(m.GetType()), Item: actors.ConfigItemFromProto(m.GetItem())}
+		ev := backends.ConfigEvent{Type: protoconv.ConfigEventTypeFromProto(m.GetType()), Item: protoconv.ConfigItemFromProto(m.GetItem())}
 		if ev.Type == 0 || !w.apply(ev) {
 			return true
 		}
@@ -396,7 +399,7 @@ func (w *configWatch) resync(ctx context.Context) bool {
 		if err == nil {
 			break
 		}
-		t := time.NewTimer(actors.DefaultBackoff().Delay(attempt))
+		t := time.NewTimer(components.DefaultBackoff().Delay(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -443,12 +446,4 @@ func (w *configWatch) resync(ctx context.Context) bool {
 	w.floor = max(w.floor, top)
 	w.last = max(w.last, top)
 	return true
-}
-
-func itemsFromProto(items []*configv1.Item) []backends.ConfigItem {
-	out := make([]backends.ConfigItem, len(items))
-	for i, it := range items {
-		out[i] = actors.ConfigItemFromProto(it)
-	}
-	return out
 }

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+	"github.com/baton-go/baton/internal/protoconv"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -94,7 +97,7 @@ func (d *DiscoveryClient) Register(ctx context.Context, svc backends.ServiceInfo
 	d.mu.Unlock()
 	defer d.inflight.Done()
 
-	req := &discoveryv1.RegisterRequest{Service: actors.ServiceInfoToProto(svc), Subscriber: actors.SubscriberOf(sub)}
+	req := &discoveryv1.RegisterRequest{Service: protoconv.ServiceInfoToProto(svc), Subscriber: actors.SubscriberOf(sub)}
 	if ttl > 0 {
 		req.Ttl = durationpb.New(ttl)
 	}
@@ -119,7 +122,7 @@ func (d *DiscoveryClient) registrationSubscriber() (*actor.PID, error) {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return actor.ReceiveFunc(func(c actor.Context) {
 			if ev, ok := c.Message().(*discoveryv1.RegistrationEvent); ok {
-				hook(actors.RegistrationEventFromProto(ev))
+				hook(protoconv.RegistrationEventFromProto(ev))
 			}
 		})
 	})
@@ -167,7 +170,7 @@ func (d *DiscoveryClient) Discover(ctx context.Context, serviceName string) ([]b
 	}
 	out := make([]backends.ServiceInfo, 0, len(resp.GetInstances()))
 	for _, s := range resp.GetInstances() {
-		out = append(out, actors.ServiceInfoFromProto(s))
+		out = append(out, protoconv.ServiceInfoFromProto(s))
 	}
 	return out, nil
 }
@@ -274,7 +277,7 @@ func (w *serviceWatch) close() { close(w.out) }
 func (w *serviceWatch) handle(ctx context.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *discoveryv1.ServiceEvent:
-		ev := actors.ServiceEventFromProto(m)
+		ev := protoconv.ServiceEventFromProto(m)
 		switch ev.Type {
 		case backends.ServiceSnapshot:
 			if w.snapped {
@@ -298,7 +301,7 @@ func (w *serviceWatch) handle(ctx context.Context, msg any) bool {
 			if err == nil {
 				return w.diff(ctx, list, 0)
 			}
-			t := time.NewTimer(actors.DefaultBackoff().Delay(attempt))
+			t := time.NewTimer(components.DefaultBackoff().Delay(attempt))
 			select {
 			case <-ctx.Done():
 				t.Stop()

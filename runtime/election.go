@@ -35,7 +35,7 @@ func (o ElectionClientOptions) withDefaults() ElectionClientOptions {
 }
 
 // ElectionClient is a backends.Elector served by a lock actor
-// (actors.NewLockActorProps with an Elector).
+// (components.NewLockActorProps with an Elector).
 //
 // Leaderships stay in the actor; their loss reaches the client as a
 // LeadershipLost message. Observe subscribes the client's inbox to the

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
@@ -70,7 +71,7 @@ func (n *Node) followRedis(life context.Context, done chan struct{}, conn *redis
 	events <-chan backends.ServiceEvent, view map[string]backends.ServiceInfo) {
 	defer close(done)
 	current := addr
-	backoff := actors.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	backoff := components.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 	for ev := range events {
 		view = backends.ApplyServiceEvent(view, ev)
 		next := pickAddress(view)

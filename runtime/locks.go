@@ -35,7 +35,7 @@ func (o LockClientOptions) withDefaults() LockClientOptions {
 }
 
 // LockClient is a backends.Locker served by a lock actor
-// (actors.NewLockActorProps): plain Go code gets the actor's locks, with the
+// (components.NewLockActorProps): plain Go code gets the actor's locks, with the
 // actor's local FIFO queue and hand-off, through the same interface as a
 // direct Redis or etcd Locker.
 //

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/actors"
@@ -142,7 +144,7 @@ func New(cfg SystemConfig, opts ...Option) (*Node, error) {
 	}
 	n.log = n.opts.logger
 	if n.log == nil {
-		n.log = actors.DiscardLogger()
+		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.ns = backends.Namespace{Root: cfg.Root, Env: cfg.Env}
 	return n, nil
@@ -209,7 +211,7 @@ func (n *Node) start(ctx context.Context) error {
 	if n.opts.system != nil {
 		n.system = n.opts.system
 	} else {
-		n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(n.log))
+		n.system = actors.NewSystem(n.log)
 		n.ownSystem = true
 		sys := n.system
 		n.onStop("actor system", func(context.Context) error { sys.Shutdown(); return nil })
@@ -256,11 +258,11 @@ func (n *Node) start(ctx context.Context) error {
 	}
 
 	// 4. The connector supervisor.
-	sup, err := n.spawn("baton-connectors", actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
+	sup, err := n.spawn("baton-connectors", components.NewConnectorSupervisorProps(components.ConnectorSupervisorConfig{
 		Connectors:     conns,
 		HealthInterval: cfg.Connector.HealthInterval,
 		ConnectTimeout: cfg.Components.OpTimeout,
-		Backoff:        actors.Backoff{Initial: cfg.Connector.BackoffInitial, Max: cfg.Connector.BackoffMax},
+		Backoff:        components.Backoff{Initial: cfg.Connector.BackoffInitial, Max: cfg.Connector.BackoffMax},
 		RefusedRetry:   cfg.Connector.RefusedRetry,
 		Logger:         n.log,
 	}))
@@ -348,7 +350,7 @@ func (n *Node) startCache(context.Context) error {
 		}
 		return etcd.NewCache(n.etcdConn, opts(name))
 	}
-	pid, err := n.spawn("baton-cache", actors.NewCacheActorProps(actors.CacheActorConfig{
+	pid, err := n.spawn("baton-cache", components.NewCacheActorProps(components.CacheActorConfig{
 		NewCache: newCache, Backend: backend, Supervisor: n.supervisor,
 		OpTimeout: n.cfg.Components.OpTimeout, MaxBatch: n.cfg.Components.CacheMaxBatch,
 		DefaultTTL: n.cfg.Components.CacheDefaultTTL, Logger: n.log,

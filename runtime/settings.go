@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/baton-go/baton/actors"
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/baton-go/baton/backends"
 )
 
@@ -197,13 +198,13 @@ func (r *settingsReloader) reload(ctx context.Context, initial bool) {
 	r.mu.Unlock()
 	root := r.n.system.Root
 	if changed[backends.ComponentCache] || initial {
-		root.Send(r.n.cachePID, &actors.CacheSettings{MaxBatch: next.CacheMaxBatch, DefaultTTL: next.CacheDefaultTTL, SetDefaultTTL: true})
+		root.Send(r.n.cachePID, &components.CacheSettings{MaxBatch: next.CacheMaxBatch, DefaultTTL: next.CacheDefaultTTL, SetDefaultTTL: true})
 	}
 	if changed[backends.ComponentLock] || initial {
-		root.Send(r.n.lockPID, &actors.LockSettings{DefaultTTL: next.LockTTL})
+		root.Send(r.n.lockPID, &components.LockSettings{DefaultTTL: next.LockTTL})
 	}
 	if changed[backends.ComponentDiscovery] || initial {
-		root.Send(r.n.discoveryPID, &actors.DiscoverySettings{DefaultTTL: next.RegistrationTTL})
+		root.Send(r.n.discoveryPID, &components.DiscoverySettings{DefaultTTL: next.RegistrationTTL})
 	}
 }
 

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"go.yaml.in/yaml/v3"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
@@ -122,7 +123,7 @@ type ComponentSettings struct {
 	// LockHandoffLimit bounds how long the lock actor (or a cluster lock
 	// grain) passes a lock from waiter to waiter without it ever becoming
 	// free; then it is released once so contenders outside the node get a
-	// chance (see actors.LockActorConfig.HandoffLimit). Default: 1s;
+	// chance (see components.LockActorConfig.HandoffLimit). Default: 1s;
 	// negative: no limit.
 	LockHandoffLimit time.Duration `yaml:"lock_handoff_limit"`
 	// ElectionTTL is the leadership session TTL. Default: 10s.
@@ -188,7 +189,7 @@ func (c *SystemConfig) applyDefaults() {
 		c.Connector.BackoffMax = max(c.Connector.HealthInterval, c.Connector.BackoffInitial)
 	}
 	if c.Connector.RefusedRetry == 0 {
-		c.Connector.RefusedRetry = actors.DefaultRefusedRetry
+		c.Connector.RefusedRetry = components.DefaultRefusedRetry
 	}
 	s := &c.Components
 	if s.CacheMaxBatch == 0 {
@@ -198,7 +199,7 @@ func (c *SystemConfig) applyDefaults() {
 		s.LockTTL = backends.DefaultLockTTL
 	}
 	if s.LockHandoffLimit == 0 {
-		s.LockHandoffLimit = actors.DefaultHandoffLimit
+		s.LockHandoffLimit = components.DefaultHandoffLimit
 	}
 	if s.ElectionTTL == 0 {
 		s.ElectionTTL = backends.DefaultElectionTTL

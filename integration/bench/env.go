@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 	goredis "github.com/redis/go-redis/v9"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -96,7 +98,7 @@ func newStack(ctx context.Context, backend string, addrs []string) (s *stack, er
 
 // backendWatches asks the node's config actor how many backend watches it runs.
 func (s *stack) backendWatches(ctx context.Context) (int, error) {
-	st, err := actors.Request[*actors.WatchStats](ctx, s.sys.Root, s.configPID, &actors.WatchStatsRequest{})
+	st, err := actors.Request[*components.WatchStats](ctx, s.sys.Root, s.configPID, &components.WatchStatsRequest{})
 	if err != nil {
 		return 0, fmt.Errorf("config actor watch stats: %w", err)
 	}

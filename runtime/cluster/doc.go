@@ -33,7 +33,7 @@
 //
 // # Grains and placement
 //
-// Members host three kinds: KindLock (one per lock name: actors.LockGrain),
+// Members host three kinds: KindLock (one per lock name: components.LockGrain),
 // KindCache (one per named cache) and KindConfig (one per config
 // namespace), for any key namespace. Placement is protoactor's disthash
 // identity lookup — rendezvous hashing over the members hosting a kind, and
@@ -46,7 +46,7 @@
 // grants in arrival order and hands the lock to the next waiter as soon as
 // it is released, with one backend write (backends.Handoffer; no polling,
 // the lock never free in between — except once per
-// actors.DefaultHandoffLimit of continuous hand-offs, and on etcd when a
+// components.DefaultHandoffLimit of continuous hand-offs, and on etcd when a
 // contender outside the cluster queues in etcd). The backend lease and its
 // fencing token stay the source of truth: a grain that moves or dies can
 // only ever hand out what the backend grants, and a grain that stops gives

@@ -9,10 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
@@ -138,7 +139,7 @@ func (h *host) closeLockers() {
 
 func (h *host) kinds() []*cluster.Kind {
 	return []*cluster.Kind{
-		cluster.NewKind(KindLock, actors.NewLockGrainProps(actors.LockGrainConfig{Activate: h.activateLock, IdleTimeout: h.idle})),
+		cluster.NewKind(KindLock, components.NewLockGrainProps(components.LockGrainConfig{Activate: h.activateLock, IdleTimeout: h.idle})),
 		cluster.NewKind(KindCache, actor.PropsFromProducer(func() actor.Actor { return &childGrain{build: h.buildCache} })),
 		cluster.NewKind(KindConfig, actor.PropsFromProducer(func() actor.Actor { return &childGrain{build: h.buildConfig} })),
 	}
@@ -207,8 +208,8 @@ func (h *host) activation(ctx actor.Context, numbers int) (grainIdentity, *runti
 	return id, rt, nil
 }
 
-func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, func(), error) {
-	var cfg actors.LockActorConfig
+func (h *host) activateLock(ctx actor.Context) (components.LockActorConfig, string, func(), error) {
+	var cfg components.LockActorConfig
 	id, rt, err := h.activation(ctx, 0)
 	if err != nil {
 		return cfg, "", nil, err
@@ -232,7 +233,7 @@ func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, 
 		unlock()
 	}
 	sc := rt.SystemConfig()
-	return actors.LockActorConfig{
+	return components.LockActorConfig{
 		Locker: locker, Backend: rt.ComponentBackend(backends.ComponentLock), Supervisor: rt.ConnectorSupervisor(),
 		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL,
 		HandoffLimit: sc.Components.LockHandoffLimit, Owner: sc.NodeID, Logger: h.log,
@@ -240,7 +241,7 @@ func (h *host) activateLock(ctx actor.Context) (actors.LockActorConfig, string, 
 }
 
 // resetLockGrains resets every lock grain hosted here in place
-// (actors.LockGrainReset): holders keep their leases and bring them back,
+// (components.LockGrainReset): holders keep their leases and bring them back,
 // waiters queue again. Stopping them instead would race, in protoactor,
 // the placement's handling of their termination with the topology
 // updates a member that comes back sees.
@@ -252,7 +253,7 @@ func (h *host) resetLockGrains(root *actor.RootContext) int {
 	}
 	h.mu.Unlock()
 	for _, pid := range pids {
-		root.Send(pid, &actors.LockGrainReset{})
+		root.Send(pid, &components.LockGrainReset{})
 	}
 	return len(pids)
 }
@@ -273,7 +274,7 @@ func (h *host) buildCache(ctx actor.Context) (*actor.Props, func(), error) {
 	sc := rt.SystemConfig()
 	opts := backends.CacheOptions{Namespace: id.ns, Name: id.name, MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize)}
 	backend := rt.ComponentBackend(backends.ComponentCache)
-	props := actors.NewCacheActorProps(actors.CacheActorConfig{
+	props := components.NewCacheActorProps(components.CacheActorConfig{
 		NewCache: func(name string) (backends.Cache, error) {
 			if name != id.name {
 				return nil, backends.Invalid("cache name", name, "this grain serves cache "+id.name)
@@ -307,7 +308,7 @@ func (h *host) buildConfig(ctx actor.Context) (*actor.Props, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	props := actors.NewConfigActorProps(actors.ConfigActorConfig{
+	props := components.NewConfigActorProps(components.ConfigActorConfig{
 		Center: center, Name: id.name, Backend: backend, Supervisor: rt.ConnectorSupervisor(),
 		OpTimeout: sc.Components.OpTimeout, Logger: h.log,
 	})

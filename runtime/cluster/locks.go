@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -21,7 +23,7 @@ import (
 // Locks is the cluster's backends.Locker: every lock name is one lock
 // grain somewhere in the cluster, so the waiters of all nodes queue in one
 // FIFO and a release hands the lock to the next of them directly (see
-// actors.LockGrain). The backend lease and its fencing token stay the
+// components.LockGrain). The backend lease and its fencing token stay the
 // source of truth.
 //
 // When the grain of a name moves (the topology changed), its member dies
@@ -248,7 +250,7 @@ func movedGrain(resp *lockv1.AcquireResponse, err error) bool {
 }
 
 func retryDelay(attempt int) time.Duration {
-	return actors.Backoff{Initial: 20 * time.Millisecond, Max: time.Second}.Delay(attempt)
+	return components.Backoff{Initial: 20 * time.Millisecond, Max: time.Second}.Delay(attempt)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -91,7 +91,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.log = n.opts.logger
 	if n.log == nil {
-		n.log = actors.DiscardLogger()
+		n.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ClientOnly() {
 		n.nodeID, n.ns = cfg.NodeID, backends.Namespace{Root: cfg.Root, Env: cfg.Env}
@@ -149,7 +149,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	noise := newPeerNoise(n.log.Handler())
-	n.system = actor.NewActorSystemWithConfig(actors.SystemConfig(slog.New(noise)))
+	n.system = actors.NewSystem(slog.New(noise))
 	// Members ping each other's actor systems with a Touch (see
 	// membership.ping) to this actor; protoactor answers a Touch itself
 	// and the actor ignores it.

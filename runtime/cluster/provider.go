@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-go/baton/internal/components"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
@@ -136,7 +138,7 @@ func NewProvider(cfg ProviderConfig) *Provider {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = actors.DiscardLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Provider{cfg: cfg, log: log.With("cluster", cfg.Name), memberCh: make(chan struct{})}
 }
@@ -456,7 +458,7 @@ func (m *membership) follow(ctx context.Context, events <-chan backends.ServiceE
 }
 
 func (m *membership) sleep(ctx context.Context, attempt int) bool {
-	t := time.NewTimer(actors.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt + 1))
+	t := time.NewTimer(components.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt + 1))
 	defer t.Stop()
 	select {
 	case <-t.C:

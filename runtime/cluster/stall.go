@@ -10,7 +10,7 @@ import (
 // members may have left it out of the topology (Config.SuspectAfter) and
 // activated its lock grains elsewhere. Its own activations are then stale:
 // their queues hold waiters that went elsewhere, and their view of who
-// holds what may be old. They are reset in place (actors.LockGrainReset);
+// holds what may be old. They are reset in place (components.LockGrainReset);
 // holders keep their leases and bring them back (see Locks).
 type stallWatch struct {
 	stop chan struct{}

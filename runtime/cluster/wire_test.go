@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -9,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	cachev1 "github.com/baton-go/baton/messages/cache/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
@@ -39,7 +39,7 @@ func statusIn(t *testing.T, b *remote.MessageBatch, e *remote.MessageEnvelope) *
 }
 
 func TestSanitizeBatch(t *testing.T) {
-	log := actors.DiscardLogger()
+	log := slog.New(slog.DiscardHandler)
 
 	t.Run("known type untouched", func(t *testing.T) {
 		b := batch("baton.cache.v1.GetRequest", true)

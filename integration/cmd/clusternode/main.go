@@ -107,7 +107,7 @@ func run() error {
 	)
 	flag.Parse()
 
-	logger := actors.DiscardLogger()
+	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

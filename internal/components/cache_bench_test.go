@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/components"
 	"github.com/baton-go/baton/runtime"
 )
 
@@ -17,7 +17,7 @@ import (
 func BenchmarkCacheActorGet(b *testing.B) {
 	srv := startServer(b, backends.BackendRedis)
 	sys := newSystem(b)
-	pid, err := sys.Root.SpawnNamed(actors.NewCacheActorProps(actors.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
+	pid, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
 	require.NoError(b, err)
 	cache := runtime.NewCacheClient(sys.Root, pid, "bench", nil)
 	ctx := context.Background()

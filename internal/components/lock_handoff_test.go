@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/components"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
@@ -94,7 +95,7 @@ func testLockHandoffCalls(t *testing.T, env *lockEnv) {
 	const waiters = 5
 	cl := &countingLocker{Locker: env.locker}
 	// No limit: a slow machine must not turn a hand-off into a release.
-	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl, HandoffLimit: -1})
+	pid := env.spawnLockActor(t, components.LockActorConfig{Locker: cl, HandoffLimit: -1})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -127,7 +128,7 @@ func testLockHandoffCalls(t *testing.T, env *lockEnv) {
 // hands the lock to the next waiter too.
 func testLockHandoffOnCancel(t *testing.T, env *lockEnv) {
 	cl := &countingLocker{Locker: env.locker}
-	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl, HandoffLimit: -1})
+	pid := env.spawnLockActor(t, components.LockActorConfig{Locker: cl, HandoffLimit: -1})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -155,7 +156,7 @@ func testLockHandoffOnCancel(t *testing.T, env *lockEnv) {
 // Either way nobody is granted twice and tokens increase.
 func testLockHandoffOutside(t *testing.T, env *lockEnv) {
 	cl := &countingLocker{Locker: env.locker}
-	pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: cl})
+	pid := env.spawnLockActor(t, components.LockActorConfig{Locker: cl})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -213,7 +214,7 @@ func testLockHandoffOutside(t *testing.T, env *lockEnv) {
 // after HandoffLimit, on etcd because its queued key refuses the hand-off.
 // Without the limit the Redis outsider would wait for ever.
 func testLockHandoffLimit(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{HandoffLimit: 100 * time.Millisecond})
+	pid := env.spawnLockActor(t, components.LockActorConfig{HandoffLimit: 100 * time.Millisecond})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -256,7 +257,7 @@ func testLockHandoffLimit(t *testing.T, env *lockEnv) {
 // back empty, which would free the lock whatever the actor did.)
 func TestLockActorRetriesReleaseForGoneHolder(t *testing.T) {
 	env := newLockEnv(t, backends.BackendEtcd)
-	pid := env.spawnLockActor(t, actors.LockActorConfig{OpTimeout: 300 * time.Millisecond})
+	pid := env.spawnLockActor(t, components.LockActorConfig{OpTimeout: 300 * time.Millisecond})
 	ctx := lockCtx(t, 60*time.Second)
 
 	_, err := actors.Request[*lockv1.AcquireResponse](ctx, env.sys.Root, pid, &lockv1.AcquireRequest{

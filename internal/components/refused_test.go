@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/integration/harness"
+	"github.com/baton-go/baton/internal/components"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	"github.com/baton-go/baton/runtime"
@@ -35,16 +35,16 @@ func TestRefusedSettingsAreNotRetriedFast(t *testing.T) {
 	ns := backends.Namespace{Env: "test"}
 
 	sys := newSystem(t)
-	sup, err := sys.Root.SpawnNamed(actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
+	sup, err := sys.Root.SpawnNamed(components.NewConnectorSupervisorProps(components.ConnectorSupervisorConfig{
 		Connectors:     []backends.Connector{conn},
 		HealthInterval: 50 * time.Millisecond,
 		ConnectTimeout: time.Second,
-		Backoff:        actors.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond},
+		Backoff:        components.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond},
 		RefusedRetry:   refusedRetry,
 	}), "connectors")
 	require.NoError(t, err)
 	states := stateRecorder(t, sys, sup)
-	cachePID, err := sys.Root.SpawnNamed(actors.NewCacheActorProps(actors.CacheActorConfig{
+	cachePID, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{
 		NewCache: func(name string) (backends.Cache, error) {
 			return redis.NewCache(conn, backends.CacheOptions{Namespace: ns, Name: name})
 		},

@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/protoconv"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 )
@@ -133,7 +134,7 @@ func NewConfigActorProps(cfg ConfigActorConfig) *actor.Props {
 		cfg.OpTimeout = 5 * time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = DiscardLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &ConfigActor{cfg: cfg, log: cfg.Logger, opened: map[string]backends.ConfigCenter{}, openErr: map[string]error{}}
 	a.topics = &topicSet[struct{}]{
@@ -199,14 +200,14 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 			items, err = cc.ListItems(c, m.GetPrefix())
 			return err
 		})
-		respond(ctx, &configv1.ListResponse{Status: statusv1.FromError(err), Items: itemsProto(items)})
+		respond(ctx, &configv1.ListResponse{Status: statusv1.FromError(err), Items: protoconv.ConfigItemsToProto(items)})
 	case *configv1.HistoryRequest:
 		var items []backends.ConfigItem
 		err := a.do(m.GetName(), func(c context.Context, cc backends.ConfigCenter) (err error) {
 			items, err = cc.History(c, m.GetKey(), int(min(m.GetLimit(), math.MaxInt32)))
 			return err
 		})
-		respond(ctx, &configv1.HistoryResponse{Status: statusv1.FromError(err), Items: itemsProto(items)})
+		respond(ctx, &configv1.HistoryResponse{Status: statusv1.FromError(err), Items: protoconv.ConfigItemsToProto(items)})
 	case *configv1.RollbackRequest:
 		var it backends.ConfigItem
 		err := a.do(m.GetName(), func(c context.Context, cc backends.ConfigCenter) (err error) {
@@ -223,7 +224,7 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 			it, layer, err = backends.Resolve(c, cc, m.GetComponent(), m.GetInstance(), m.GetKey())
 			return err
 		})
-		respond(ctx, &configv1.ResolveResponse{Status: statusv1.FromError(err), Item: itemOrNil(it, err), Layer: LayerToProto(layer)})
+		respond(ctx, &configv1.ResolveResponse{Status: statusv1.FromError(err), Item: itemOrNil(it, err), Layer: protoconv.LayerToProto(layer)})
 
 	case *configv1.WatchRequest:
 		a.watch(ctx, m)
@@ -350,89 +351,15 @@ func (a *ConfigActor) watchEvent(ctx actor.Context, m *topicWatchEvent[backends.
 	if t == nil {
 		return
 	}
-	ev := &configv1.Event{Type: ConfigEventTypeToProto(m.ev.Type), Item: ConfigItemToProto(m.ev.Item)}
+	ev := &configv1.Event{Type: protoconv.ConfigEventTypeToProto(m.ev.Type), Item: protoconv.ConfigItemToProto(m.ev.Item)}
 	a.topics.hub.Publish(ctx, t.key, func(id string, seq uint64) any {
 		return &configv1.Event{SubscriptionId: id, Seq: seq, Type: ev.Type, Item: ev.Item}
 	})
-}
-
-// ConfigItemToProto converts a backends.ConfigItem.
-func ConfigItemToProto(it backends.ConfigItem) *configv1.Item {
-	return &configv1.Item{Key: it.Key, Value: it.Value, Version: it.Version, Stale: it.Stale}
-}
-
-// ConfigItemFromProto converts a configv1.Item (nil is the zero item).
-func ConfigItemFromProto(it *configv1.Item) backends.ConfigItem {
-	return backends.ConfigItem{Key: it.GetKey(), Value: it.GetValue(), Version: it.GetVersion(), Stale: it.GetStale()}
-}
-
-// ConfigEventTypeToProto converts a backends.ConfigEventType.
-func ConfigEventTypeToProto(t backends.ConfigEventType) configv1.EventType {
-	switch t {
-	case backends.ConfigPut:
-		return configv1.EventType_EVENT_TYPE_PUT
-	case backends.ConfigDelete:
-		return configv1.EventType_EVENT_TYPE_DELETE
-	case backends.ConfigResync:
-		return configv1.EventType_EVENT_TYPE_RESYNC
-	}
-	return configv1.EventType_EVENT_TYPE_UNSPECIFIED
-}
-
-// ConfigEventTypeFromProto converts a configv1.EventType (0 for unknown).
-func ConfigEventTypeFromProto(t configv1.EventType) backends.ConfigEventType {
-	switch t {
-	case configv1.EventType_EVENT_TYPE_PUT:
-		return backends.ConfigPut
-	case configv1.EventType_EVENT_TYPE_DELETE:
-		return backends.ConfigDelete
-	case configv1.EventType_EVENT_TYPE_RESYNC:
-		return backends.ConfigResync
-	}
-	return 0
-}
-
-// LayerToProto converts a backends layer name (LayerSystem, …).
-func LayerToProto(layer string) configv1.Layer {
-	switch layer {
-	case backends.LayerSystem:
-		return configv1.Layer_LAYER_SYSTEM
-	case backends.LayerComponent:
-		return configv1.Layer_LAYER_COMPONENT
-	case backends.LayerInstance:
-		return configv1.Layer_LAYER_INSTANCE
-	}
-	return configv1.Layer_LAYER_UNSPECIFIED
-}
-
-// LayerFromProto converts a configv1.Layer to a backends layer name ("" for
-// unspecified).
-func LayerFromProto(l configv1.Layer) string {
-	switch l {
-	case configv1.Layer_LAYER_SYSTEM:
-		return backends.LayerSystem
-	case configv1.Layer_LAYER_COMPONENT:
-		return backends.LayerComponent
-	case configv1.Layer_LAYER_INSTANCE:
-		return backends.LayerInstance
-	}
-	return ""
 }
 
 func itemOrNil(it backends.ConfigItem, err error) *configv1.Item {
 	if err != nil {
 		return nil
 	}
-	return ConfigItemToProto(it)
-}
-
-func itemsProto(items []backends.ConfigItem) []*configv1.Item {
-	if items == nil {
-		return nil
-	}
-	out := make([]*configv1.Item, len(items))
-	for i, it := range items {
-		out[i] = ConfigItemToProto(it)
-	}
-	return out
+	return protoconv.ConfigItemToProto(it)
 }

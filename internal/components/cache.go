@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"context"
@@ -104,7 +104,7 @@ func NewCacheActorProps(cfg CacheActorConfig) *actor.Props {
 		cfg.MaxInFlight = 4
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = DiscardLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &CacheActor{cfg: cfg, gate: NewBackendGate(cfg.Backend),

@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -43,7 +44,7 @@ func (g *BackendGate) Subscribe(ctx actor.Context, supervisor *actor.PID) {
 	g.supervisor = supervisor
 	g.subID = "gate-" + ctx.Self().Id
 	ctx.Request(supervisor, &connectorv1.SubscribeRequest{
-		Backend: g.backend, SubscriptionId: g.subID, Subscriber: SubscriberOf(ctx.Self()),
+		Backend: g.backend, SubscriptionId: g.subID, Subscriber: actors.SubscriberOf(ctx.Self()),
 	})
 }
 

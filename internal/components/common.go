@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"context"
@@ -6,10 +6,9 @@ import (
 	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/protoconv"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
@@ -30,14 +29,6 @@ func subscriberPID(ctx actor.Context, s *subscriptionv1.Subscriber) *actor.PID {
 	return ctx.Sender()
 }
 
-// SubscriberOf converts a PID into the Subscriber message field.
-func SubscriberOf(pid *actor.PID) *subscriptionv1.Subscriber {
-	if pid == nil {
-		return nil
-	}
-	return &subscriptionv1.Subscriber{Address: pid.Address, Id: pid.Id}
-}
-
 // rejectUnknown answers a message the actor does not serve with an
 // invalid-argument Status, so a caller gets an error instead of a timeout,
 // and the actor keeps running. Lifecycle messages are ignored.
@@ -47,38 +38,11 @@ func rejectUnknown(ctx actor.Context, msg any) {
 		return
 	}
 	if ctx.Sender() == nil {
-		ctx.Logger().Debug("baton: dropped unknown message without sender", "message", messageName(msg))
+		ctx.Logger().Debug("baton: dropped unknown message without sender", "message", protoconv.MessageName(msg))
 		return
 	}
-	ctx.Respond(statusv1.FromError(backends.Invalid("message", messageName(msg),
+	ctx.Respond(statusv1.FromError(backends.Invalid("message", protoconv.MessageName(msg),
 		"not served by "+ctx.Self().Id)))
-}
-
-// statusOf finds the status of a response: the message itself when it is a
-// Status, or its field named "status" of type baton.status.v1.Status.
-func statusOf(msg any) (*statusv1.Status, bool) {
-	switch m := msg.(type) {
-	case *statusv1.Status:
-		return m, true
-	case interface{ GetStatus() *statusv1.Status }:
-		// Every generated response has this getter: no reflection needed.
-		return m.GetStatus(), true
-	}
-	pm, ok := msg.(proto.Message)
-	if !ok {
-		return nil, false
-	}
-	m := pm.ProtoReflect()
-	fd := m.Descriptor().Fields().ByName("status")
-	if fd == nil || fd.Kind() != protoreflect.MessageKind ||
-		fd.Message().FullName() != (&statusv1.Status{}).ProtoReflect().Descriptor().FullName() {
-		return nil, false
-	}
-	if !m.Has(fd) {
-		return nil, true // a response that forgot its status: Err() reports internal
-	}
-	s, ok := m.Get(fd).Message().Interface().(*statusv1.Status)
-	return s, ok
 }
 
 // actorOpError keeps a backend call that ran out of the actor's own

@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/components"
 	"github.com/baton-go/baton/runtime"
 )
 
@@ -21,7 +21,7 @@ func TestCacheAutoPipelining(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			srv := startServer(t, backend)
 			sys := newSystem(t)
-			pid, err := sys.Root.SpawnNamed(actors.NewCacheActorProps(actors.CacheActorConfig{
+			pid, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{
 				NewCache: srv.newCache, Backend: backend,
 			}), "cache")
 			require.NoError(t, err)

@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/internal/components"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -62,17 +63,17 @@ func (w *watchCounter) hook(n int) {
 
 // spawnConfigActor spawns a config actor serving cc; it is stopped with the
 // test, before the actor system shuts down.
-func spawnConfigActor(t *testing.T, sys *actor.ActorSystem, cfg actors.ConfigActorConfig) *actor.PID {
+func spawnConfigActor(t *testing.T, sys *actor.ActorSystem, cfg components.ConfigActorConfig) *actor.PID {
 	t.Helper()
-	pid, err := sys.Root.SpawnNamed(actors.NewConfigActorProps(cfg), "config")
+	pid, err := sys.Root.SpawnNamed(components.NewConfigActorProps(cfg), "config")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = stopPID(sys, pid) })
 	return pid
 }
 
-func watchStats(t *testing.T, sys *actor.ActorSystem, pid *actor.PID) *actors.WatchStats {
+func watchStats(t *testing.T, sys *actor.ActorSystem, pid *actor.PID) *components.WatchStats {
 	t.Helper()
-	st, err := actors.Request[*actors.WatchStats](ctxTimeout(t, 10*time.Second), sys.Root, pid, &actors.WatchStatsRequest{})
+	st, err := actors.Request[*components.WatchStats](ctxTimeout(t, 10*time.Second), sys.Root, pid, &components.WatchStatsRequest{})
 	require.NoError(t, err)
 	return st
 }
@@ -206,7 +207,7 @@ func TestConfigActorSharedWatch(t *testing.T) {
 			srv := startServer(t, backend)
 			sys := newSystem(t)
 			var count watchCounter
-			pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{
+			pid := spawnConfigActor(t, sys, components.ConfigActorConfig{
 				Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: backend, OnWatchCount: count.hook,
 			})
 			rec := newConfigRecorder()
@@ -276,7 +277,7 @@ func TestConfigActorSharedWatch(t *testing.T) {
 func TestConfigActorSlowSubscriber(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{
 		Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend, Window: 4,
 	})
 	rec := newConfigRecorder()
@@ -327,7 +328,7 @@ func TestConfigActorSlowSubscriber(t *testing.T) {
 func TestConfigActorFromVersionWatch(t *testing.T) {
 	srv := startServer(t, backends.BackendEtcd)
 	sys := newSystem(t)
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
 	rec := newConfigRecorder()
 
 	v0 := setConfig(t, sys, pid, "fv/a", "a1")
@@ -364,7 +365,7 @@ func TestConfigActorFromVersionWatch(t *testing.T) {
 func TestConfigActorRejectsBadInput(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
 	ctx := ctxTimeout(t, 10*time.Second)
 
 	_, err := actors.Request[*configv1.GetResponse](ctx, sys.Root, pid, &discoveryv1.DiscoverRequest{ServiceName: "x"})
@@ -394,7 +395,7 @@ func TestConfigActorNamespaces(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
 	var opened atomic.Int32
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{
 		Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend,
 		Open: func(name string) (backends.ConfigCenter, error) {
 			opened.Add(1)
@@ -425,7 +426,7 @@ func TestConfigActorNamespaces(t *testing.T) {
 func TestConfigClient(t *testing.T) {
 	srv := startServer(t, backends.BackendEtcd)
 	sys := newSystem(t)
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
 	cc := runtime.NewConfigClient(sys.Root, pid, "")
 	t.Cleanup(func() { _ = cc.Close() })
 	ctx := ctxTimeout(t, 30*time.Second)
@@ -507,7 +508,7 @@ func TestConfigClient(t *testing.T) {
 func TestConfigClientResync(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend, Window: 4})
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend, Window: 4})
 	cc := runtime.NewConfigClient(sys.Root, pid, "")
 	ctx := ctxTimeout(t, 60*time.Second)
 
@@ -585,7 +586,7 @@ func TestConfigActorRestartResumesWatches(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
 	center := newConfigCenter(t, srv, backends.ConfigOptions{})
-	pid := spawnConfigActor(t, sys, actors.ConfigActorConfig{Center: panickyCenter{center}, Backend: srv.backend})
+	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: panickyCenter{center}, Backend: srv.backend})
 	cc := runtime.NewConfigClient(sys.Root, pid, "")
 	ctx := ctxTimeout(t, 30*time.Second)
 

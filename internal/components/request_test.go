@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/components"
 	cachev1 "github.com/baton-go/baton/messages/cache/v1"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
@@ -57,7 +58,7 @@ func TestRequestErrorText(t *testing.T) {
 
 	// An actor answering a message it does not serve names it by its proto name.
 	srv := startServer(t, backends.BackendRedis)
-	cachePID, err := sys.Root.SpawnNamed(actors.NewCacheActorProps(actors.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
+	cachePID, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
 	require.NoError(t, err)
 	_, err = actors.Request[*connectorv1.StateResponse](ctx, sys.Root, cachePID, &connectorv1.StateRequest{})
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
@@ -65,7 +66,7 @@ func TestRequestErrorText(t *testing.T) {
 	assert.NotContains(t, err.Error(), "*")
 	require.NoError(t, stopPID(sys, cachePID))
 
-	stopped := actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
+	stopped := actors.NewSystem(nil)
 	stopped.Shutdown()
 	_, err = actors.Request[*cachev1.GetResponse](ctx, stopped.Root, echo, get)
 	check(err, `cache "sessions": get "k": node stopped: baton: closed`, backends.ErrClosed)

@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type server struct {
 
 func newSystem(t testing.TB) *actor.ActorSystem {
 	t.Helper()
-	sys := actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
+	sys := actors.NewSystem(nil)
 	t.Cleanup(sys.Shutdown)
 	return sys
 }

@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/internal/components"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -36,14 +37,14 @@ func discoveryFactory(srv *server) func(opts backends.DiscoveryOptions) (backend
 	}
 }
 
-func spawnDiscoveryActor(t *testing.T, sys *actor.ActorSystem, srv *server, cfg actors.DiscoveryActorConfig) *actor.PID {
+func spawnDiscoveryActor(t *testing.T, sys *actor.ActorSystem, srv *server, cfg components.DiscoveryActorConfig) *actor.PID {
 	t.Helper()
 	cfg.NewDiscovery = discoveryFactory(srv)
 	if cfg.Options.Namespace.Env == "" {
 		cfg.Options.Namespace = testNamespace(t)
 	}
 	cfg.Backend = srv.backend
-	pid, err := sys.Root.SpawnNamed(actors.NewDiscoveryActorProps(cfg), "discovery")
+	pid, err := sys.Root.SpawnNamed(components.NewDiscoveryActorProps(cfg), "discovery")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = stopPID(sys, pid) })
 	return pid
@@ -135,7 +136,7 @@ func TestDiscoveryActorWatch(t *testing.T) {
 			srv := startServer(t, backend)
 			sys := newSystem(t)
 			var count watchCounter
-			pid := spawnDiscoveryActor(t, sys, srv, actors.DiscoveryActorConfig{OnWatchCount: count.hook})
+			pid := spawnDiscoveryActor(t, sys, srv, components.DiscoveryActorConfig{OnWatchCount: count.hook})
 			rec := newServiceRecorder()
 
 			registerVia(t, sys, pid, "mail-b", nil)
@@ -191,7 +192,7 @@ func TestDiscoveryActorWatch(t *testing.T) {
 func TestDiscoveryActorSlowSubscriber(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid := spawnDiscoveryActor(t, sys, srv, actors.DiscoveryActorConfig{Window: 4})
+	pid := spawnDiscoveryActor(t, sys, srv, components.DiscoveryActorConfig{Window: 4})
 	rec := newServiceRecorder()
 	release := make(chan struct{})
 	var once sync.Once
@@ -219,7 +220,7 @@ func TestDiscoveryActorSlowSubscriber(t *testing.T) {
 func TestDiscoveryActorRejectsBadInput(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid := spawnDiscoveryActor(t, sys, srv, actors.DiscoveryActorConfig{})
+	pid := spawnDiscoveryActor(t, sys, srv, components.DiscoveryActorConfig{})
 	ctx := ctxTimeout(t, 10*time.Second)
 
 	_, err := actors.Request[*discoveryv1.DiscoverResponse](ctx, sys.Root, pid, &configv1.GetRequest{Key: "k"})
@@ -244,7 +245,7 @@ func TestDiscoveryActorRejectsBadInput(t *testing.T) {
 func TestDiscoveryClient(t *testing.T) {
 	srv := startServer(t, backends.BackendEtcd)
 	sys := newSystem(t)
-	pid := spawnDiscoveryActor(t, sys, srv, actors.DiscoveryActorConfig{})
+	pid := spawnDiscoveryActor(t, sys, srv, components.DiscoveryActorConfig{})
 	d := runtime.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{})
 	other := runtime.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{})
 	t.Cleanup(func() { _ = d.Close(); _ = other.Close() })
@@ -322,7 +323,7 @@ func TestDiscoveryClient(t *testing.T) {
 func TestDiscoveryRegistrationEventsAfterRestart(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid := spawnDiscoveryActor(t, sys, srv, actors.DiscoveryActorConfig{
+	pid := spawnDiscoveryActor(t, sys, srv, components.DiscoveryActorConfig{
 		Options: backends.DiscoveryOptions{Namespace: testNamespace(t), RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond},
 	})
 	var (

@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/internal/components"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
@@ -29,9 +30,9 @@ func TestLockGrain(t *testing.T) {
 	t.Cleanup(func() { _ = locker.Close() })
 	released := make(chan struct{}, 4)
 	counted := &countingLocker{Locker: locker}
-	grain, err := sys.Root.SpawnNamed(actors.NewLockGrainProps(actors.LockGrainConfig{
-		Activate: func(actor.Context) (actors.LockActorConfig, string, func(), error) {
-			return actors.LockActorConfig{Locker: counted, Backend: backends.BackendRedis}, "g",
+	grain, err := sys.Root.SpawnNamed(components.NewLockGrainProps(components.LockGrainConfig{
+		Activate: func(actor.Context) (components.LockActorConfig, string, func(), error) {
+			return components.LockActorConfig{Locker: counted, Backend: backends.BackendRedis}, "g",
 				func() { released <- struct{}{} }, nil
 		},
 		IdleTimeout: 300 * time.Millisecond,
@@ -118,9 +119,9 @@ func TestLockGrain(t *testing.T) {
 // every request with the activation error and keeps running.
 func TestLockGrainActivationFailure(t *testing.T) {
 	sys := newSystem(t)
-	grain, err := sys.Root.SpawnNamed(actors.NewLockGrainProps(actors.LockGrainConfig{
-		Activate: func(actor.Context) (actors.LockActorConfig, string, func(), error) {
-			return actors.LockActorConfig{}, "", nil, backends.Unavailable("test", errors.New("member not ready"))
+	grain, err := sys.Root.SpawnNamed(components.NewLockGrainProps(components.LockGrainConfig{
+		Activate: func(actor.Context) (components.LockActorConfig, string, func(), error) {
+			return components.LockActorConfig{}, "", nil, backends.Unavailable("test", errors.New("member not ready"))
 		},
 	}), "grain-broken")
 	require.NoError(t, err)

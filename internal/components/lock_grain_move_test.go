@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"testing"
@@ -13,6 +13,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/internal/components"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
@@ -46,9 +47,9 @@ func TestLockGrainMoveKeepsLease(t *testing.T) {
 			sys := newSystem(t)
 			outsider := newTestLocker(t, srv)
 			grainOn := func(id string, l backends.Locker) *actor.PID {
-				pid, err := sys.Root.SpawnNamed(actors.NewLockGrainProps(actors.LockGrainConfig{
-					Activate: func(actor.Context) (actors.LockActorConfig, string, func(), error) {
-						return actors.LockActorConfig{Locker: l, Backend: backend}, "m", func() {}, nil
+				pid, err := sys.Root.SpawnNamed(components.NewLockGrainProps(components.LockGrainConfig{
+					Activate: func(actor.Context) (components.LockActorConfig, string, func(), error) {
+						return components.LockActorConfig{Locker: l, Backend: backend}, "m", func() {}, nil
 					},
 				}), id)
 				require.NoError(t, err)
@@ -92,7 +93,7 @@ func TestLockGrainMoveKeepsLease(t *testing.T) {
 				waiter <- err
 			}()
 			require.Never(t, func() bool { return len(waiter) > 0 }, 200*time.Millisecond, 20*time.Millisecond, "the waiter waits")
-			sys.Root.Send(first, &actors.LockGrainReset{})
+			sys.Root.Send(first, &components.LockGrainReset{})
 			select {
 			case err := <-waiter:
 				require.ErrorIs(t, err, backends.ErrClosed, "a reset grain answers its waiters CLOSED")

@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"errors"
@@ -12,12 +12,13 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/components"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
 	"github.com/baton-go/baton/runtime"
 )
 
 func TestBackoffDelayIsCappedExponentialWithJitter(t *testing.T) {
-	b := actors.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
+	b := components.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
 	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 4: 800 * time.Millisecond} {
 		for range 50 {
 			d := b.Delay(attempt)
@@ -40,15 +41,15 @@ func TestSupervision(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			srv := startServer(t, backend)
 			sys := newSystem(t)
-			sup, err := sys.Root.SpawnNamed(actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
+			sup, err := sys.Root.SpawnNamed(components.NewConnectorSupervisorProps(components.ConnectorSupervisorConfig{
 				Connectors:     []backends.Connector{srv.conn},
 				HealthInterval: 100 * time.Millisecond,
 				ConnectTimeout: time.Second,
-				Backoff:        actors.Backoff{Initial: 50 * time.Millisecond, Max: 400 * time.Millisecond, Multiplier: 2, Jitter: 0.2},
+				Backoff:        components.Backoff{Initial: 50 * time.Millisecond, Max: 400 * time.Millisecond, Multiplier: 2, Jitter: 0.2},
 			}), "connectors")
 			require.NoError(t, err)
 			states := stateRecorder(t, sys, sup)
-			cachePID, err := sys.Root.SpawnNamed(actors.NewCacheActorProps(actors.CacheActorConfig{
+			cachePID, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{
 				NewCache: srv.newCache, Backend: backend, Supervisor: sup, OpTimeout: time.Second,
 			}), "cache")
 			require.NoError(t, err)
@@ -117,7 +118,7 @@ func TestSupervision(t *testing.T) {
 func TestUnknownMessageGetsInvalidArgument(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
-	pid, err := sys.Root.SpawnNamed(actors.NewCacheActorProps(actors.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
+	pid, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
 	require.NoError(t, err)
 	ctx := ctxTimeout(t, 5*time.Second)
 

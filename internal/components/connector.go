@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"context"
@@ -87,7 +87,7 @@ func NewConnectorSupervisorProps(cfg ConnectorSupervisorConfig) *actor.Props {
 		cfg.RefusedRetry = DefaultRefusedRetry
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = DiscardLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &ConnectorSupervisor{
 		cfg: cfg, hub: NewHub(),

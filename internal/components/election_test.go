@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
+	"github.com/baton-go/baton/internal/components"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -46,7 +47,7 @@ func nextLeaderOf(t *testing.T, ib *lockInbox, last **lockv1.LeaderInfo) *lockv1
 // leads; each resign hands over to another; an observer sees every leader
 // and finally "no leader".
 func testElectionHandover(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ctx := lockCtx(t, 60*time.Second)
 	root := env.sys.Root
 
@@ -113,7 +114,7 @@ func testElectionHandover(t *testing.T, env *lockEnv) {
 // candidate is not queued behind it; a leadership whose session is lost is
 // reported with LeadershipLost.
 func testElectionCancel(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ctx := lockCtx(t, 60*time.Second)
 	root := env.sys.Root
 	ib := env.newInbox(t, pid)
@@ -151,7 +152,7 @@ func testElectionCancel(t *testing.T, env *lockEnv) {
 	conn := env.newConn(t)
 	require.NoError(t, conn.Connect(ctx))
 	elector := newLockTestElector(t, env.backend, conn)
-	lossy := env.spawnLockActor(t, actors.LockActorConfig{Elector: elector})
+	lossy := env.spawnLockActor(t, components.LockActorConfig{Elector: elector})
 	won, err := actors.Request[*lockv1.CampaignResponse](ctx, root, lossy, &lockv1.CampaignRequest{
 		Election: "lossy", Value: "x", Subscriber: actors.SubscriberOf(ib.pid),
 	})
@@ -166,7 +167,7 @@ func testElectionCancel(t *testing.T, env *lockEnv) {
 // actor's one observation; a late subscriber starts from the current
 // leader; a subscriber that stops is dropped.
 func testElectionSharedObserve(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ctx := lockCtx(t, 60*time.Second)
 	root := env.sys.Root
 
@@ -224,7 +225,7 @@ func newLockTestElector(t *testing.T, backend string, conn backends.Connector) b
 }
 
 func testElectionBadInput(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ctx := lockCtx(t, 30*time.Second)
 	root := env.sys.Root
 	for _, name := range []string{"", "a/b", "a\x00b"} {
@@ -241,7 +242,7 @@ func testElectionBadInput(t *testing.T, env *lockEnv) {
 	assert.ErrorIs(t, err, backends.ErrNotHeld)
 
 	// Without an elector, election requests are not supported; locks still are.
-	lockOnly := env.spawnLockActorAs(t, actors.LockActorConfig{Locker: env.locker, Backend: env.backend})
+	lockOnly := env.spawnLockActorAs(t, components.LockActorConfig{Locker: env.locker, Backend: env.backend})
 	_, err = actors.Request[*lockv1.LeaderResponse](ctx, root, lockOnly, &lockv1.LeaderRequest{Election: "ok"})
 	assert.ErrorIs(t, err, backends.ErrNotSupported)
 }

@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"context"
@@ -231,7 +231,7 @@ func newLockActor(cfg LockActorConfig) *LockActor {
 		cfg.HandoffLimit = DefaultHandoffLimit
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = DiscardLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	// Room for "-" and a generated suffix within backends.MaxNameLen.
 	if maxPrefix := backends.MaxNameLen - 32; len(cfg.Owner) > maxPrefix {

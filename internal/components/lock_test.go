@@ -1,4 +1,4 @@
-package actors_test
+package components_test
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/integration/harness"
+	"github.com/baton-go/baton/internal/components"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -107,7 +108,7 @@ func newLockEnv(t *testing.T, backend string) *lockEnv {
 		t.Cleanup(func() { _ = e.Close() })
 		env.conn, env.locker, env.elector = conn, l, e
 	}
-	env.sys = actor.NewActorSystemWithConfig(actors.SystemConfig(nil))
+	env.sys = actors.NewSystem(nil)
 	t.Cleanup(env.sys.Shutdown)
 	return env
 }
@@ -137,7 +138,7 @@ var lockActorSeq atomic.Int64
 
 // spawnLockActor starts a lock actor on env's locker and elector; it is
 // stopped (and so cleans up) when the test ends.
-func (env *lockEnv) spawnLockActor(t *testing.T, cfg actors.LockActorConfig) *actor.PID {
+func (env *lockEnv) spawnLockActor(t *testing.T, cfg components.LockActorConfig) *actor.PID {
 	t.Helper()
 	if cfg.Locker == nil {
 		cfg.Locker = env.locker
@@ -150,9 +151,9 @@ func (env *lockEnv) spawnLockActor(t *testing.T, cfg actors.LockActorConfig) *ac
 }
 
 // spawnLockActorAs starts a lock actor with cfg as given.
-func (env *lockEnv) spawnLockActorAs(t *testing.T, cfg actors.LockActorConfig) *actor.PID {
+func (env *lockEnv) spawnLockActorAs(t *testing.T, cfg components.LockActorConfig) *actor.PID {
 	t.Helper()
-	pid, err := env.sys.Root.SpawnNamed(actors.NewLockActorProps(cfg), fmt.Sprintf("lock-%d", lockActorSeq.Add(1)))
+	pid, err := env.sys.Root.SpawnNamed(components.NewLockActorProps(cfg), fmt.Sprintf("lock-%d", lockActorSeq.Add(1)))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.sys.Root.StopFuture(pid).Wait() })
 	return pid
@@ -259,7 +260,7 @@ func TestLockActor(t *testing.T) {
 // next is served without polling.
 func testLockFIFO(t *testing.T, env *lockEnv) {
 	const waiters = 20
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 60*time.Second)
 
@@ -308,7 +309,7 @@ func testLockFIFO(t *testing.T, env *lockEnv) {
 // testLockMailboxNotBlocked: while a waiter is parked, other requests are
 // answered at once.
 func testLockMailboxNotBlocked(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -340,7 +341,7 @@ func testLockMailboxNotBlocked(t *testing.T, env *lockEnv) {
 // testLockCancelQueued: a waiter queued behind a local holder is withdrawn;
 // once the holder releases, a fresh owner gets the lock at once.
 func testLockCancelQueued(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -373,7 +374,7 @@ func testLockCancelQueued(t *testing.T, env *lockEnv) {
 // the backend call returned, so nothing of it is left: a fresh owner, also
 // outside the actor, gets the lock right after the holder releases.
 func testLockCancelInFlight(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -398,7 +399,7 @@ func testLockCancelInFlight(t *testing.T, env *lockEnv) {
 // testLockCancelAfterGrant: a CancelRequest for a request already granted
 // gives the lease up.
 func testLockCancelAfterGrant(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -417,7 +418,7 @@ func testLockCancelAfterGrant(t *testing.T, env *lockEnv) {
 // testLockWaitTimeout: a waiter's timeout is answered DEADLINE_EXCEEDED,
 // queued or running, and leaves nothing behind.
 func testLockWaitTimeout(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -448,7 +449,7 @@ func testLockWaitTimeout(t *testing.T, env *lockEnv) {
 // testLockBadInput: malformed and unknown messages are answered with
 // INVALID_ARGUMENT (unknown handles NOT_HELD) and the actor keeps serving.
 func testLockBadInput(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ctx := lockCtx(t, 30*time.Second)
 	root := env.sys.Root
 
@@ -493,7 +494,7 @@ func testLockBadInput(t *testing.T, env *lockEnv) {
 // testLockLeaseLost: a lease that expires (no refresh, no auto-renewal)
 // is reported to its subscriber with LeaseLost.
 func testLockLeaseLost(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -520,7 +521,7 @@ func testLockLeaseLost(t *testing.T, env *lockEnv) {
 // testLockStop: stopping the actor answers parked waiters CODE_CLOSED,
 // releases what it holds and tells the holders.
 func testLockStop(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -562,7 +563,7 @@ func testLockStop(t *testing.T, env *lockEnv) {
 // previous incarnation CODE_UNAVAILABLE, gives back its leases, and serves
 // again.
 func testLockRestart(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, actors.LockActorConfig{})
+	pid := env.spawnLockActor(t, components.LockActorConfig{})
 	ib := env.newInbox(t, pid)
 	ctx := lockCtx(t, 30*time.Second)
 
@@ -592,14 +593,14 @@ func TestLockActorBackendGate(t *testing.T) {
 	forEachLockBackend(t, func(t *testing.T, env *lockEnv) {
 		conn := env.newConn(t)
 		locker := newLockerOn(t, conn, backends.Namespace{Env: "gate"})
-		sup, err := env.sys.Root.SpawnNamed(actors.NewConnectorSupervisorProps(actors.ConnectorSupervisorConfig{
+		sup, err := env.sys.Root.SpawnNamed(components.NewConnectorSupervisorProps(components.ConnectorSupervisorConfig{
 			Connectors: []backends.Connector{conn}, HealthInterval: 100 * time.Millisecond,
 			ConnectTimeout: time.Second,
-			Backoff:        actors.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+			Backoff:        components.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		}), fmt.Sprintf("supervisor-%d", lockActorSeq.Add(1)))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = env.sys.Root.StopFuture(sup).Wait() })
-		pid := env.spawnLockActor(t, actors.LockActorConfig{Locker: locker, Supervisor: sup})
+		pid := env.spawnLockActor(t, components.LockActorConfig{Locker: locker, Supervisor: sup})
 		ctx := lockCtx(t, 60*time.Second)
 
 		require.Eventually(t, func() bool {

@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/protoconv"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 )
@@ -117,7 +117,7 @@ func NewDiscoveryActorProps(cfg DiscoveryActorConfig) *actor.Props {
 		cfg.DefaultTTL = 0
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = DiscardLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &DiscoveryActor{cfg: cfg, log: cfg.Logger, regSubs: map[string]*actor.PID{}}
 	a.topics = &topicSet[discView]{
@@ -174,7 +174,7 @@ func (a *DiscoveryActor) Receive(ctx actor.Context) {
 			list, err = d.Discover(c, m.GetServiceName())
 			return err
 		})
-		respond(ctx, &discoveryv1.DiscoverResponse{Status: statusv1.FromError(err), Instances: servicesProto(list)})
+		respond(ctx, &discoveryv1.DiscoverResponse{Status: statusv1.FromError(err), Instances: protoconv.ServiceInfosToProto(list)})
 	case *discoveryv1.HealthCheckRequest:
 		err := a.do(ctx, func(c context.Context, d backends.ServiceDiscovery) error { return d.HealthCheck(c) })
 		respond(ctx, &discoveryv1.HealthCheckResponse{Status: statusv1.FromError(err)})
@@ -251,7 +251,7 @@ func (a *DiscoveryActor) do(ctx actor.Context, f func(context.Context, backends.
 }
 
 func (a *DiscoveryActor) register(ctx actor.Context, m *discoveryv1.RegisterRequest) {
-	svc := ServiceInfoFromProto(m.GetService())
+	svc := protoconv.ServiceInfoFromProto(m.GetService())
 	ttl := m.GetTtl().AsDuration()
 	if ttl == 0 {
 		ttl = a.cfg.DefaultTTL
@@ -326,7 +326,7 @@ func (a *DiscoveryActor) watch(ctx actor.Context, m *discoveryv1.WatchRequest) {
 // snapshot builds a SNAPSHOT event of the view v.
 func (a *DiscoveryActor) snapshot(v *discView) func(id string, seq uint64) any {
 	list := slices.SortedFunc(maps.Values(v.instances), func(x, y backends.ServiceInfo) int { return strings.Compare(x.ID, y.ID) })
-	instances := servicesProto(list)
+	instances := protoconv.ServiceInfosToProto(list)
 	if instances == nil {
 		instances = []*discoveryv1.ServiceInfo{}
 	}
@@ -363,7 +363,7 @@ func (a *DiscoveryActor) watchEvent(ctx actor.Context, m *topicWatchEvent[backen
 		}
 		v.haveSnap = true
 		out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_SNAPSHOT
-		out.Instances = servicesProto(ev.Instances)
+		out.Instances = protoconv.ServiceInfosToProto(ev.Instances)
 		if out.Instances == nil {
 			out.Instances = []*discoveryv1.ServiceInfo{}
 		}
@@ -373,11 +373,11 @@ func (a *DiscoveryActor) watchEvent(ctx actor.Context, m *topicWatchEvent[backen
 		if ev.Type == backends.ServiceUpdated {
 			out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_UPDATED
 		}
-		out.Service = ServiceInfoToProto(ev.Service)
+		out.Service = protoconv.ServiceInfoToProto(ev.Service)
 	case backends.ServiceRemoved:
 		delete(v.instances, ev.Service.ID)
 		out.Type = discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_REMOVED
-		out.Service = ServiceInfoToProto(ev.Service)
+		out.Service = protoconv.ServiceInfoToProto(ev.Service)
 	default:
 		a.log.Debug("baton: dropped a service event of unknown type", "service", t.key, "type", ev.Type)
 		return
@@ -386,82 +386,4 @@ func (a *DiscoveryActor) watchEvent(ctx actor.Context, m *topicWatchEvent[backen
 		return &discoveryv1.ServiceEvent{SubscriptionId: id, Seq: seq, Type: out.Type,
 			Service: out.Service, Instances: out.Instances, Revision: out.Revision}
 	})
-}
-
-// ServiceInfoToProto converts a backends.ServiceInfo. A weight beyond the
-// int32 range is clamped; callers that care reject it first.
-func ServiceInfoToProto(s backends.ServiceInfo) *discoveryv1.ServiceInfo {
-	w := s.Weight
-	switch {
-	case w > math.MaxInt32:
-		w = math.MaxInt32
-	case w < math.MinInt32:
-		w = math.MinInt32
-	}
-	return &discoveryv1.ServiceInfo{Id: s.ID, Name: s.Name, Address: s.Address, Metadata: s.Metadata,
-		Tags: s.Tags, Version: s.Version, Weight: int32(w)}
-}
-
-// ServiceInfoFromProto converts a discoveryv1.ServiceInfo (nil is the zero
-// value). Empty metadata and tags become nil.
-func ServiceInfoFromProto(s *discoveryv1.ServiceInfo) backends.ServiceInfo {
-	out := backends.ServiceInfo{ID: s.GetId(), Name: s.GetName(), Address: s.GetAddress(),
-		Version: s.GetVersion(), Weight: int(s.GetWeight())}
-	if len(s.GetMetadata()) > 0 {
-		out.Metadata = maps.Clone(s.GetMetadata())
-	}
-	if len(s.GetTags()) > 0 {
-		out.Tags = slices.Clone(s.GetTags())
-	}
-	return out
-}
-
-// ServiceEventFromProto converts a discoveryv1.ServiceEvent (type 0 when
-// the event's type is unknown).
-func ServiceEventFromProto(ev *discoveryv1.ServiceEvent) backends.ServiceEvent {
-	out := backends.ServiceEvent{Revision: ev.GetRevision()}
-	switch ev.GetType() {
-	case discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_SNAPSHOT:
-		out.Type = backends.ServiceSnapshot
-		out.Instances = make([]backends.ServiceInfo, 0, len(ev.GetInstances()))
-		for _, s := range ev.GetInstances() {
-			out.Instances = append(out.Instances, ServiceInfoFromProto(s))
-		}
-	case discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_ADDED:
-		out.Type = backends.ServiceAdded
-	case discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_UPDATED:
-		out.Type = backends.ServiceUpdated
-	case discoveryv1.ServiceEventType_SERVICE_EVENT_TYPE_REMOVED:
-		out.Type = backends.ServiceRemoved
-	}
-	if ev.GetService() != nil {
-		out.Service = ServiceInfoFromProto(ev.GetService())
-	}
-	return out
-}
-
-func servicesProto(list []backends.ServiceInfo) []*discoveryv1.ServiceInfo {
-	if list == nil {
-		return nil
-	}
-	out := make([]*discoveryv1.ServiceInfo, len(list))
-	for i, s := range list {
-		out[i] = ServiceInfoToProto(s)
-	}
-	return out
-}
-
-// RegistrationEventFromProto converts a discoveryv1.RegistrationEvent.
-func RegistrationEventFromProto(ev *discoveryv1.RegistrationEvent) backends.RegistrationEvent {
-	out := backends.RegistrationEvent{ServiceID: ev.GetServiceId(), ServiceName: ev.GetServiceName()}
-	switch ev.GetState() {
-	case discoveryv1.RegistrationState_REGISTRATION_STATE_LOST:
-		out.State = backends.RegistrationLost
-	case discoveryv1.RegistrationState_REGISTRATION_STATE_RESTORED:
-		out.State = backends.RegistrationRestored
-	}
-	if ev.GetCause() != nil {
-		out.Err = ev.GetCause().Err()
-	}
-	return out
 }

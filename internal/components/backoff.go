@@ -1,4 +1,4 @@
-package actors
+package components
 
 import (
 	"log/slog"
@@ -95,7 +95,7 @@ type BackoffStrategy struct {
 // be nil.
 func NewBackoffStrategy(b Backoff, logger *slog.Logger, observe func(child *actor.PID, attempt int, delay time.Duration, reason any)) *BackoffStrategy {
 	if logger == nil {
-		logger = DiscardLogger()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	return &BackoffStrategy{
 		backoff: b.withDefaults(), logger: logger, onRestartScheduled: observe,
