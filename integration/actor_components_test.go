@@ -3,13 +3,15 @@ package integration
 import (
 	"testing"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	"github.com/baton-go/baton/internal/components"
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/conformance"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
-	"github.com/baton-go/baton/runtime"
 )
 
 func init() {
@@ -22,7 +24,7 @@ func init() {
 			pid := n.spawn(t, "locks", components.NewLockActorProps(components.LockActorConfig{
 				Locker: bl, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
-			cl := runtime.NewLockClient(n.sys.Root, pid, runtime.LockClientOptions{})
+			cl := nodeaccess.NewLockClient(n.sys.Root, pid, nodeaccess.ClientOptions{}).(*runtime.LockClient)
 			t.Cleanup(func() { _ = cl.Close() })
 			return cl, n.crash
 		}
@@ -34,7 +36,7 @@ func init() {
 			pid := n.spawn(t, "elections", components.NewLockActorProps(components.LockActorConfig{
 				Elector: be, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
-			cl := runtime.NewElectionClient(n.sys.Root, pid, runtime.ElectionClientOptions{})
+			cl := nodeaccess.NewElectionClient(n.sys.Root, pid, nodeaccess.ClientOptions{}).(*runtime.ElectionClient)
 			t.Cleanup(func() { _ = cl.Close() })
 			return cl, n.crash
 		}
@@ -51,7 +53,7 @@ func init() {
 				},
 				Options: actorOpts, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
-			cl := runtime.NewDiscoveryClient(n.sys.Root, pid, opts)
+			cl := nodeaccess.NewDiscoveryClient(n.sys.Root, pid, opts).(*runtime.DiscoveryClient)
 			t.Cleanup(func() { _ = cl.Close() })
 			return cl, n.crash
 		}
@@ -63,7 +65,7 @@ func init() {
 			pid := n.spawn(t, "config", components.NewConfigActorProps(components.ConfigActorConfig{
 				Center: cc, Name: opts.Name, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
-			cl := runtime.NewConfigClient(n.sys.Root, pid, opts.Name)
+			cl := nodeaccess.NewConfigClient(n.sys.Root, pid, opts.Name).(*runtime.ConfigClient)
 			t.Cleanup(func() { _ = cl.Close() })
 			return cl
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+
 	"github.com/baton-go/baton/internal/components"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,7 +18,6 @@ import (
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/integration/harness"
-	"github.com/baton-go/baton/runtime"
 )
 
 // The actor facades are conformance targets too: the same cases, through
@@ -96,7 +97,7 @@ func actorTarget(t *testing.T, name string, server conformance.Server, connect f
 			},
 			Backend: conn.Backend(), Supervisor: n.supervisor,
 		}))
-		return runtime.NewCacheClient(n.sys.Root, pid, opts.Name, nil)
+		return nodeaccess.NewCacheClient(n.sys.Root, pid, opts.Name, nil)
 	}
 	addActorTargets(&target, connect)
 	return target

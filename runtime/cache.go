@@ -33,7 +33,7 @@ var _ backends.Cache = (*CacheClient)(nil)
 
 // NewCacheClient returns a facade for cache name served by the actor at pid.
 // locker, if not nil, makes GetOrLoad exclusive across nodes.
-func NewCacheClient(root *actor.RootContext, pid *actor.PID, name string, locker backends.Locker) *CacheClient {
+func newCacheClient(root *actor.RootContext, pid *actor.PID, name string, locker backends.Locker) *CacheClient {
 	return &CacheClient{root: root, pid: pid, name: name, locker: locker}
 }
 

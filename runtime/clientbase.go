@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/actors"
@@ -15,16 +17,16 @@ import (
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
-// clientDefaults fills in the defaults shared by LockClientOptions and
-// ElectionClientOptions.
-func clientDefaults(cleanup time.Duration, logger *slog.Logger) (time.Duration, *slog.Logger) {
-	if cleanup <= 0 {
-		cleanup = 5 * time.Second
+// withClientDefaults fills in the defaults of the lock and election
+// facades' options.
+func withClientDefaults(o nodeaccess.ClientOptions) nodeaccess.ClientOptions {
+	if o.CleanupTimeout <= 0 {
+		o.CleanupTimeout = 5 * time.Second
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return cleanup, logger
+	return o
 }
 
 // grant is what a client holds in the lock actor: a lease or a leadership,

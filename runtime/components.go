@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+
 	"github.com/baton-go/baton/internal/components"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -50,7 +52,7 @@ func (n *Node) startConfig(context.Context) error {
 		return err
 	}
 	n.configPID = pid
-	n.config = NewConfigClient(n.system.Root, pid, DefaultConfigName)
+	n.config = newConfigClient(n.system.Root, pid, DefaultConfigName)
 	n.closeOnStop("config facade", n.config)
 	n.onStop("config namespace facades", func(context.Context) error {
 		// Stop steps run with n.mu held.
@@ -81,7 +83,7 @@ func (n *Node) startDiscovery(context.Context) error {
 		return err
 	}
 	n.discoveryPID = pid
-	n.discovery = NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{
+	n.discovery = newDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{
 		Namespace: n.ns, OnRegistration: n.onRegistration,
 	})
 	n.closeOnStop("discovery facade", n.discovery)
@@ -136,9 +138,9 @@ func (n *Node) startLock(context.Context) error {
 		return err
 	}
 	n.lockPID = pid
-	n.locks = NewLockClient(n.system.Root, pid, LockClientOptions{Logger: n.log})
+	n.locks = newLockClient(n.system.Root, pid, nodeaccess.ClientOptions{Logger: n.log})
 	n.closeOnStop("lock facade", n.locks)
-	n.election = NewElectionClient(n.system.Root, pid, ElectionClientOptions{Logger: n.log})
+	n.election = newElectionClient(n.system.Root, pid, nodeaccess.ClientOptions{Logger: n.log})
 	n.closeOnStop("election facade", n.election)
 	return nil
 }
@@ -166,7 +168,7 @@ func (n *Node) running() bool {
 // Before Start and after Stop its calls return ErrClosed.
 func (n *Node) Locks() *LockClient {
 	if !n.running() {
-		return NewLockClient(stoppedRoot(), nil, LockClientOptions{})
+		return newLockClient(stoppedRoot(), nil, nodeaccess.ClientOptions{})
 	}
 	return n.locks
 }
@@ -177,7 +179,7 @@ func (n *Node) Locks() *LockClient {
 // ErrClosed.
 func (n *Node) Election() *ElectionClient {
 	if !n.running() {
-		return NewElectionClient(stoppedRoot(), nil, ElectionClientOptions{})
+		return newElectionClient(stoppedRoot(), nil, nodeaccess.ClientOptions{})
 	}
 	return n.election
 }
@@ -190,7 +192,7 @@ func (n *Node) Election() *ElectionClient {
 // Before Start and after Stop its calls return ErrClosed.
 func (n *Node) Discovery() *DiscoveryClient {
 	if !n.running() {
-		return NewDiscoveryClient(stoppedRoot(), nil, backends.DiscoveryOptions{})
+		return newDiscoveryClient(stoppedRoot(), nil, backends.DiscoveryOptions{})
 	}
 	return n.discovery
 }
@@ -201,7 +203,7 @@ func (n *Node) Discovery() *DiscoveryClient {
 // and after Stop its calls return ErrClosed.
 func (n *Node) Config() *ConfigClient {
 	if !n.running() {
-		return NewConfigClient(stoppedRoot(), nil, DefaultConfigName)
+		return newConfigClient(stoppedRoot(), nil, DefaultConfigName)
 	}
 	return n.config
 }
@@ -213,7 +215,7 @@ func (n *Node) ConfigNamespace(name string) *ConfigClient {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.state != stateRunning {
-		return NewConfigClient(stoppedRoot(), nil, name)
+		return newConfigClient(stoppedRoot(), nil, name)
 	}
 	if name == DefaultConfigName {
 		return n.config
@@ -221,7 +223,7 @@ func (n *Node) ConfigNamespace(name string) *ConfigClient {
 	if c := n.configs[name]; c != nil {
 		return c
 	}
-	c := NewConfigClient(n.system.Root, n.configPID, name)
+	c := newConfigClient(n.system.Root, n.configPID, name)
 	n.configs[name] = c
 	return c
 }

@@ -50,7 +50,7 @@ var (
 
 // NewConfigClient returns a facade for config namespace name ("" = the
 // actor's default namespace) served by the actor at pid.
-func NewConfigClient(root *actor.RootContext, pid *actor.PID, name string) *ConfigClient {
+func newConfigClient(root *actor.RootContext, pid *actor.PID, name string) *ConfigClient {
 	life, stop := context.WithCancel(context.Background())
 	return &ConfigClient{root: root, pid: pid, name: name, life: life, stop: stop}
 }

@@ -58,7 +58,7 @@ const closeTimeout = 5 * time.Second
 // NewDiscoveryClient returns a facade for the discovery actor at pid. Of
 // opts only OnRegistration is used: the namespace and retry settings are
 // the actor's.
-func NewDiscoveryClient(root *actor.RootContext, pid *actor.PID, opts backends.DiscoveryOptions) *DiscoveryClient {
+func newDiscoveryClient(root *actor.RootContext, pid *actor.PID, opts backends.DiscoveryOptions) *DiscoveryClient {
 	life, stop := context.WithCancel(context.Background())
 	return &DiscoveryClient{root: root, pid: pid, opts: opts, life: life, stop: stop, regs: map[string]struct{}{}}
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/baton-go/baton/internal/nodeaccess"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -17,22 +18,6 @@ import (
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
-
-// ElectionClientOptions configures an ElectionClient.
-type ElectionClientOptions struct {
-	// CleanupTimeout bounds the clean-up requests the client sends on its
-	// own: the CancelRequest of a Campaign whose context ended (sent in the
-	// background, Campaign does not wait for it) and the resignations done
-	// by Close. Default: 5s.
-	CleanupTimeout time.Duration
-	// Logger. Default: discard.
-	Logger *slog.Logger
-}
-
-func (o ElectionClientOptions) withDefaults() ElectionClientOptions {
-	o.CleanupTimeout, o.Logger = clientDefaults(o.CleanupTimeout, o.Logger)
-	return o
-}
 
 // ElectionClient is a backends.Elector served by a lock actor
 // (components.NewLockActorProps with an Elector).
@@ -47,7 +32,7 @@ func (o ElectionClientOptions) withDefaults() ElectionClientOptions {
 // every observation and removes the inbox.
 type ElectionClient struct {
 	base clientBase[*clientLeadership]
-	opts ElectionClientOptions
+	opts nodeaccess.ClientOptions
 
 	life context.Context // ends on Close: stops the observers
 	kill context.CancelFunc
@@ -63,8 +48,8 @@ var (
 )
 
 // NewElectionClient returns a client of the lock actor at pid.
-func NewElectionClient(root *actor.RootContext, pid *actor.PID, opts ElectionClientOptions) *ElectionClient {
-	c := &ElectionClient{opts: opts.withDefaults(), observers: map[string]*observer{}}
+func newElectionClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *ElectionClient {
+	c := &ElectionClient{opts: withClientDefaults(opts), observers: map[string]*observer{}}
 	c.life, c.kill = context.WithCancel(context.Background())
 	c.base.init(root, pid, "election-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent)
 	return c

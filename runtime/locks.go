@@ -5,10 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/baton-go/baton/internal/nodeaccess"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -17,22 +18,6 @@ import (
 	"github.com/baton-go/baton/backends"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
-
-// LockClientOptions configures a LockClient.
-type LockClientOptions struct {
-	// CleanupTimeout bounds the clean-up requests the client sends on its
-	// own: the CancelRequest of an Acquire whose context ended (so no stale
-	// waiter or grant is left behind; sent in the background, Acquire does
-	// not wait for it) and the releases done by Close. Default: 5s.
-	CleanupTimeout time.Duration
-	// Logger. Default: discard.
-	Logger *slog.Logger
-}
-
-func (o LockClientOptions) withDefaults() LockClientOptions {
-	o.CleanupTimeout, o.Logger = clientDefaults(o.CleanupTimeout, o.Logger)
-	return o
-}
 
 // LockClient is a backends.Locker served by a lock actor
 // (components.NewLockActorProps): plain Go code gets the actor's locks, with the
@@ -45,7 +30,7 @@ func (o LockClientOptions) withDefaults() LockClientOptions {
 // every lease the client still holds and removes the inbox.
 type LockClient struct {
 	base clientBase[*clientLease]
-	opts LockClientOptions
+	opts nodeaccess.ClientOptions
 }
 
 var (
@@ -56,8 +41,8 @@ var (
 
 // NewLockClient returns a client of the lock actor at pid. root sends the
 // requests (usually system.Root).
-func NewLockClient(root *actor.RootContext, pid *actor.PID, opts LockClientOptions) *LockClient {
-	c := &LockClient{opts: opts.withDefaults()}
+func newLockClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *LockClient {
+	c := &LockClient{opts: withClientDefaults(opts)}
 	c.base.init(root, pid, "lock-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent)
 	return c
 }

@@ -371,12 +371,12 @@ func (n *Node) Cache(name string) *CacheClient {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.state != stateRunning {
-		return NewCacheClient(nil, nil, name, nil)
+		return newCacheClient(nil, nil, name, nil)
 	}
 	if c, ok := n.caches[name]; ok {
 		return c
 	}
-	c := NewCacheClient(n.system.Root, n.cachePID, name, n.lockerLocked())
+	c := newCacheClient(n.system.Root, n.cachePID, name, n.lockerLocked())
 	n.caches[name] = c
 	return c
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -174,10 +176,10 @@ embedded:
 	require.NoError(t, err)
 	require.True(t, cfg.UsesEmbedded())
 	node := startNode(t, cfg, embedded.Option())
-	assert.Equal(t, "redis", node.ComponentBackend(backends.ComponentCache))
-	assert.Equal(t, "redis", node.ComponentBackend(backends.ComponentLock))
-	assert.Equal(t, "etcd", node.ComponentBackend(backends.ComponentDiscovery))
-	assert.Equal(t, "etcd", node.ComponentBackend(backends.ComponentConfig))
+	assert.Equal(t, "redis", nodeaccess.Of(node).Backend(backends.ComponentCache))
+	assert.Equal(t, "redis", nodeaccess.Of(node).Backend(backends.ComponentLock))
+	assert.Equal(t, "etcd", nodeaccess.Of(node).Backend(backends.ComponentDiscovery))
+	assert.Equal(t, "etcd", nodeaccess.Of(node).Backend(backends.ComponentConfig))
 	assert.NotEmpty(t, node.SystemConfig().Etcd.Endpoints, "the embedded server's endpoints")
 	exerciseNode(t, ctxFor(t, 30*time.Second), node)
 	backendsSeen := map[string]bool{}

@@ -126,7 +126,7 @@ type settingsReloader struct {
 
 func (n *Node) startSettings(ctx context.Context) error {
 	r := &settingsReloader{
-		n: n, cc: NewConfigClient(n.system.Root, n.configPID, SettingsConfigName),
+		n: n, cc: newConfigClient(n.system.Root, n.configPID, SettingsConfigName),
 		observe: n.opts.settingsObserver,
 		current: Settings{
 			CacheDefaultTTL: n.cfg.Components.CacheDefaultTTL, CacheMaxBatch: n.cfg.Components.CacheMaxBatch,

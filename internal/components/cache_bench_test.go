@@ -4,11 +4,13 @@ import (
 	"context"
 	"testing"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/internal/components"
-	"github.com/baton-go/baton/runtime"
 )
 
 // BenchmarkCacheActorGet measures Gets through the cache actor's facade
@@ -19,7 +21,7 @@ func BenchmarkCacheActorGet(b *testing.B) {
 	sys := newSystem(b)
 	pid, err := sys.Root.SpawnNamed(components.NewCacheActorProps(components.CacheActorConfig{NewCache: srv.newCache, Backend: "redis"}), "cache")
 	require.NoError(b, err)
-	cache := runtime.NewCacheClient(sys.Root, pid, "bench", nil)
+	cache := nodeaccess.NewCacheClient(sys.Root, pid, "bench", nil).(*runtime.CacheClient)
 	ctx := context.Background()
 	require.NoError(b, cache.Set(ctx, "k", []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 0))
 	b.SetParallelism(32)

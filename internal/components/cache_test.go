@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/internal/components"
-	"github.com/baton-go/baton/runtime"
 )
 
 // TestCacheAutoPipelining: 64 concurrent callers through one cache actor
@@ -25,7 +27,7 @@ func TestCacheAutoPipelining(t *testing.T) {
 				NewCache: srv.newCache, Backend: backend,
 			}), "cache")
 			require.NoError(t, err)
-			cache := runtime.NewCacheClient(sys.Root, pid, "pipeline", nil)
+			cache := nodeaccess.NewCacheClient(sys.Root, pid, "pipeline", nil).(*runtime.CacheClient)
 			ctx := ctxTimeout(t, 60*time.Second)
 
 			const callers, rounds = 64, 50

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,7 +25,6 @@ import (
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
-	"github.com/baton-go/baton/runtime"
 )
 
 // newConfigCenter opens a config center on srv's connector, closed with
@@ -403,8 +405,8 @@ func TestConfigActorNamespaces(t *testing.T) {
 		},
 	})
 	ctx := ctxTimeout(t, 10*time.Second)
-	def := runtime.NewConfigClient(sys.Root, pid, "")
-	other := runtime.NewConfigClient(sys.Root, pid, "other")
+	def := nodeaccess.NewConfigClient(sys.Root, pid, "").(*runtime.ConfigClient)
+	other := nodeaccess.NewConfigClient(sys.Root, pid, "other").(*runtime.ConfigClient)
 	require.NoError(t, def.Set(ctx, "k", "default"))
 	require.NoError(t, other.Set(ctx, "k", "other"))
 	v, err := def.Get(ctx, "k")
@@ -413,11 +415,11 @@ func TestConfigActorNamespaces(t *testing.T) {
 	v, err = other.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "other", v)
-	v, err = runtime.NewConfigClient(sys.Root, pid, "default").Get(ctx, "k")
+	v, err = nodeaccess.NewConfigClient(sys.Root, pid, "default").Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "default", v, "the default namespace by its name")
 	assert.EqualValues(t, 1, opened.Load())
-	_, err = runtime.NewConfigClient(sys.Root, pid, "a/b").Get(ctx, "k")
+	_, err = nodeaccess.NewConfigClient(sys.Root, pid, "a/b").Get(ctx, "k")
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
 
@@ -427,7 +429,7 @@ func TestConfigClient(t *testing.T) {
 	srv := startServer(t, backends.BackendEtcd)
 	sys := newSystem(t)
 	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend})
-	cc := runtime.NewConfigClient(sys.Root, pid, "")
+	cc := nodeaccess.NewConfigClient(sys.Root, pid, "").(*runtime.ConfigClient)
 	t.Cleanup(func() { _ = cc.Close() })
 	ctx := ctxTimeout(t, 30*time.Second)
 
@@ -509,7 +511,7 @@ func TestConfigClientResync(t *testing.T) {
 	srv := startServer(t, backends.BackendRedis)
 	sys := newSystem(t)
 	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: newConfigCenter(t, srv, backends.ConfigOptions{}), Backend: srv.backend, Window: 4})
-	cc := runtime.NewConfigClient(sys.Root, pid, "")
+	cc := nodeaccess.NewConfigClient(sys.Root, pid, "").(*runtime.ConfigClient)
 	ctx := ctxTimeout(t, 60*time.Second)
 
 	require.NoError(t, cc.Set(ctx, "r/old", "x"))  // held from the start
@@ -587,7 +589,7 @@ func TestConfigActorRestartResumesWatches(t *testing.T) {
 	sys := newSystem(t)
 	center := newConfigCenter(t, srv, backends.ConfigOptions{})
 	pid := spawnConfigActor(t, sys, components.ConfigActorConfig{Center: panickyCenter{center}, Backend: srv.backend})
-	cc := runtime.NewConfigClient(sys.Root, pid, "")
+	cc := nodeaccess.NewConfigClient(sys.Root, pid, "").(*runtime.ConfigClient)
 	ctx := ctxTimeout(t, 30*time.Second)
 
 	ch, err := cc.WatchWith(ctx, "p/", backends.WatchOptions{Prefix: true})

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,7 +17,6 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/internal/components"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
-	"github.com/baton-go/baton/runtime"
 )
 
 func TestBackoffDelayIsCappedExponentialWithJitter(t *testing.T) {
@@ -53,7 +55,7 @@ func TestSupervision(t *testing.T) {
 				NewCache: srv.newCache, Backend: backend, Supervisor: sup, OpTimeout: time.Second,
 			}), "cache")
 			require.NoError(t, err)
-			cache := runtime.NewCacheClient(sys.Root, cachePID, "sessions", nil)
+			cache := nodeaccess.NewCacheClient(sys.Root, cachePID, "sessions", nil).(*runtime.CacheClient)
 
 			require.Eventually(t, func() bool {
 				return cache.Set(ctxTimeout(t, time.Second), "k", []byte("v"), 0) == nil
@@ -129,9 +131,9 @@ func TestUnknownMessageGetsInvalidArgument(t *testing.T) {
 	_, err = actors.Request[*connectorv1.StateResponse](ctx, sys.Root, pid, "hello")
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 
-	cache := runtime.NewCacheClient(sys.Root, pid, "c", nil)
+	cache := nodeaccess.NewCacheClient(sys.Root, pid, "c", nil).(*runtime.CacheClient)
 	// Malformed requests: bad cache name, bad key.
-	_, err = runtime.NewCacheClient(sys.Root, pid, "a/b", nil).Get(ctx, "k")
+	_, err = nodeaccess.NewCacheClient(sys.Root, pid, "a/b", nil).Get(ctx, "k")
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	_, err = cache.Get(ctx, "nul\x00key")
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +24,6 @@ import (
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
-	"github.com/baton-go/baton/runtime"
 )
 
 // discoveryFactory creates discoveries on srv's connector.
@@ -246,8 +248,8 @@ func TestDiscoveryClient(t *testing.T) {
 	srv := startServer(t, backends.BackendEtcd)
 	sys := newSystem(t)
 	pid := spawnDiscoveryActor(t, sys, srv, components.DiscoveryActorConfig{})
-	d := runtime.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{})
-	other := runtime.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{})
+	d := nodeaccess.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{}).(*runtime.DiscoveryClient)
+	other := nodeaccess.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{}).(*runtime.DiscoveryClient)
 	t.Cleanup(func() { _ = d.Close(); _ = other.Close() })
 	ctx := ctxTimeout(t, 30*time.Second)
 
@@ -330,11 +332,11 @@ func TestDiscoveryRegistrationEventsAfterRestart(t *testing.T) {
 		mu     sync.Mutex
 		states []backends.RegistrationEvent
 	)
-	d := runtime.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{OnRegistration: func(ev backends.RegistrationEvent) {
+	d := nodeaccess.NewDiscoveryClient(sys.Root, pid, backends.DiscoveryOptions{OnRegistration: func(ev backends.RegistrationEvent) {
 		mu.Lock()
 		states = append(states, ev)
 		mu.Unlock()
-	}})
+	}}).(*runtime.DiscoveryClient)
 	t.Cleanup(func() { _ = d.Close() })
 	ctx := ctxTimeout(t, 60*time.Second)
 	svc := backends.ServiceInfo{ID: "heal-a", Name: "heal", Address: "127.0.0.1:1"}

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/runtime"
+
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,7 +18,6 @@ import (
 	"github.com/baton-go/baton/internal/components"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
-	"github.com/baton-go/baton/runtime"
 )
 
 // TestRefusedSettingsAreNotRetriedFast: the server starts refusing the
@@ -51,7 +53,7 @@ func TestRefusedSettingsAreNotRetriedFast(t *testing.T) {
 		Backend: backends.BackendRedis, Supervisor: sup, OpTimeout: time.Second,
 	}), "cache")
 	require.NoError(t, err)
-	cache := runtime.NewCacheClient(sys.Root, cachePID, "refused", nil)
+	cache := nodeaccess.NewCacheClient(sys.Root, cachePID, "refused", nil).(*runtime.CacheClient)
 	require.NoError(t, cache.Set(ctxTimeout(t, time.Second), "k", []byte("v"), 0))
 
 	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Password: "secret", MaxRetries: -1})

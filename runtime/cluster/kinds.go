@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+
 	"github.com/baton-go/baton/internal/components"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -157,10 +159,10 @@ func (h *host) locker(rt *runtime.Node, ns backends.Namespace) (backends.Locker,
 			err error
 		)
 		opts := backends.LockerOptions{Namespace: ns}
-		if rt.ComponentBackend(backends.ComponentLock) == backends.BackendRedis {
-			l, err = redis.NewLocker(rt.RedisConnector(), opts)
+		if nodeaccess.Of(rt).Backend(backends.ComponentLock) == backends.BackendRedis {
+			l, err = redis.NewLocker(nodeaccess.Of(rt).Redis, opts)
 		} else {
-			l, err = etcd.NewLocker(rt.EtcdConnector(), opts)
+			l, err = etcd.NewLocker(nodeaccess.Of(rt).Etcd, opts)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -234,7 +236,7 @@ func (h *host) activateLock(ctx actor.Context) (components.LockActorConfig, stri
 	}
 	sc := rt.SystemConfig()
 	return components.LockActorConfig{
-		Locker: locker, Backend: rt.ComponentBackend(backends.ComponentLock), Supervisor: rt.ConnectorSupervisor(),
+		Locker: locker, Backend: nodeaccess.Of(rt).Backend(backends.ComponentLock), Supervisor: nodeaccess.Of(rt).Supervisor,
 		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL,
 		HandoffLimit: sc.Components.LockHandoffLimit, Owner: sc.NodeID, Logger: h.log,
 	}, id.name, release, nil
@@ -273,18 +275,18 @@ func (h *host) buildCache(ctx actor.Context) (*actor.Props, func(), error) {
 	}
 	sc := rt.SystemConfig()
 	opts := backends.CacheOptions{Namespace: id.ns, Name: id.name, MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize)}
-	backend := rt.ComponentBackend(backends.ComponentCache)
+	backend := nodeaccess.Of(rt).Backend(backends.ComponentCache)
 	props := components.NewCacheActorProps(components.CacheActorConfig{
 		NewCache: func(name string) (backends.Cache, error) {
 			if name != id.name {
 				return nil, backends.Invalid("cache name", name, "this grain serves cache "+id.name)
 			}
 			if backend == backends.BackendRedis {
-				return redis.NewCache(rt.RedisConnector(), opts)
+				return redis.NewCache(nodeaccess.Of(rt).Redis, opts)
 			}
-			return etcd.NewCache(rt.EtcdConnector(), opts)
+			return etcd.NewCache(nodeaccess.Of(rt).Etcd, opts)
 		},
-		Backend: backend, Supervisor: rt.ConnectorSupervisor(), OpTimeout: sc.Components.OpTimeout,
+		Backend: backend, Supervisor: nodeaccess.Of(rt).Supervisor, OpTimeout: sc.Components.OpTimeout,
 		MaxBatch: sc.Components.CacheMaxBatch, DefaultTTL: sc.Components.CacheDefaultTTL, Logger: h.log,
 	})
 	return props, func() {}, nil
@@ -298,18 +300,18 @@ func (h *host) buildConfig(ctx actor.Context) (*actor.Props, func(), error) {
 	sc := rt.SystemConfig()
 	opts := backends.ConfigOptions{Namespace: id.ns, Name: id.name,
 		MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize), HistoryLimit: id.numbers[1]}
-	backend := rt.ComponentBackend(backends.ComponentConfig)
+	backend := nodeaccess.Of(rt).Backend(backends.ComponentConfig)
 	var center backends.ConfigCenter
 	if backend == backends.BackendRedis {
-		center, err = redis.NewConfigCenter(rt.RedisConnector(), opts)
+		center, err = redis.NewConfigCenter(nodeaccess.Of(rt).Redis, opts)
 	} else {
-		center, err = etcd.NewConfigCenter(rt.EtcdConnector(), opts)
+		center, err = etcd.NewConfigCenter(nodeaccess.Of(rt).Etcd, opts)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	props := components.NewConfigActorProps(components.ConfigActorConfig{
-		Center: center, Name: id.name, Backend: backend, Supervisor: rt.ConnectorSupervisor(),
+		Center: center, Name: id.name, Backend: backend, Supervisor: nodeaccess.Of(rt).Supervisor,
 		OpTimeout: sc.Components.OpTimeout, Logger: h.log,
 	})
 	release := func() {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/internal/nodeaccess"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
@@ -191,7 +193,7 @@ func (n *Node) start(ctx context.Context) error {
 
 	if n.cfg.ClientOnly() {
 		dial := func(addr string) backends.ServiceDiscovery {
-			return runtime.NewDiscoveryClient(n.system.Root, pidOf(addr, discoveryActorName), backends.DiscoveryOptions{})
+			return newRuntimeDiscoveryClient(n.system.Root, pidOf(addr, discoveryActorName), backends.DiscoveryOptions{})
 		}
 		if err := n.provider.JoinSeeds(ctx, n.cfg.Seeds, dial); err != nil {
 			return err
@@ -207,7 +209,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 		n.host.setRuntime(rt)
-		n.disc = runtime.NewDiscoveryClient(n.system.Root, rt.PIDs().Discovery, backends.DiscoveryOptions{
+		n.disc = newRuntimeDiscoveryClient(n.system.Root, rt.PIDs().Discovery, backends.DiscoveryOptions{
 			OnRegistration: n.onRegistration,
 		})
 		if err := n.provider.Join(ctx, n.disc); err != nil {
@@ -558,12 +560,12 @@ func (n *Node) Cache(name string) *runtime.CacheClient {
 	if n.rt == nil {
 		c, err := n.CacheWith(backends.CacheOptions{Namespace: n.ns, Name: name})
 		if err != nil {
-			return runtime.NewCacheClient(nil, nil, name, nil)
+			return newRuntimeCacheClient(nil, nil, name, nil)
 		}
 		return c
 	}
 	if n.running("cache") != nil {
-		return runtime.NewCacheClient(nil, nil, name, nil)
+		return newRuntimeCacheClient(nil, nil, name, nil)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -571,7 +573,7 @@ func (n *Node) Cache(name string) *runtime.CacheClient {
 	if c := n.caches[key]; c != nil {
 		return c
 	}
-	c := runtime.NewCacheClient(n.system.Root, n.rt.PIDs().Cache, name, n.locks)
+	c := newRuntimeCacheClient(n.system.Root, n.rt.PIDs().Cache, name, n.locks)
 	n.caches[key] = c
 	return c
 }
@@ -598,7 +600,7 @@ func (n *Node) CacheWith(opts backends.CacheOptions) (*runtime.CacheClient, erro
 	if err != nil {
 		return nil, err
 	}
-	c = runtime.NewCacheClient(n.system.Root, pid, opts.Name, locks)
+	c = newRuntimeCacheClient(n.system.Root, pid, opts.Name, locks)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if old := n.caches[key]; old != nil {
@@ -623,7 +625,7 @@ func (n *Node) ConfigNamespace(name string) *runtime.ConfigClient {
 	}
 	c, err := n.ConfigWith(backends.ConfigOptions{Namespace: n.ns, Name: name})
 	if err != nil {
-		return runtime.NewConfigClient(nil, nil, name)
+		return newRuntimeConfigClient(nil, nil, name)
 	}
 	return c
 }
@@ -642,7 +644,7 @@ func (n *Node) ConfigWith(opts backends.ConfigOptions) (*runtime.ConfigClient, e
 	if err != nil {
 		return nil, err
 	}
-	c := runtime.NewConfigClient(n.system.Root, pid, opts.Name)
+	c := newRuntimeConfigClient(n.system.Root, pid, opts.Name)
 	n.mu.Lock()
 	n.closers = append(n.closers, c)
 	n.mu.Unlock()
@@ -664,9 +666,9 @@ func (n *Node) Discovery() *runtime.DiscoveryClient {
 	}
 	pid, err := n.serviceProxy(discoveryActorName)
 	if err != nil {
-		return runtime.NewDiscoveryClient(nil, nil, backends.DiscoveryOptions{})
+		return newRuntimeDiscoveryClient(nil, nil, backends.DiscoveryOptions{})
 	}
-	d = runtime.NewDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{})
+	d = newRuntimeDiscoveryClient(n.system.Root, pid, backends.DiscoveryOptions{})
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.discovery != nil {
@@ -691,9 +693,9 @@ func (n *Node) Election() *runtime.ElectionClient {
 	}
 	pid, err := n.serviceProxy(lockActorName)
 	if err != nil {
-		return runtime.NewElectionClient(nil, nil, runtime.ElectionClientOptions{})
+		return newRuntimeElectionClient(nil, nil, nodeaccess.ClientOptions{})
 	}
-	e = runtime.NewElectionClient(n.system.Root, pid, runtime.ElectionClientOptions{Logger: n.log})
+	e = newRuntimeElectionClient(n.system.Root, pid, nodeaccess.ClientOptions{Logger: n.log})
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.election != nil {
@@ -738,4 +740,22 @@ func (n *Node) proxy(key string, resolve func(ctx context.Context) (*actor.PID, 
 	}
 	n.proxies[key] = p
 	return p, nil
+}
+
+// The node's facades are runtime's, bound to grain PIDs.
+
+func newRuntimeCacheClient(root *actor.RootContext, pid *actor.PID, name string, locker backends.Locker) *runtime.CacheClient {
+	return nodeaccess.NewCacheClient(root, pid, name, locker).(*runtime.CacheClient)
+}
+
+func newRuntimeConfigClient(root *actor.RootContext, pid *actor.PID, name string) *runtime.ConfigClient {
+	return nodeaccess.NewConfigClient(root, pid, name).(*runtime.ConfigClient)
+}
+
+func newRuntimeDiscoveryClient(root *actor.RootContext, pid *actor.PID, opts backends.DiscoveryOptions) *runtime.DiscoveryClient {
+	return nodeaccess.NewDiscoveryClient(root, pid, opts).(*runtime.DiscoveryClient)
+}
+
+func newRuntimeElectionClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *runtime.ElectionClient {
+	return nodeaccess.NewElectionClient(root, pid, opts).(*runtime.ElectionClient)
 }
