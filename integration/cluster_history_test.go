@@ -17,7 +17,7 @@ import (
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/integration/harness"
-	"github.com/baton-go/baton/integration/history"
+	"github.com/baton-go/baton/integration/internal/history"
 	"github.com/baton-go/baton/runtime/cluster"
 )
 

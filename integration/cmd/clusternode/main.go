@@ -67,7 +67,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
-	"github.com/baton-go/baton/integration/history"
+	"github.com/baton-go/baton/integration/internal/history"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	"github.com/baton-go/baton/runtime"
 	"github.com/baton-go/baton/runtime/cluster"

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-go/baton/integration/history"
+	"github.com/baton-go/baton/integration/internal/history"
 )
 
 // TestResourceFences: a write is accepted iff its token is at least the

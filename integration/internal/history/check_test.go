@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/baton-go/baton/integration/history"
+	"github.com/baton-go/baton/integration/internal/history"
 )
 
 // base is the synthetic histories' time zero; ms(n) is n ms after it.
