@@ -41,7 +41,7 @@ func TestClusterConformance(t *testing.T) {
 	srv := harness.StartRedis(t)
 	procs := clusterOf(t, 3, "-redis", srv.URL())
 	client := clientNode(t, clusterName(t), procs[0].addr)
-	_, err := client.Provider().WaitMembers(t.Context(), func(ms []cluster.Member) bool { return len(ms) == 3 })
+	_, err := client.WaitMembers(t.Context(), func(ms []cluster.Member) bool { return len(ms) == 3 })
 	require.NoError(t, err)
 
 	// The components that are not grains come from a member's actors

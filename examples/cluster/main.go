@@ -450,7 +450,7 @@ func runNode(name string, args []string, in io.Reader, out io.Writer) error {
 	wg.Go(func() { // report the member count as it changes
 		last := -1
 		for {
-			changed := n.Provider().Changed()
+			changed := n.MembersChanged()
 			if c := len(n.Members()); c != last {
 				say("members %d", c)
 				last = c

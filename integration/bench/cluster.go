@@ -57,7 +57,7 @@ func clusterLockRunner(ctx context.Context, s *stack, name string) (*runner, err
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, n := range nodes {
-		if _, err := n.Provider().WaitMembers(wctx, func(ms []cluster.Member) bool { return len(ms) == clusterNodes }); err != nil {
+		if _, err := n.WaitMembers(wctx, func(ms []cluster.Member) bool { return len(ms) == clusterNodes }); err != nil {
 			return nil, errors.Join(err, closeAll(ctx))
 		}
 	}

@@ -19,7 +19,7 @@
 //
 // # Membership
 //
-// Provider is a protoactor ClusterProvider on backends.ServiceDiscovery. A
+// provider is a protoactor ClusterProvider on backends.ServiceDiscovery. A
 // member registers as an instance of service Config.Name (address, grain
 // kinds) through the runtime's discovery actor, whose registrations keep
 // themselves alive and come back by themselves after a lost lease — a

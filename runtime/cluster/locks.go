@@ -101,7 +101,7 @@ func newLocks(n *Node, ns backends.Namespace) (*Locks, error) {
 	}
 	l.self = pid
 	l.life, l.endLife = context.WithCancel(context.Background())
-	if p := n.Provider(); p != nil {
+	if p := n.provider; p != nil {
 		l.cleanups.Go(func() { l.followTopology(p) })
 	}
 	return l, nil
@@ -111,7 +111,7 @@ func newLocks(n *Node, ns backends.Namespace) (*Locks, error) {
 // lost: a member that is paused or cut off is dropped by the membership
 // long before its connection breaks, and its grains are activated
 // elsewhere meanwhile.
-func (l *Locks) followTopology(p *Provider) {
+func (l *Locks) followTopology(p *provider) {
 	for {
 		ch := p.Changed()
 		live := map[string]bool{l.n.Address(): true}

@@ -23,7 +23,7 @@ import (
 // Every other record passes unchanged.
 type peerNoise struct {
 	next    slog.Handler
-	members *atomic.Pointer[Provider] // nil until the provider exists
+	members *atomic.Pointer[provider] // nil until the provider exists
 }
 
 // endpointRecords are protoactor's messages about peer connections, with
@@ -40,7 +40,7 @@ var endpointRecords = map[string]slog.Level{
 }
 
 func newPeerNoise(next slog.Handler) *peerNoise {
-	return &peerNoise{next: next, members: &atomic.Pointer[Provider]{}}
+	return &peerNoise{next: next, members: &atomic.Pointer[provider]{}}
 }
 
 // Enabled defers to next: records are only ever lowered, and Handle checks

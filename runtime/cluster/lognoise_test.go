@@ -21,7 +21,7 @@ func (l *levels) WithGroup(string) slog.Handler      { return l }
 func TestPeerNoise(t *testing.T) {
 	rec := &levels{}
 	noise := newPeerNoise(rec)
-	p := NewProvider(ProviderConfig{Name: "noise"})
+	p := newProvider(providerConfig{Name: "noise"})
 	p.members = []Member{{ID: "m1", Address: "127.0.0.1:7001"}}
 	noise.members.Store(p)
 	log := slog.New(noise).With("lib", "protoactor")

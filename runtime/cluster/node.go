@@ -55,7 +55,7 @@ type Node struct {
 	cl       *cluster.Cluster
 	rt       *runtime.Node
 	host     *host
-	provider *Provider
+	provider *provider
 	resolver *resolver
 	gate     *streamGate
 	stalls   *stallWatch
@@ -161,7 +161,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.gate = &streamGate{}
 	n.resolver = newResolver(n.system.Root, n.cfg.ResolveTimeout)
 	n.host = &host{log: n.log, idle: n.cfg.GrainIdleTimeout}
-	n.provider = NewProvider(ProviderConfig{
+	n.provider = newProvider(providerConfig{
 		Name: n.cfg.Name, TTL: n.cfg.MemberTTL, ProbeInterval: n.cfg.ProbeInterval,
 		PingTimeout: n.cfg.PingTimeout, MaxAbsence: n.cfg.MaxAbsence, SuspectAfter: n.cfg.SuspectAfter, NodeID: n.nodeID,
 		OnTopology: n.onTopology, Logger: n.log,
@@ -480,8 +480,23 @@ func (n *Node) Members() []Member {
 	return n.provider.Members()
 }
 
-// Provider returns the node's cluster provider (membership).
-func (n *Node) Provider() *Provider { return n.provider }
+// MembersChanged returns a channel closed at the next change of the member
+// list (Members). Nil before Start.
+func (n *Node) MembersChanged() <-chan struct{} {
+	if n.provider == nil {
+		return nil
+	}
+	return n.provider.Changed()
+}
+
+// WaitMembers waits until the member list satisfies ok, or ctx ends, and
+// returns it.
+func (n *Node) WaitMembers(ctx context.Context, ok func([]Member) bool) ([]Member, error) {
+	if n.provider == nil {
+		return nil, fmt.Errorf("cluster: wait members: node not started: %w", backends.ErrClosed)
+	}
+	return n.provider.WaitMembers(ctx, ok)
+}
 
 // Cluster returns the protoactor cluster (nil before Start).
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }

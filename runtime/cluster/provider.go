@@ -48,8 +48,8 @@ type Member struct {
 	NodeID string
 }
 
-// ProviderConfig configures a Provider.
-type ProviderConfig struct {
+// providerConfig configures a Provider.
+type providerConfig struct {
 	// Name is the service name members register under. Required.
 	Name string
 	// TTL of the member's registration. Default: DefaultMemberTTL.
@@ -69,7 +69,7 @@ type ProviderConfig struct {
 	Logger *slog.Logger
 }
 
-// Provider is a protoactor cluster provider built on Baton's service
+// provider is a protoactor cluster provider built on Baton's service
 // discovery (backends.ServiceDiscovery, on Redis or etcd), instead of
 // protoactor's own etcd provider — which hangs when etcd is down, leaks
 // its client and never re-registers after its lease is lost
@@ -101,8 +101,8 @@ type ProviderConfig struct {
 // cluster (StartMember or StartClient — both only record the cluster),
 // then call Join with the discovery component once it is up. Leave (or
 // Shutdown) stops following and deregisters.
-type Provider struct {
-	cfg  ProviderConfig
+type provider struct {
+	cfg  providerConfig
 	log  *slog.Logger
 	gate *streamGate // set by Node: see publish
 
@@ -117,10 +117,10 @@ type Provider struct {
 	memberCh chan struct{} // closed and replaced on every change
 }
 
-var _ cluster.ClusterProvider = (*Provider)(nil)
+var _ cluster.ClusterProvider = (*provider)(nil)
 
-// NewProvider returns a provider; it does nothing until Join.
-func NewProvider(cfg ProviderConfig) *Provider {
+// newProvider returns a provider; it does nothing until Join.
+func newProvider(cfg providerConfig) *provider {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultMemberTTL
 	}
@@ -140,17 +140,17 @@ func NewProvider(cfg ProviderConfig) *Provider {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{cfg: cfg, log: log.With("cluster", cfg.Name), memberCh: make(chan struct{})}
+	return &provider{cfg: cfg, log: log.With("cluster", cfg.Name), memberCh: make(chan struct{})}
 }
 
 // StartMember implements cluster.ClusterProvider: it records the cluster.
-func (p *Provider) StartMember(c *cluster.Cluster) error { return p.start(c, false) }
+func (p *provider) StartMember(c *cluster.Cluster) error { return p.start(c, false) }
 
 // StartClient implements cluster.ClusterProvider: it records the cluster;
 // a client registers nothing.
-func (p *Provider) StartClient(c *cluster.Cluster) error { return p.start(c, true) }
+func (p *provider) StartClient(c *cluster.Cluster) error { return p.start(c, true) }
 
-func (p *Provider) start(c *cluster.Cluster, client bool) error {
+func (p *provider) start(c *cluster.Cluster, client bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cl != nil {
@@ -161,7 +161,7 @@ func (p *Provider) start(c *cluster.Cluster, client bool) error {
 }
 
 // Shutdown implements cluster.ClusterProvider: Leave, bounded by 5s.
-func (p *Provider) Shutdown(bool) error {
+func (p *provider) Shutdown(bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return p.Leave(ctx)
@@ -189,7 +189,7 @@ func (staticSource) close() {}
 // service, feeding the cluster's MemberList. It returns once the first
 // snapshot is applied (nil), or with the registration's error, or
 // ErrUnavailable when ctx ends first. The following goes on until Leave.
-func (p *Provider) Join(ctx context.Context, disc backends.ServiceDiscovery) error {
+func (p *provider) Join(ctx context.Context, disc backends.ServiceDiscovery) error {
 	p.mu.Lock()
 	client := p.client
 	p.mu.Unlock()
@@ -206,7 +206,7 @@ func (p *Provider) Join(ctx context.Context, disc backends.ServiceDiscovery) err
 // facade for a member address), moving on to the next seed — or to any
 // member it has learned of — when that one stops answering. It returns as
 // Join does.
-func (p *Provider) JoinSeeds(ctx context.Context, seeds []string, dial func(addr string) backends.ServiceDiscovery) error {
+func (p *provider) JoinSeeds(ctx context.Context, seeds []string, dial func(addr string) backends.ServiceDiscovery) error {
 	p.mu.Lock()
 	c := p.cl
 	p.mu.Unlock()
@@ -219,7 +219,7 @@ func (p *Provider) JoinSeeds(ctx context.Context, seeds []string, dial func(addr
 	return p.follow(ctx, &seedSource{root: c.ActorSystem.Root, seeds: seeds, known: p.Members, dial: dial})
 }
 
-func (p *Provider) register(ctx context.Context, disc backends.ServiceDiscovery) error {
+func (p *provider) register(ctx context.Context, disc backends.ServiceDiscovery) error {
 	p.mu.Lock()
 	c := p.cl
 	p.mu.Unlock()
@@ -242,7 +242,7 @@ func (p *Provider) register(ctx context.Context, disc backends.ServiceDiscovery)
 }
 
 // follow starts the membership goroutine and waits for the first snapshot.
-func (p *Provider) follow(ctx context.Context, src source) error {
+func (p *provider) follow(ctx context.Context, src source) error {
 	p.mu.Lock()
 	if p.cancel != nil {
 		p.mu.Unlock()
@@ -272,7 +272,7 @@ func (p *Provider) follow(ctx context.Context, src source) error {
 
 // Leave stops following the service and deregisters this member
 // (best-effort, within ctx). Idempotent.
-func (p *Provider) Leave(ctx context.Context) error {
+func (p *provider) Leave(ctx context.Context) error {
 	p.mu.Lock()
 	cancel, done, self, disc := p.cancel, p.done, p.self, p.disc
 	p.cancel, p.self = nil, nil
@@ -291,21 +291,21 @@ func (p *Provider) Leave(ctx context.Context) error {
 }
 
 // Members returns the current member list (sorted by address).
-func (p *Provider) Members() []Member {
+func (p *provider) Members() []Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.members)
 }
 
 // Changed returns a channel closed at the next change of the member list.
-func (p *Provider) Changed() <-chan struct{} {
+func (p *provider) Changed() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.memberCh
 }
 
 // WaitMembers waits until the member list satisfies ok, or ctx ends.
-func (p *Provider) WaitMembers(ctx context.Context, ok func([]Member) bool) ([]Member, error) {
+func (p *provider) WaitMembers(ctx context.Context, ok func([]Member) bool) ([]Member, error) {
 	for {
 		ch := p.Changed()
 		ms := p.Members()
@@ -320,7 +320,7 @@ func (p *Provider) WaitMembers(ctx context.Context, ok func([]Member) bool) ([]M
 	}
 }
 
-func (p *Provider) setMembers(ms []Member) {
+func (p *provider) setMembers(ms []Member) {
 	// OnTopology first (it updates the node's placement), then the
 	// watchers of Changed: one that reacts to a departed member must find
 	// its grains' new places, not the old ones.
@@ -366,7 +366,7 @@ type pingResult struct {
 // membership is the goroutine that follows the service. All its state is
 // owned by that goroutine.
 type membership struct {
-	p      *Provider
+	p      *provider
 	cl     *cluster.Cluster
 	self   *backends.ServiceInfo
 	client bool

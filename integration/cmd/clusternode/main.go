@@ -204,7 +204,7 @@ loop:
 func reportMembers(ctx context.Context, n *cluster.Node, o *out) {
 	last := ""
 	for {
-		ch := n.Provider().Changed()
+		ch := n.MembersChanged()
 		var addrs []string
 		for _, m := range n.Members() {
 			addrs = append(addrs, m.Address)
