@@ -77,7 +77,7 @@ func TestClusterConformance(t *testing.T) {
 			return c
 		},
 		NewLocker: func(t *testing.T, opts backends.LockerOptions) (backends.Locker, conformance.Crash) {
-			l, err := client.NewLocks(opts.Namespace)
+			l, err := client.LocksWith(opts)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = l.Close() })
 			return l, l.Abandon

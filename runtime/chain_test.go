@@ -38,7 +38,8 @@ func TestHotReloadCacheTTL(t *testing.T) {
 				mu.Unlock()
 			}))
 			ctx := ctxFor(t, 60*time.Second)
-			settings := node.ConfigNamespace(runtime.SettingsConfigName)
+			settings, err := node.ConfigWith(backends.ConfigOptions{Name: runtime.SettingsConfigName})
+			require.NoError(t, err)
 			assert.Zero(t, node.Settings().CacheDefaultTTL, "no expiry by default")
 
 			// Component layer: every node's cache gets a 2s default TTL.

@@ -208,24 +208,41 @@ func (n *Node) Config() *ConfigClient {
 	return n.config
 }
 
-// ConfigNamespace returns the facade of another config namespace served by
-// the same actor. Every call for a name returns the same facade, shared
-// and owned by the node like Config's.
-func (n *Node) ConfigNamespace(name string) *ConfigClient {
+// ConfigWith returns the facade of another config namespace of this node
+// (opts.Name; "" is DefaultConfigName), served by the same actor. A
+// standalone node serves only its own key namespace and limits: a
+// Namespace other than Namespace(), a MaxValueSize or a HistoryLimit is
+// ErrInvalidArgument (a cluster node's ConfigWith takes them). Every call
+// for a name returns the same facade, shared and owned by the node like
+// Config's: do not Close it.
+func (n *Node) ConfigWith(opts backends.ConfigOptions) (*ConfigClient, error) {
+	name := opts.Name
+	if name == "" {
+		name = DefaultConfigName
+	}
+	if err := backends.ValidateName("config name", name); err != nil {
+		return nil, err
+	}
+	if opts.Namespace != (backends.Namespace{}) && opts.Namespace.WithDefaults() != n.ns.WithDefaults() {
+		return nil, backends.Invalid("namespace", opts.Namespace.Root+"/"+opts.Namespace.Env, "a standalone node serves only its own namespace")
+	}
+	if opts.MaxValueSize != 0 || opts.HistoryLimit != 0 {
+		return nil, backends.Invalid("config options", name, "a standalone node's limits come from its SystemConfig")
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.state != stateRunning {
-		return newConfigClient(stoppedRoot(), nil, name)
+		return newConfigClient(stoppedRoot(), nil, name), nil
 	}
 	if name == DefaultConfigName {
-		return n.config
+		return n.config, nil
 	}
 	if c := n.configs[name]; c != nil {
-		return c
+		return c, nil
 	}
 	c := newConfigClient(n.system.Root, n.configPID, name)
 	n.configs[name] = c
-	return c
+	return c, nil
 }
 
 // ComponentPIDs are the node's actors, for actor code that messages them

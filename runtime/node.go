@@ -111,7 +111,7 @@ type Node struct {
 	stops []namedStop
 
 	caches  map[string]*CacheClient
-	configs map[string]*ConfigClient // ConfigNamespace's facades
+	configs map[string]*ConfigClient // ConfigWith's facades
 }
 
 type nodeState int

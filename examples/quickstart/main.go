@@ -326,7 +326,10 @@ func tourConfig(ctx context.Context, node *runtime.Node, reloads <-chan runtime.
 	}
 
 	// Layered settings, hot reloaded into the running cache actor.
-	settings := node.ConfigNamespace(runtime.SettingsConfigName)
+	settings, err := node.ConfigWith(backends.ConfigOptions{Name: runtime.SettingsConfigName})
+	if err != nil {
+		return err
+	}
 	key := runtime.SettingsKey(backends.LayerComponent, backends.ComponentCache, "", "default_ttl")
 	if err := settings.Set(ctx, key, "90s"); err != nil {
 		return err

@@ -162,7 +162,10 @@ func fanoutRunners(ctx context.Context, s *stack, n int) ([]*runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := s.node.ConfigNamespace("bench-baton")
+	cc, err := s.node.ConfigWith(backends.ConfigOptions{Name: "bench-baton"})
+	if err != nil {
+		return nil, err
+	}
 	f, extra, err := subscribe(ctx, n, func(ctx context.Context) (<-chan backends.ConfigEvent, error) {
 		return cc.Watch(ctx, fanoutKey)
 	})

@@ -20,7 +20,7 @@ import (
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 )
 
-// Locks is the cluster's backends.Locker: every lock name is one lock
+// LockClient is the cluster's backends.Locker: every lock name is one lock
 // grain somewhere in the cluster, so the waiters of all nodes queue in one
 // FIFO and a release hands the lock to the next of them directly (see
 // components.LockGrain). The backend lease and its fencing token stay the
@@ -47,7 +47,7 @@ import (
 // A Locks facade is a process of its own for the grains: they death-watch
 // it, and release its leases and withdraw its waits when it closes or its
 // node goes away.
-type Locks struct {
+type LockClient struct {
 	n    *Node
 	ns   backends.Namespace
 	self *actor.PID // receives LeaseLost; death-watches granting grains
@@ -78,8 +78,8 @@ type waitRef struct {
 }
 
 var (
-	_ backends.Locker = (*Locks)(nil)
-	_ backends.Closer = (*Locks)(nil)
+	_ backends.Locker = (*LockClient)(nil)
+	_ backends.Closer = (*LockClient)(nil)
 	_ backends.Lease  = (*lease)(nil)
 )
 
@@ -92,8 +92,8 @@ const (
 	farFuture = 100 * 365 * 24 * time.Hour
 )
 
-func newLocks(n *Node, ns backends.Namespace) (*Locks, error) {
-	l := &Locks{n: n, ns: ns.WithDefaults(), leases: map[string]*lease{}, lost: map[string]bool{}, grains: map[string]*grainRefs{}}
+func newLocks(n *Node, ns backends.Namespace) (*LockClient, error) {
+	l := &LockClient{n: n, ns: ns.WithDefaults(), leases: map[string]*lease{}, lost: map[string]bool{}, grains: map[string]*grainRefs{}}
 	root := n.system.Root
 	pid, err := root.SpawnNamed(actor.PropsFromFunc(l.receive), "baton-cluster-locks-"+randomID())
 	if err != nil {
@@ -111,7 +111,7 @@ func newLocks(n *Node, ns backends.Namespace) (*Locks, error) {
 // lost: a member that is paused or cut off is dropped by the membership
 // long before its connection breaks, and its grains are activated
 // elsewhere meanwhile.
-func (l *Locks) followTopology(p *provider) {
+func (l *LockClient) followTopology(p *provider) {
 	for {
 		ch := p.Changed()
 		live := map[string]bool{l.n.Address(): true}
@@ -138,22 +138,22 @@ func (l *Locks) followTopology(p *provider) {
 }
 
 // lockGrainIdentity is the identity of name's grain.
-func (l *Locks) identity(name string) string { return lockIdentity(l.ns, name) }
+func (l *LockClient) identity(name string) string { return lockIdentity(l.ns, name) }
 
 // Acquire implements backends.Locker: it waits in the grain's queue until
 // the lock is granted or ctx ends (the wait is then withdrawn and the
 // wrapped ctx.Err() returned).
-func (l *Locks) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+func (l *LockClient) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return l.acquire(ctx, "cluster: lock acquire", name, opts, true)
 }
 
 // TryAcquire implements backends.Locker: ErrNotObtained at once when the
 // lock is held or waiters are queued for it anywhere in the cluster.
-func (l *Locks) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+func (l *LockClient) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return l.acquire(ctx, "cluster: lock try acquire", name, opts, false)
 }
 
-func (l *Locks) usable() error {
+func (l *LockClient) usable() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -162,7 +162,7 @@ func (l *Locks) usable() error {
 	return nil
 }
 
-func (l *Locks) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
+func (l *LockClient) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
 	if err := backends.ValidateName("lock name", name); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -282,7 +282,7 @@ func grantRequest(ctx context.Context, root *actor.RootContext, pid *actor.PID, 
 // withdraw cleans up after an acquire that got no answer: the wait is
 // withdrawn in the background (a grant that raced it is given back there),
 // so the caller returns by its own deadline; Close waits for it.
-func (l *Locks) withdraw(ctx context.Context, op, name string, pid *actor.PID, requestID string, err error) error {
+func (l *LockClient) withdraw(ctx context.Context, op, name string, pid *actor.PID, requestID string, err error) error {
 	root := l.n.system.Root
 	l.cleanups.Go(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
@@ -301,7 +301,7 @@ func (l *Locks) withdraw(ctx context.Context, op, name string, pid *actor.PID, r
 // granted after sent); for one that waited, the arrival of the answer plus
 // what the grain says is left of the TTL, less a margin for the answer's
 // time on the wire.
-func (l *Locks) granted(op, name string, pid *actor.PID, m *lockv1.Lease, sent time.Time, waited, autoRenew bool) (backends.Lease, error) {
+func (l *LockClient) granted(op, name string, pid *actor.PID, m *lockv1.Lease, sent time.Time, waited, autoRenew bool) (backends.Lease, error) {
 	ls := &lease{
 		l: l, grain: pid, name: m.GetName(), owner: m.GetOwner(), ttl: m.GetTtl().AsDuration(),
 		token: m.GetToken(), id: m.GetLeaseId(), handle: m.GetHandle(), done: make(chan struct{}),
@@ -383,7 +383,7 @@ func (ls *lease) renew() {
 
 // refs returns the record of a grain, watching it when it is new; l.mu is
 // held.
-func (l *Locks) refs(pid *actor.PID) *grainRefs {
+func (l *LockClient) refs(pid *actor.PID) *grainRefs {
 	key := pidKey(pid)
 	g := l.grains[key]
 	if g == nil {
@@ -401,7 +401,7 @@ const idleWatchMax = 256
 
 // tidyRefs stops watching idle grains once there are too many; l.mu is
 // held.
-func (l *Locks) tidyRefs(*grainRefs) {
+func (l *LockClient) tidyRefs(*grainRefs) {
 	if len(l.grains) <= idleWatchMax {
 		return
 	}
@@ -415,7 +415,7 @@ func (l *Locks) tidyRefs(*grainRefs) {
 
 // track registers a request about to wait in grain pid; the returned
 // context ends when the grain is reported gone.
-func (l *Locks) track(ctx context.Context, pid *actor.PID, requestID string) (context.Context, *waitRef) {
+func (l *LockClient) track(ctx context.Context, pid *actor.PID, requestID string) (context.Context, *waitRef) {
 	rctx, cancel := context.WithCancel(ctx)
 	w := &waitRef{requestID: requestID, cancel: cancel}
 	l.mu.Lock()
@@ -425,7 +425,7 @@ func (l *Locks) track(ctx context.Context, pid *actor.PID, requestID string) (co
 }
 
 // untrack ends a tracked request and reports whether its grain died.
-func (l *Locks) untrack(pid *actor.PID, w *waitRef) bool {
+func (l *LockClient) untrack(pid *actor.PID, w *waitRef) bool {
 	l.mu.Lock()
 	if g := l.grains[pidKey(pid)]; g != nil {
 		delete(g.waits, w)
@@ -447,7 +447,7 @@ type (
 )
 
 // receive is the facade's actor: lease losses and grain deaths.
-func (l *Locks) receive(c actor.Context) {
+func (l *LockClient) receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *watchGrain:
 		c.Watch(m.pid)
@@ -476,7 +476,7 @@ func (l *Locks) receive(c actor.Context) {
 // or whose connection broke: waits in it are sent again to the grain's new
 // place (their requests end here) and withdrawn there in case it lives on;
 // leases in it move to the grain's next activation (see move).
-func (l *Locks) grainGone(grain *actor.PID) {
+func (l *LockClient) grainGone(grain *actor.PID) {
 	{
 		key := pidKey(grain)
 		l.mu.Lock()
@@ -519,7 +519,7 @@ type grainLost struct{ pid *actor.PID }
 // keeps its token. Release and Refresh wait for the move. When the backend
 // no longer holds the lease, or no grain adopts it within its TTL, the
 // lease is over (Done closes). l.mu is held.
-func (l *Locks) move(ls *lease, from *actor.PID) {
+func (l *LockClient) move(ls *lease, from *actor.PID) {
 	if ls.moving != nil || l.closed {
 		return
 	}
@@ -546,7 +546,7 @@ func (l *Locks) move(ls *lease, from *actor.PID) {
 
 // adopt asks the grain's current activation to adopt ls, retrying while
 // the grain is being placed, for at most the lease's TTL.
-func (l *Locks) adopt(ls *lease, from *actor.PID, oldID string) bool {
+func (l *LockClient) adopt(ls *lease, from *actor.PID, oldID string) bool {
 	ctx, cancel := context.WithTimeout(l.life, ls.TTL())
 	defer cancel()
 	identity := l.identity(ls.name)
@@ -578,7 +578,7 @@ func (l *Locks) adopt(ls *lease, from *actor.PID, oldID string) bool {
 
 // rekey records that ls now lives in grain pid under id; false when it was
 // reported lost there before its id was known (the caller ends it).
-func (l *Locks) rekey(ls *lease, pid *actor.PID, id string) bool {
+func (l *LockClient) rekey(ls *lease, pid *actor.PID, id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.leases[ls.id] == ls {
@@ -599,7 +599,7 @@ func (l *Locks) rekey(ls *lease, pid *actor.PID, id string) bool {
 
 // cleanup withdraws waits and releases leases in a grain reported gone,
 // best-effort and bounded; Close waits for it.
-func (l *Locks) cleanup(grain *actor.PID, requestIDs []string, leases []*lease) {
+func (l *LockClient) cleanup(grain *actor.PID, requestIDs []string, leases []*lease) {
 	if len(requestIDs) == 0 && len(leases) == 0 {
 		return
 	}
@@ -617,7 +617,7 @@ func (l *Locks) cleanup(grain *actor.PID, requestIDs []string, leases []*lease) 
 }
 
 // forget ends a lease that is no longer held.
-func (l *Locks) forget(ls *lease) {
+func (l *LockClient) forget(ls *lease) {
 	l.mu.Lock()
 	if l.leases[ls.id] == ls {
 		delete(l.leases, ls.id)
@@ -630,7 +630,7 @@ func (l *Locks) forget(ls *lease) {
 	ls.end()
 }
 
-func (l *Locks) releaseQuietly(ls *lease) {
+func (l *LockClient) releaseQuietly(ls *lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if grain, id, err := ls.where(ctx); err == nil {
@@ -642,7 +642,7 @@ func (l *Locks) releaseQuietly(ls *lease) {
 // Close releases every lease still held through this facade (bounded),
 // closes their Done channels and stops the facade's actor, which tells the
 // grains it is gone. Later calls return ErrClosed. Idempotent.
-func (l *Locks) Close() error {
+func (l *LockClient) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -667,7 +667,7 @@ func (l *Locks) Close() error {
 // had died: the grains see it gone, release its leases and withdraw its
 // waits. Its leases' Done channels close; later calls return ErrClosed.
 // It exists for fault tests (conformance's crash of a holder).
-func (l *Locks) Abandon() {
+func (l *LockClient) Abandon() {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -691,7 +691,7 @@ func (l *Locks) Abandon() {
 // moves to the grain's next activation (see move); both are guarded by
 // Locks.mu, and so is moving.
 type lease struct {
-	l      *Locks
+	l      *LockClient
 	grain  *actor.PID
 	name   string
 	owner  string

@@ -64,8 +64,8 @@ type Node struct {
 	ns       backends.Namespace
 	address  string
 
-	locks     *Locks
-	scoped    map[string]*Locks
+	locks     *LockClient
+	scoped    map[string]*LockClient // the lock facades of other namespaces, for their caches' GetOrLoad
 	proxies   map[string]*actor.PID
 	caches    map[string]*runtime.CacheClient
 	configs   map[string]*runtime.ConfigClient
@@ -86,7 +86,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, scoped: map[string]*Locks{}, proxies: map[string]*actor.PID{},
+	n := &Node{cfg: cfg, scoped: map[string]*LockClient{}, proxies: map[string]*actor.PID{},
 		caches: map[string]*runtime.CacheClient{}, configs: map[string]*runtime.ConfigClient{}}
 	for _, o := range opts {
 		o(&n.opts)
@@ -365,17 +365,19 @@ func (n *Node) teardown(ctx context.Context) error {
 	n.mu.Lock()
 	closers := n.closers
 	n.closers = nil
-	var locks []*Locks
+	var locks []*LockClient
 	if n.locks != nil {
 		locks = append(locks, n.locks)
 	}
-	for _, l := range n.scoped {
-		locks = append(locks, l)
-	}
+	scoped := n.scoped
+	n.scoped = map[string]*LockClient{}
 	proxies := n.proxies
 	n.proxies = map[string]*actor.PID{}
 	disc := n.disc
 	n.mu.Unlock()
+	for _, l := range scoped {
+		locks = append(locks, l)
+	}
 	for _, l := range locks {
 		_ = l.Close()
 	}
@@ -509,18 +511,18 @@ func (n *Node) Runtime() *runtime.Node { return n.rt }
 
 // Locks returns the cluster lock facade of the node's namespace. Before
 // Start and after Stop its calls return ErrClosed.
-func (n *Node) Locks() *Locks {
+func (n *Node) Locks() *LockClient {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.locks == nil {
-		return &Locks{n: n, closed: true}
+		return &LockClient{n: n, closed: true}
 	}
 	return n.locks
 }
 
-// LocksIn returns a cluster lock facade for another namespace (its grains
-// open that namespace on the members).
-func (n *Node) LocksIn(ns backends.Namespace) (*Locks, error) {
+// locksIn returns the shared lock facade of ns, for the caches of that
+// namespace.
+func (n *Node) locksIn(ns backends.Namespace) (*LockClient, error) {
 	ns = ns.WithDefaults()
 	if err := ns.Validate(); err != nil {
 		return nil, err
@@ -545,10 +547,15 @@ func (n *Node) LocksIn(ns backends.Namespace) (*Locks, error) {
 	return l, nil
 }
 
-// NewLocks returns a new lock facade for namespace ns, independent of the
-// node's others: the grains see it as a process of its own, and its Close
-// releases only its leases. Stop closes it if the caller did not.
-func (n *Node) NewLocks(ns backends.Namespace) (*Locks, error) {
+// LocksWith returns a new lock facade for opts.Namespace (the node's when
+// zero), independent of the node's others: the grains see it as a process
+// of its own, and its Close releases only its leases. Stop closes it if the
+// caller did not.
+func (n *Node) LocksWith(opts backends.LockerOptions) (*LockClient, error) {
+	ns := opts.Namespace
+	if ns == (backends.Namespace{}) {
+		ns = n.ns
+	}
 	ns = ns.WithDefaults()
 	if err := ns.Validate(); err != nil {
 		return nil, err
@@ -600,7 +607,7 @@ func (n *Node) CacheWith(opts backends.CacheOptions) (*runtime.CacheClient, erro
 	if err != nil {
 		return nil, err
 	}
-	locks, err := n.LocksIn(opts.Namespace)
+	locks, err := n.locksIn(opts.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -626,21 +633,15 @@ func (n *Node) CacheWith(opts backends.CacheOptions) (*runtime.CacheClient, erro
 }
 
 // Config returns the facade of the "default" config namespace of the
-// node's namespace (a member's own config actor, or a grain).
-func (n *Node) Config() *runtime.ConfigClient { return n.ConfigNamespace(runtime.DefaultConfigName) }
-
-// ConfigNamespace returns the facade of a config namespace of the node's
-// key namespace.
-func (n *Node) ConfigNamespace(name string) *runtime.ConfigClient {
+// node's namespace (a member's own config actor, or a grain). Other config
+// namespaces: ConfigWith.
+func (n *Node) Config() *runtime.ConfigClient {
 	if n.rt != nil {
-		if name == runtime.DefaultConfigName {
-			return n.rt.Config()
-		}
-		return n.rt.ConfigNamespace(name)
+		return n.rt.Config()
 	}
-	c, err := n.ConfigWith(backends.ConfigOptions{Namespace: n.ns, Name: name})
+	c, err := n.ConfigWith(backends.ConfigOptions{Namespace: n.ns, Name: runtime.DefaultConfigName})
 	if err != nil {
-		return newRuntimeConfigClient(nil, nil, name)
+		return newRuntimeConfigClient(nil, nil, runtime.DefaultConfigName)
 	}
 	return c
 }
