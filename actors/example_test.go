@@ -17,7 +17,7 @@ import (
 
 // startExampleNode starts a node on the embedded etcd for the examples.
 func startExampleNode(ctx context.Context) *runtime.Node {
-	node, err := runtime.New(runtime.SystemConfig{Env: "dev"}, embedded.Option())
+	node, err := runtime.New(runtime.Spec{Env: "dev"}, embedded.Option())
 	if err != nil {
 		panic(err)
 	}

@@ -20,7 +20,7 @@ import (
 // protoactor-go's remote.Start).
 func clientNode(t *testing.T, name string, seeds ...string) *cluster.Node {
 	t.Helper()
-	n, err := cluster.New(cluster.Config{Name: name, Seeds: seeds, Env: "test", NodeID: "test-client"})
+	n, err := cluster.New(cluster.Spec{Name: name, Seeds: seeds, Env: "test", NodeID: "test-client"})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

@@ -28,7 +28,7 @@ const (
 	// historyRun is how long the first nodes loop on the lock; nodes that
 	// join later loop until the same end.
 	historyRun = 30 * time.Second
-	// historySuspectAfter is the nodes' cluster.Config.SuspectAfter: below
+	// historySuspectAfter is the nodes' cluster.Spec.SuspectAfter: below
 	// the lock TTL, so that a paused grain host is left out (and its
 	// grains move) before the stall bound, with room for a loaded machine.
 	historySuspectAfter = 1500 * time.Millisecond

@@ -22,7 +22,7 @@ import (
 func TestHotReloadCacheTTL(t *testing.T) {
 	for _, backend := range []string{"redis", "etcd"} {
 		t.Run(backend, func(t *testing.T) {
-			cfg := runtime.SystemConfig{Env: "test", NodeID: "reload-1"}
+			cfg := runtime.Spec{Env: "test", NodeID: "reload-1"}
 			if backend == "redis" {
 				cfg.Redis = redisConfig(harness.StartRedis(t))
 			} else {
@@ -90,7 +90,7 @@ func TestHotReloadCacheTTL(t *testing.T) {
 func TestGetOrLoadAcrossNodes(t *testing.T) {
 	for _, backend := range []string{"redis", "etcd"} {
 		t.Run(backend, func(t *testing.T) {
-			cfg := runtime.SystemConfig{Env: "test"}
+			cfg := runtime.Spec{Env: "test"}
 			if backend == "redis" {
 				cfg.Redis = redisConfig(harness.StartRedis(t))
 			} else {

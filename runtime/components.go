@@ -227,7 +227,7 @@ func (n *Node) ConfigWith(opts backends.ConfigOptions) (*ConfigClient, error) {
 		return nil, backends.Invalid("namespace", opts.Namespace.Root+"/"+opts.Namespace.Env, "a standalone node serves only its own namespace")
 	}
 	if opts.MaxValueSize != 0 || opts.HistoryLimit != 0 {
-		return nil, backends.Invalid("config options", name, "a standalone node's limits come from its SystemConfig")
+		return nil, backends.Invalid("config options", name, "a standalone node's limits come from its Spec")
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -3,7 +3,7 @@
 // facades that implement the interfaces of package backends by messaging
 // those actors.
 //
-//	cfg, err := runtime.LoadConfig("baton.yaml") // YAML + BATON_* environment overrides
+//	cfg, err := runtime.LoadSpec("baton.yaml") // YAML + BATON_* environment overrides
 //	node, err := runtime.New(cfg, runtime.WithLogger(logger))
 //	if err := node.Start(ctx); err != nil { … } // ErrUnavailable when a backend is down
 //	defer node.Stop(context.Background())
@@ -24,14 +24,14 @@
 //
 // # Backends
 //
-// SystemConfig.Backends picks redis or etcd per component; any mix works.
+// Spec.Backends picks redis or etcd per component; any mix works.
 // With neither Redis nor etcd configured the node runs an embedded etcd —
 // pass embedded.Option() (package runtime/embedded), so programs that never
 // use it don't link the etcd server; with a Redis section,
 // Embedded.Enabled runs it for the components on etcd.
 //
 // A Redis endpoint can also be given as a service name
-// (SystemConfig.RedisService): it is resolved through discovery on etcd and
+// (Spec.RedisService): it is resolved through discovery on etcd and
 // followed when the registration moves.
 //
 // # Lifecycle

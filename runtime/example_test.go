@@ -13,7 +13,7 @@ import (
 // A node on the embedded default: an etcd server inside the process.
 func Example() {
 	ctx := context.Background()
-	node, err := runtime.New(runtime.SystemConfig{Env: "dev"}, embedded.Option())
+	node, err := runtime.New(runtime.Spec{Env: "dev"}, embedded.Option())
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +32,7 @@ func Example() {
 // Locks carry a fencing token that strictly increases per lock name.
 func ExampleNode_Locks() {
 	ctx := context.Background()
-	node, err := runtime.New(runtime.SystemConfig{Env: "dev"}, embedded.Option())
+	node, err := runtime.New(runtime.Spec{Env: "dev"}, embedded.Option())
 	if err != nil {
 		panic(err)
 	}
@@ -52,7 +52,7 @@ func ExampleNode_Locks() {
 // A typed cache over any backends.Cache.
 func ExampleCacheClient_typed() {
 	ctx := context.Background()
-	node, err := runtime.New(runtime.SystemConfig{Env: "dev"}, embedded.Option())
+	node, err := runtime.New(runtime.Spec{Env: "dev"}, embedded.Option())
 	if err != nil {
 		panic(err)
 	}

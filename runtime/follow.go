@@ -12,7 +12,7 @@ import (
 	"github.com/baton-go/baton/backends/redis"
 )
 
-// startRedisFollower resolves SystemConfig.RedisService through discovery
+// startRedisFollower resolves Spec.RedisService through discovery
 // on etcd and returns the address to connect to. It then follows the
 // service: when the registration moves, the Redis connector is retargeted
 // to the new address (retrying with backoff until it answers). This is the

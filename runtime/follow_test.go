@@ -33,7 +33,7 @@ func TestRedisEndpointByServiceName(t *testing.T) {
 	t.Cleanup(func() { _ = registry.Close() })
 	require.NoError(t, registry.Register(ctx, backends.ServiceInfo{ID: "redis-main", Name: "redis", Address: first.Addr()}, 5*time.Second))
 
-	node := startNode(t, runtime.SystemConfig{
+	node := startNode(t, runtime.Spec{
 		Env: "test", Etcd: etcdConfig(e), RedisService: "redis",
 		Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"},
 	})
@@ -61,7 +61,7 @@ func keysOn(t *testing.T, addr string) int {
 }
 
 func TestRedisServiceNeedsDiscoveryOnEtcd(t *testing.T) {
-	err := runtime.SystemConfig{Env: "test", RedisService: "redis"}.Validate()
+	err := runtime.Spec{Env: "test", RedisService: "redis"}.Validate()
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), "redis_service")
 }

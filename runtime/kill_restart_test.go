@@ -22,8 +22,8 @@ import (
 func TestElectionFreeSoonAfterEtcdRestart(t *testing.T) {
 	const ttl = 6 * time.Second
 	srv := harness.StartEtcdProcess(t)
-	cfg := func(id string) runtime.SystemConfig {
-		c := runtime.SystemConfig{Env: "test", NodeID: id, Etcd: etcdConfig(srv)}
+	cfg := func(id string) runtime.Spec {
+		c := runtime.Spec{Env: "test", NodeID: id, Etcd: etcdConfig(srv)}
 		c.Components.ElectionTTL = ttl
 		// Reconnect quickly, so what is measured is the lock, not the
 		// connector's backoff (up to 10s by default).

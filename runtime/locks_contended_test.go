@@ -23,7 +23,7 @@ import (
 func TestLockContendedDeadlines(t *testing.T) {
 	for _, backend := range []string{backends.BackendRedis, backends.BackendEtcd} {
 		t.Run(backend, func(t *testing.T) {
-			cfg := runtime.SystemConfig{Env: "test", NodeID: "contended-" + backend}
+			cfg := runtime.Spec{Env: "test", NodeID: "contended-" + backend}
 			if backend == backends.BackendRedis {
 				cfg.Redis = redisConfig(harness.StartRedis(t))
 			} else {

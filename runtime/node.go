@@ -81,7 +81,7 @@ func WithEmbeddedEtcd(start EmbeddedStarter) Option {
 // after the first return nil); after Stop, Start and every facade answer
 // backends.ErrClosed.
 type Node struct {
-	cfg  SystemConfig
+	cfg  Spec
 	opts nodeOptions
 	log  *slog.Logger
 
@@ -129,7 +129,7 @@ type namedStop struct {
 }
 
 // New validates cfg and returns a node that is not yet started.
-func New(cfg SystemConfig, opts ...Option) (*Node, error) {
+func New(cfg Spec, opts ...Option) (*Node, error) {
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -150,8 +150,8 @@ func New(cfg SystemConfig, opts ...Option) (*Node, error) {
 	return n, nil
 }
 
-// SystemConfig returns the node's configuration (with defaults applied).
-func (n *Node) SystemConfig() SystemConfig { return n.cfg }
+// Spec returns the node's configuration (with defaults applied).
+func (n *Node) Spec() Spec { return n.cfg }
 
 // ActorSystem returns the actor system the node's actors live in.
 func (n *Node) ActorSystem() *actor.ActorSystem { return n.system }
@@ -203,7 +203,7 @@ func (n *Node) start(ctx context.Context) error {
 		ec.Endpoints = srv.Endpoints()
 		cfg.Etcd = &ec
 		// From here on the node's configuration names the server it runs
-		// (SystemConfig reports its endpoints).
+		// (Spec reports its endpoints).
 		n.cfg.Etcd, n.cfg.Embedded.Enabled = &ec, false
 	}
 

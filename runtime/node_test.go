@@ -29,7 +29,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 }
 
 // startNode starts a node and stops it (checking the error) when t ends.
-func startNode(t *testing.T, cfg runtime.SystemConfig, opts ...runtime.Option) *runtime.Node {
+func startNode(t *testing.T, cfg runtime.Spec, opts ...runtime.Option) *runtime.Node {
 	t.Helper()
 	node, err := runtime.New(cfg, opts...)
 	require.NoError(t, err)
@@ -56,7 +56,7 @@ func etcdConfig(e *harness.Etcd) *etcd.Config {
 func TestNodeLifecycle(t *testing.T) {
 	r := harness.StartRedis(t)
 	e := harness.StartEtcd(t)
-	mixes := map[string]runtime.SystemConfig{
+	mixes := map[string]runtime.Spec{
 		"embedded":  {},
 		"all-redis": {Redis: redisConfig(r)},
 		"all-etcd":  {Etcd: etcdConfig(e)},
@@ -140,7 +140,7 @@ func TestNodeStartFailsFastWhenBackendIsDown(t *testing.T) {
 	r.Stop()
 	cfg := redis.DefaultConfig()
 	cfg.Addrs = []string{addr}
-	node, err := runtime.New(runtime.SystemConfig{Env: "test", Redis: &cfg})
+	node, err := runtime.New(runtime.Spec{Env: "test", Redis: &cfg})
 	require.NoError(t, err)
 	start := time.Now()
 	err = node.Start(ctxFor(t, 3*time.Second))
@@ -150,7 +150,7 @@ func TestNodeStartFailsFastWhenBackendIsDown(t *testing.T) {
 }
 
 func TestNewWithoutBackendNeedsEmbeddedOption(t *testing.T) {
-	_, err := runtime.New(runtime.SystemConfig{})
+	_, err := runtime.New(runtime.Spec{})
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), "embedded.Option()")
 }
@@ -172,7 +172,7 @@ redis:
 embedded:
   enabled: true
 `), 0o600))
-	cfg, err := runtime.LoadConfig(path)
+	cfg, err := runtime.LoadSpec(path)
 	require.NoError(t, err)
 	require.True(t, cfg.UsesEmbedded())
 	node := startNode(t, cfg, embedded.Option())
@@ -180,7 +180,7 @@ embedded:
 	assert.Equal(t, "redis", nodeaccess.Of(node).Backend(backends.ComponentLock))
 	assert.Equal(t, "etcd", nodeaccess.Of(node).Backend(backends.ComponentDiscovery))
 	assert.Equal(t, "etcd", nodeaccess.Of(node).Backend(backends.ComponentConfig))
-	assert.NotEmpty(t, node.SystemConfig().Etcd.Endpoints, "the embedded server's endpoints")
+	assert.NotEmpty(t, node.Spec().Etcd.Endpoints, "the embedded server's endpoints")
 	exerciseNode(t, ctxFor(t, 30*time.Second), node)
 	backendsSeen := map[string]bool{}
 	health, err := node.Health(ctxFor(t, 10*time.Second))

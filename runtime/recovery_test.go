@@ -33,7 +33,7 @@ func outage(t *testing.T, d time.Duration) {
 func TestRecoveryAfterServerRestart(t *testing.T) {
 	for _, backend := range []string{backends.BackendEtcd, backends.BackendRedis} {
 		t.Run(backend, func(t *testing.T) {
-			var cfg runtime.SystemConfig
+			var cfg runtime.Spec
 			var stop, start func()
 			if backend == backends.BackendEtcd {
 				e := harness.StartEtcdProcess(t)

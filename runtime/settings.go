@@ -23,7 +23,7 @@ import (
 //
 // with these components and settings:
 //
-//	cache      default_ttl       duration, 0 or >= 1ms (SystemConfig.Components.CacheDefaultTTL)
+//	cache      default_ttl       duration, 0 or >= 1ms (Spec.Components.CacheDefaultTTL)
 //	cache      max_batch         integer, 1..10000 (CacheMaxBatch)
 //	lock       ttl               duration, >= 100ms (LockTTL)
 //	discovery  registration_ttl  duration, > 0    (RegistrationTTL)
@@ -31,7 +31,7 @@ import (
 // A value that does not parse or is out of range is rejected: the previous
 // value stays in force and the rejection is reported to the observer given
 // with WithSettingsObserver. A setting deleted from every layer falls back to
-// the SystemConfig value.
+// the Spec value.
 type Settings struct {
 	CacheDefaultTTL time.Duration
 	CacheMaxBatch   int
@@ -43,7 +43,7 @@ type Settings struct {
 type SettingsEvent struct {
 	Component string // "cache", "lock", "discovery"
 	Setting   string // e.g. "default_ttl"
-	Layer     string // "system", "component", "instance", or "" for the SystemConfig default
+	Layer     string // "system", "component", "instance", or "" for the Spec default
 	Value     string
 	// Err is nil when the value was applied, and an ErrInvalidArgument when
 	// it was rejected (the old value stays).
@@ -61,7 +61,7 @@ type settingSpec struct {
 	parse           func(string) (any, error)
 	get             func(*Settings) any
 	set             func(*Settings, any)
-	def             func(SystemConfig) any
+	def             func(Spec) any
 }
 
 func parseDuration(min time.Duration) func(string) (any, error) {
@@ -93,7 +93,7 @@ func parseCacheTTL(v string) (any, error) {
 var settingSpecs = []settingSpec{
 	{backends.ComponentCache, "default_ttl", parseCacheTTL,
 		func(s *Settings) any { return s.CacheDefaultTTL }, func(s *Settings, v any) { s.CacheDefaultTTL = v.(time.Duration) },
-		func(c SystemConfig) any { return c.Components.CacheDefaultTTL }},
+		func(c Spec) any { return c.Components.CacheDefaultTTL }},
 	{backends.ComponentCache, "max_batch", func(v string) (any, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
@@ -101,13 +101,13 @@ var settingSpecs = []settingSpec{
 		}
 		return n, nil
 	}, func(s *Settings) any { return s.CacheMaxBatch }, func(s *Settings, v any) { s.CacheMaxBatch = v.(int) },
-		func(c SystemConfig) any { return c.Components.CacheMaxBatch }},
+		func(c Spec) any { return c.Components.CacheMaxBatch }},
 	{backends.ComponentLock, "ttl", parseDuration(backends.MinLockTTL),
 		func(s *Settings) any { return s.LockTTL }, func(s *Settings, v any) { s.LockTTL = v.(time.Duration) },
-		func(c SystemConfig) any { return c.Components.LockTTL }},
+		func(c Spec) any { return c.Components.LockTTL }},
 	{backends.ComponentDiscovery, "registration_ttl", parseDuration(time.Millisecond),
 		func(s *Settings) any { return s.RegistrationTTL }, func(s *Settings, v any) { s.RegistrationTTL = v.(time.Duration) },
-		func(c SystemConfig) any { return c.Components.RegistrationTTL }},
+		func(c Spec) any { return c.Components.RegistrationTTL }},
 }
 
 // settingsReloader keeps the component actors in step with the settings

@@ -75,14 +75,14 @@ func (r *logRecorder) find(level slog.Level, sub string) []string {
 // failed, return nil, as a deferred Stop after an explicit one expects.
 func TestStopIsIdempotent(t *testing.T) {
 	e := harness.StartEtcd(t)
-	node, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	node, err := runtime.New(runtime.Spec{Env: "test", Etcd: etcdConfig(e)})
 	require.NoError(t, err)
 	require.NoError(t, node.Start(ctxFor(t, 30*time.Second)))
 	require.NoError(t, node.Stop(context.Background()))
 	require.NoError(t, node.Stop(context.Background()), "a second Stop")
 	require.ErrorIs(t, node.Start(context.Background()), backends.ErrClosed, "Start after Stop")
 
-	never, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	never, err := runtime.New(runtime.Spec{Env: "test", Etcd: etcdConfig(e)})
 	require.NoError(t, err)
 	require.NoError(t, never.Stop(context.Background()), "Stop before Start")
 	require.ErrorIs(t, never.Start(context.Background()), backends.ErrClosed, "Start after a Stop")
@@ -95,7 +95,7 @@ func TestStopIsIdempotent(t *testing.T) {
 func TestStopWithBackendGone(t *testing.T) {
 	e := harness.StartEtcdProcess(t)
 	logs := newLogRecorder()
-	node, err := runtime.New(runtime.SystemConfig{Env: "test", NodeID: "gone", Etcd: etcdConfig(e)},
+	node, err := runtime.New(runtime.Spec{Env: "test", NodeID: "gone", Etcd: etcdConfig(e)},
 		runtime.WithLogger(slog.New(logs)))
 	require.NoError(t, err)
 	ctx := ctxFor(t, 30*time.Second)
@@ -141,7 +141,7 @@ func TestStartRefusedCredentials(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rc := redisConfig(r)
 			rc.Password, rc.DB = tc.password, tc.db
-			node, err := runtime.New(runtime.SystemConfig{Env: "test", Redis: rc})
+			node, err := runtime.New(runtime.Spec{Env: "test", Redis: rc})
 			require.NoError(t, err)
 			began := time.Now()
 			err = node.Start(ctxFor(t, 10*time.Second))
@@ -158,7 +158,7 @@ func TestStartRefusedCredentials(t *testing.T) {
 // is empty before Start and after Stop.
 func TestPIDs(t *testing.T) {
 	e := harness.StartEtcd(t)
-	node, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	node, err := runtime.New(runtime.Spec{Env: "test", Etcd: etcdConfig(e)})
 	require.NoError(t, err)
 	assert.Equal(t, runtime.ComponentPIDs{}, node.PIDs(), "before Start")
 	ctx := ctxFor(t, 30*time.Second)
@@ -188,7 +188,7 @@ func TestPIDs(t *testing.T) {
 func TestRegistrationObserver(t *testing.T) {
 	r := harness.StartRedis(t)
 	events := make(chan backends.RegistrationEvent, 16)
-	node := startNode(t, runtime.SystemConfig{Env: "test", Redis: redisConfig(r)},
+	node := startNode(t, runtime.Spec{Env: "test", Redis: redisConfig(r)},
 		runtime.WithRegistrationObserver(func(ev backends.RegistrationEvent) { events <- ev }))
 	ctx := ctxFor(t, 30*time.Second)
 	require.NoError(t, node.Discovery().Register(ctx, backends.ServiceInfo{ID: "api-1", Name: "api", Address: "127.0.0.1:8080"}, time.Second))
@@ -215,7 +215,7 @@ func TestRegistrationObserver(t *testing.T) {
 // config namespaces' end with the node.
 func TestFacadesAreShared(t *testing.T) {
 	e := harness.StartEtcd(t)
-	node, err := runtime.New(runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	node, err := runtime.New(runtime.Spec{Env: "test", Etcd: etcdConfig(e)})
 	require.NoError(t, err)
 	ctx := ctxFor(t, 30*time.Second)
 	require.NoError(t, node.Start(ctx))

@@ -20,7 +20,7 @@ import (
 // callers, and a cached miss with NegativeTTL.
 func TestTypedGetOrLoadThroughTheNode(t *testing.T) {
 	e := harness.StartEtcd(t)
-	node := startNode(t, runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
+	node := startNode(t, runtime.Spec{Env: "test", Etcd: etcdConfig(e)})
 	ctx := ctxFor(t, 30*time.Second)
 	type report struct{ Rows int }
 	reports := backends.NewTyped[report](node.Cache("reports"), nil)

@@ -25,7 +25,7 @@ type pausable interface {
 // stalled server is noticed quickly.
 func pausedNode(t *testing.T, backend, id string) (*runtime.Node, pausable) {
 	t.Helper()
-	cfg := runtime.SystemConfig{Env: "test", NodeID: id}
+	cfg := runtime.Spec{Env: "test", NodeID: id}
 	cfg.Connector.HealthInterval = 200 * time.Millisecond
 	var srv pausable
 	if backend == backends.BackendRedis {

@@ -410,11 +410,11 @@ func runNode(name string, args []string, in io.Reader, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var sc runtime.SystemConfig
+	var sc runtime.Spec
 	switch {
 	case *configPath != "":
 		var err error
-		if sc, err = runtime.LoadConfig(*configPath); err != nil {
+		if sc, err = runtime.LoadSpec(*configPath); err != nil {
 			return err
 		}
 	case *etcdEndpoints != "":
@@ -423,7 +423,7 @@ func runNode(name string, args []string, in io.Reader, out io.Writer) error {
 		return errors.New("one of -config, -etcd or -embedded is needed")
 	}
 	sc.NodeID = name
-	n, err := cluster.New(cluster.Config{Name: clusterName, Node: &sc, MemberTTL: 2 * time.Second},
+	n, err := cluster.New(cluster.Spec{Name: clusterName, Node: &sc, MemberTTL: 2 * time.Second},
 		cluster.WithRuntimeOptions(embedded.Option()))
 	if err != nil {
 		return err
@@ -441,7 +441,7 @@ func runNode(name string, args []string, in io.Reader, out io.Writer) error {
 		fmt.Fprintf(out, format+"\n", args...)
 	}
 	if *useEmbedded {
-		say("etcd %s", strings.Join(n.Runtime().SystemConfig().Etcd.Endpoints, ","))
+		say("etcd %s", strings.Join(n.Runtime().Spec().Etcd.Endpoints, ","))
 	}
 	say("ready %s", n.Address())
 

@@ -48,7 +48,7 @@ func run(ctx context.Context, out *os.File, redisAddr, etcdEndpoints string) err
 	rc.Addrs = []string{redisAddr}
 	ec := etcd.DefaultConfig()
 	ec.Endpoints = strings.Split(etcdEndpoints, ",")
-	cfg := runtime.SystemConfig{
+	cfg := runtime.Spec{
 		Env: "dev", NodeID: "mixed-1", Redis: &rc, Etcd: &ec,
 		Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"},
 	}

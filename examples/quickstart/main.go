@@ -40,7 +40,7 @@ func run(configPath string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	cfg, err := runtime.LoadConfig(configPath)
+	cfg, err := runtime.LoadSpec(configPath)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func clusterLockRunner(ctx context.Context, s *stack, name string) (*runner, err
 		return errors.Join(errs...)
 	}
 	for i := range clusterNodes {
-		cfg := runtime.SystemConfig{NodeID: fmt.Sprintf("bench-cluster-%s-%d", s.backend, i+1), Env: namespace.Env, Root: namespace.Root}
+		cfg := runtime.Spec{NodeID: fmt.Sprintf("bench-cluster-%s-%d", s.backend, i+1), Env: namespace.Env, Root: namespace.Root}
 		cfg.Backends = runtime.BackendChoice{Cache: s.backend, Lock: s.backend, Discovery: s.backend, Config: s.backend}
 		if s.backend == backends.BackendRedis {
 			rc := redis.DefaultConfig()
@@ -45,7 +45,7 @@ func clusterLockRunner(ctx context.Context, s *stack, name string) (*runner, err
 			ec.Endpoints = s.addr
 			cfg.Etcd = &ec
 		}
-		n, err := cluster.New(cluster.Config{Name: "bench-" + s.backend, Node: &cfg})
+		n, err := cluster.New(cluster.Spec{Name: "bench-" + s.backend, Node: &cfg})
 		if err != nil {
 			return nil, errors.Join(err, closeAll(ctx))
 		}

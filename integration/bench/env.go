@@ -54,7 +54,7 @@ func newStack(ctx context.Context, backend string, addrs []string) (s *stack, er
 		}
 	}()
 
-	cfg := runtime.SystemConfig{NodeID: "bench-" + backend, Env: namespace.Env, Root: namespace.Root}
+	cfg := runtime.Spec{NodeID: "bench-" + backend, Env: namespace.Env, Root: namespace.Root}
 	cfg.Backends = runtime.BackendChoice{Cache: backend, Lock: backend, Discovery: backend, Config: backend}
 	switch backend {
 	case backends.BackendRedis:

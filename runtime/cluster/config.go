@@ -12,10 +12,10 @@ import (
 	"github.com/baton-go/baton/runtime"
 )
 
-// Config configures a cluster node. The zero value plus a Node section is
+// Spec configures a cluster node. The zero value plus a Node section is
 // a member on 127.0.0.1 with a free port; without a Node section the node
 // is client-only and needs Seeds.
-type Config struct {
+type Spec struct {
 	// Name is the cluster name: members register in discovery as instances
 	// of the service of that name. Default: "baton".
 	Name string `yaml:"name"`
@@ -30,7 +30,7 @@ type Config struct {
 	// a member hosts the lock, cache and config grains on it. Nil makes a
 	// client-only node: it registers nothing, hosts nothing and uses the
 	// components through the members.
-	Node *runtime.SystemConfig `yaml:"node"`
+	Node *runtime.Spec `yaml:"node"`
 	// Seeds are member addresses (host:port) a client-only node learns the
 	// membership from, tried in order; once joined it also falls back to
 	// any member it knows. Required for a client-only node.
@@ -86,9 +86,9 @@ const (
 )
 
 // ClientOnly reports whether the node has no backend.
-func (c Config) ClientOnly() bool { return c.Node == nil }
+func (c Spec) ClientOnly() bool { return c.Node == nil }
 
-func (c *Config) applyDefaults() {
+func (c *Spec) applyDefaults() {
 	if c.Name == "" {
 		c.Name = DefaultName
 	}
@@ -124,7 +124,7 @@ func (c *Config) applyDefaults() {
 
 // Validate checks the configuration (after defaults) and returns the first
 // problem as an ErrInvalidArgument naming the field and the value.
-func (c Config) Validate() error {
+func (c Spec) Validate() error {
 	c.applyDefaults()
 	if err := backends.ValidateName("cluster.name", c.Name); err != nil {
 		return err

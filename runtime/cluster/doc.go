@@ -4,8 +4,8 @@
 // somewhere in the cluster, and nodes without a backend use the members'
 // components.
 //
-//	sys := runtime.SystemConfig{Redis: &redis.Config{URL: "redis://127.0.0.1:6379/0"}}
-//	n, err := cluster.New(cluster.Config{Name: "jobs", Bind: "127.0.0.1:7000", Node: &sys})
+//	sys := runtime.Spec{Redis: &redis.Config{URL: "redis://127.0.0.1:6379/0"}}
+//	n, err := cluster.New(cluster.Spec{Name: "jobs", Bind: "127.0.0.1:7000", Node: &sys})
 //	if err != nil { … }
 //	if err := n.Start(ctx); err != nil { … } // ErrUnavailable when the backend is down
 //	defer n.Stop(context.Background())
@@ -15,7 +15,7 @@
 //
 // A client-only node leaves out Node and names Seeds:
 //
-//	c, err := cluster.New(cluster.Config{Name: "jobs", Seeds: []string{"127.0.0.1:7000"}})
+//	c, err := cluster.New(cluster.Spec{Name: "jobs", Seeds: []string{"127.0.0.1:7000"}})
 //
 // # Membership
 //

@@ -234,7 +234,7 @@ func (h *host) activateLock(ctx actor.Context) (components.LockActorConfig, stri
 		h.mu.Unlock()
 		unlock()
 	}
-	sc := rt.SystemConfig()
+	sc := rt.Spec()
 	return components.LockActorConfig{
 		Locker: locker, Backend: nodeaccess.Of(rt).Backend(backends.ComponentLock), Supervisor: nodeaccess.Of(rt).Supervisor,
 		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL,
@@ -273,7 +273,7 @@ func (h *host) buildCache(ctx actor.Context) (*actor.Props, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sc := rt.SystemConfig()
+	sc := rt.Spec()
 	opts := backends.CacheOptions{Namespace: id.ns, Name: id.name, MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize)}
 	backend := nodeaccess.Of(rt).Backend(backends.ComponentCache)
 	props := components.NewCacheActorProps(components.CacheActorConfig{
@@ -297,7 +297,7 @@ func (h *host) buildConfig(ctx actor.Context) (*actor.Props, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sc := rt.SystemConfig()
+	sc := rt.Spec()
 	opts := backends.ConfigOptions{Namespace: id.ns, Name: id.name,
 		MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize), HistoryLimit: id.numbers[1]}
 	backend := nodeaccess.Of(rt).Backend(backends.ComponentConfig)

@@ -30,7 +30,7 @@ const (
 // Node is one node of a Baton cluster: a member (with a backend, hosting
 // grains) or a client-only node (no backend; it uses the members).
 //
-//	n, err := cluster.New(cluster.Config{Name: "jobs", Node: &sysCfg})
+//	n, err := cluster.New(cluster.Spec{Name: "jobs", Node: &sysCfg})
 //	if err != nil { … }
 //	if err := n.Start(ctx); err != nil { … }
 //	defer n.Stop(context.Background())
@@ -39,7 +39,7 @@ const (
 // Start is called once; Stop any number of times (later calls return nil).
 // After Stop every facade answers ErrClosed.
 type Node struct {
-	cfg  Config
+	cfg  Spec
 	opts options
 	log  *slog.Logger
 
@@ -81,7 +81,7 @@ const (
 )
 
 // New validates cfg and returns a node that is not started.
-func New(cfg Config, opts ...Option) (*Node, error) {
+func New(cfg Spec, opts ...Option) (*Node, error) {
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -27,22 +27,22 @@ func deadAddr(t *testing.T) string {
 }
 
 func TestConfigValidate(t *testing.T) {
-	sys := &runtime.SystemConfig{Redis: &redis.Config{URL: "redis://127.0.0.1:6379/0"}}
+	sys := &runtime.Spec{Redis: &redis.Config{URL: "redis://127.0.0.1:6379/0"}}
 	for _, tc := range []struct {
 		name  string
-		cfg   cluster.Config
+		cfg   cluster.Spec
 		field string
 	}{
-		{"bad bind", cluster.Config{Node: sys, Bind: "nowhere"}, "cluster.bind"},
-		{"bind without host", cluster.Config{Node: sys, Bind: ":7000"}, "cluster.bind"},
-		{"bad advertise", cluster.Config{Node: sys, Advertise: "a:b:c"}, "cluster.advertise"},
-		{"wildcard bind without advertise", cluster.Config{Node: sys, Bind: "0.0.0.0:7000"}, "cluster.advertise"},
-		{"client without seeds", cluster.Config{}, "cluster.seeds"},
-		{"seed without port", cluster.Config{Seeds: []string{"127.0.0.1:0"}}, "cluster.seeds"},
-		{"bad name", cluster.Config{Node: sys, Name: "a/b"}, "cluster.name"},
-		{"negative ttl", cluster.Config{Node: sys, MemberTTL: -time.Second}, "cluster.member_ttl"},
-		{"bad env", cluster.Config{Seeds: []string{"127.0.0.1:7000"}, Env: "Prod!"}, "env"},
-		{"bad node", cluster.Config{Node: &runtime.SystemConfig{Backends: runtime.BackendChoice{Cache: "mongo"}}}, "backends.cache"},
+		{"bad bind", cluster.Spec{Node: sys, Bind: "nowhere"}, "cluster.bind"},
+		{"bind without host", cluster.Spec{Node: sys, Bind: ":7000"}, "cluster.bind"},
+		{"bad advertise", cluster.Spec{Node: sys, Advertise: "a:b:c"}, "cluster.advertise"},
+		{"wildcard bind without advertise", cluster.Spec{Node: sys, Bind: "0.0.0.0:7000"}, "cluster.advertise"},
+		{"client without seeds", cluster.Spec{}, "cluster.seeds"},
+		{"seed without port", cluster.Spec{Seeds: []string{"127.0.0.1:0"}}, "cluster.seeds"},
+		{"bad name", cluster.Spec{Node: sys, Name: "a/b"}, "cluster.name"},
+		{"negative ttl", cluster.Spec{Node: sys, MemberTTL: -time.Second}, "cluster.member_ttl"},
+		{"bad env", cluster.Spec{Seeds: []string{"127.0.0.1:7000"}, Env: "Prod!"}, "env"},
+		{"bad node", cluster.Spec{Node: &runtime.Spec{Backends: runtime.BackendChoice{Cache: "mongo"}}}, "backends.cache"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -54,8 +54,8 @@ func TestConfigValidate(t *testing.T) {
 			assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 		})
 	}
-	assert.NoError(t, cluster.Config{Node: sys}.Validate())
-	assert.NoError(t, cluster.Config{Seeds: []string{"127.0.0.1:7000"}, Advertise: "127.0.0.9"}.Validate())
+	assert.NoError(t, cluster.Spec{Node: sys}.Validate())
+	assert.NoError(t, cluster.Spec{Seeds: []string{"127.0.0.1:7000"}, Advertise: "127.0.0.9"}.Validate())
 }
 
 // startWithin starts n with a bounded context and checks that it fails
@@ -78,7 +78,7 @@ func startWithin(t *testing.T, n *cluster.Node, d time.Duration) {
 }
 
 func TestFacadesBeforeStart(t *testing.T) {
-	n, err := cluster.New(cluster.Config{Seeds: []string{"127.0.0.1:7000"}})
+	n, err := cluster.New(cluster.Spec{Seeds: []string{"127.0.0.1:7000"}})
 	require.NoError(t, err)
 	_, err = n.Locks().TryAcquire(t.Context(), "x", backends.LockOptions{})
 	assert.ErrorIs(t, err, backends.ErrClosed)
@@ -91,8 +91,8 @@ func TestFacadesBeforeStart(t *testing.T) {
 }
 
 func TestStartUnreachableBackend(t *testing.T) {
-	sys := runtime.SystemConfig{Env: "test", Redis: &redis.Config{URL: "redis://" + deadAddr(t) + "/0"}}
-	n, err := cluster.New(cluster.Config{Name: "unreachable", Node: &sys})
+	sys := runtime.Spec{Env: "test", Redis: &redis.Config{URL: "redis://" + deadAddr(t) + "/0"}}
+	n, err := cluster.New(cluster.Spec{Name: "unreachable", Node: &sys})
 	require.NoError(t, err)
 	startWithin(t, n, 3*time.Second)
 }
@@ -100,14 +100,14 @@ func TestStartUnreachableBackend(t *testing.T) {
 // TestStartShortContext: a context shorter than protoactor's own start
 // (which sleeps a second) still bounds Start.
 func TestStartShortContext(t *testing.T) {
-	sys := runtime.SystemConfig{Env: "test", Redis: &redis.Config{URL: "redis://" + deadAddr(t) + "/0"}}
-	n, err := cluster.New(cluster.Config{Name: "short", Node: &sys})
+	sys := runtime.Spec{Env: "test", Redis: &redis.Config{URL: "redis://" + deadAddr(t) + "/0"}}
+	n, err := cluster.New(cluster.Spec{Name: "short", Node: &sys})
 	require.NoError(t, err)
 	startWithin(t, n, 200*time.Millisecond)
 }
 
 func TestStartUnreachableSeeds(t *testing.T) {
-	n, err := cluster.New(cluster.Config{Name: "unreachable", Seeds: []string{deadAddr(t), deadAddr(t)}})
+	n, err := cluster.New(cluster.Spec{Name: "unreachable", Seeds: []string{deadAddr(t), deadAddr(t)}})
 	require.NoError(t, err)
 	startWithin(t, n, 3*time.Second)
 }
@@ -117,7 +117,7 @@ func TestStartBindTaken(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	n, err := cluster.New(cluster.Config{Bind: "127.0.0.1:" + strconv.Itoa(port), Seeds: []string{"127.0.0.1:1"}})
+	n, err := cluster.New(cluster.Spec{Bind: "127.0.0.1:" + strconv.Itoa(port), Seeds: []string{"127.0.0.1:1"}})
 	require.NoError(t, err)
 	err = n.Start(t.Context())
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "a taken port is an error, not a panic")

@@ -5,11 +5,11 @@
 // it only when it asks for the embedded default, by passing Option() to
 // runtime.New:
 //
-//	node, err := runtime.New(runtime.DefaultConfig(), embedded.Option())
+//	node, err := runtime.New(runtime.DefaultSpec(), embedded.Option())
 //
 // With no Redis or etcd configured, the node then starts this server on free
 // 127.0.0.1 ports in a data directory (a temporary one unless
-// SystemConfig.Embedded.DataDir is set, so data can persist across runs) and
+// Spec.Embedded.DataDir is set, so data can persist across runs) and
 // uses it for every component.
 package embedded
 

@@ -102,7 +102,7 @@ func run() error {
 		seeds     = flag.String("seeds", "", "comma-separated member addresses (client-only node)")
 		memberTTL = flag.Duration("member-ttl", 2*time.Second, "registration TTL")
 		lockTTL   = flag.Duration("lock-ttl", 0, "default lock TTL")
-		suspect   = flag.Duration("suspect-after", 0, "cluster.Config.SuspectAfter (0: default)")
+		suspect   = flag.Duration("suspect-after", 0, "cluster.Spec.SuspectAfter (0: default)")
 		verbose   = flag.Bool("v", false, "log to stderr")
 	)
 	flag.Parse()
@@ -111,7 +111,7 @@ func run() error {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cfg := cluster.Config{Name: *name, Bind: *bind, MemberTTL: *memberTTL, Env: *env, NodeID: *nodeID, SuspectAfter: *suspect}
+	cfg := cluster.Spec{Name: *name, Bind: *bind, MemberTTL: *memberTTL, Env: *env, NodeID: *nodeID, SuspectAfter: *suspect}
 	var opts []cluster.Option
 	opts = append(opts, cluster.WithLogger(logger))
 	o := &out{}
@@ -119,7 +119,7 @@ func run() error {
 	case *seeds != "":
 		cfg.Seeds = strings.Split(*seeds, ",")
 	default:
-		sc := runtime.SystemConfig{NodeID: *nodeID, Env: *env}
+		sc := runtime.Spec{NodeID: *nodeID, Env: *env}
 		sc.Components.LockTTL = *lockTTL
 		switch {
 		case *redisURL != "":
@@ -151,7 +151,7 @@ func run() error {
 		return err
 	}
 	if *useEmbed {
-		o.printf("etcd %s", strings.Join(n.Runtime().SystemConfig().Etcd.Endpoints, ","))
+		o.printf("etcd %s", strings.Join(n.Runtime().Spec().Etcd.Endpoints, ","))
 	}
 	o.printf("ready %s", n.Address())
 
@@ -376,7 +376,7 @@ func (d *driver) contend(ctx context.Context, f []string) error {
 // client-only node).
 func (d *driver) label() string {
 	if node := d.n.Runtime(); node != nil {
-		return node.SystemConfig().NodeID
+		return node.Spec().NodeID
 	}
 	return "client"
 }

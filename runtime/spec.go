@@ -20,15 +20,16 @@ import (
 	"github.com/baton-go/baton/backends/redis"
 )
 
-// SystemConfig is the one configuration of a node: which backend serves each
-// component, how to reach the backends, the environment and the component
-// defaults. Load it from YAML with LoadConfig (environment variables
+// Spec describes a node — its settings file, called a spec so that the
+// word "config" keeps one meaning in Baton, the config center: which
+// backend serves each component, how to reach the backends, the environment and the component
+// defaults. Load it from YAML with LoadSpec (environment variables
 // override the file) or build it in code; Validate reports the first bad
 // field by name and value.
 //
 // With no backend configured at all (no Redis and no etcd section), the node
 // starts an embedded etcd server and uses it for every component.
-type SystemConfig struct {
+type Spec struct {
 	// NodeID identifies this node (lock owners, registrations, instance
 	// layer of the config center). Default: "<hostname>-<pid>".
 	NodeID string `yaml:"node_id"`
@@ -56,7 +57,7 @@ type SystemConfig struct {
 	Etcd *etcd.Config `yaml:"etcd"`
 	// Embedded configures the embedded etcd: used when neither Redis nor
 	// etcd is configured, or alongside Redis with Embedded.Enabled.
-	Embedded EmbeddedConfig `yaml:"embedded"`
+	Embedded EmbeddedSpec `yaml:"embedded"`
 
 	// Connector tunes connection supervision.
 	Connector ConnectorSettings `yaml:"connector"`
@@ -74,8 +75,8 @@ type BackendChoice struct {
 	Config    string `yaml:"config"`
 }
 
-// EmbeddedConfig configures the embedded etcd.
-type EmbeddedConfig struct {
+// EmbeddedSpec configures the embedded etcd.
+type EmbeddedSpec struct {
 	// Enabled runs the embedded etcd even though a Redis section is
 	// configured, for the components whose backend is etcd — e.g. Redis
 	// for cache and locks, the embedded etcd for discovery and config.
@@ -138,21 +139,21 @@ type ComponentSettings struct {
 	MaxValueSize int `yaml:"max_value_size"`
 }
 
-// DefaultConfig returns the embedded-default configuration with every
+// DefaultSpec returns the embedded-default configuration with every
 // default spelled out.
-func DefaultConfig() SystemConfig {
-	c := SystemConfig{}
+func DefaultSpec() Spec {
+	c := Spec{}
 	c.applyDefaults()
 	return c
 }
 
 // UsesEmbedded reports whether the node runs the embedded etcd: neither
 // Redis nor etcd is configured, or Embedded.Enabled is set.
-func (c SystemConfig) UsesEmbedded() bool {
+func (c Spec) UsesEmbedded() bool {
 	return c.Embedded.Enabled || (c.Redis == nil && c.Etcd == nil && c.RedisService == "")
 }
 
-func (c *SystemConfig) applyDefaults() {
+func (c *Spec) applyDefaults() {
 	if c.NodeID == "" {
 		host, _ := os.Hostname()
 		if host == "" {
@@ -216,14 +217,14 @@ func (c *SystemConfig) applyDefaults() {
 }
 
 // WithDefaults returns a copy with every unset field defaulted.
-func (c SystemConfig) WithDefaults() SystemConfig {
+func (c Spec) WithDefaults() Spec {
 	c.applyDefaults()
 	return c
 }
 
 // Validate checks the configuration (after defaults) and returns the first
 // problem as an ErrInvalidArgument naming the field and the value.
-func (c SystemConfig) Validate() error {
+func (c Spec) Validate() error {
 	c.applyDefaults()
 	if err := backends.ValidateName("node_id", c.NodeID); err != nil {
 		return err
@@ -313,11 +314,11 @@ func (c SystemConfig) Validate() error {
 	return nil
 }
 
-// LoadConfig reads a YAML file, applies BATON_* environment overrides (see
+// LoadSpec reads a YAML file, applies BATON_* environment overrides (see
 // ApplyEnv), fills defaults and validates. Unknown YAML fields are errors, so
 // a typo never silently falls back to a default.
-func LoadConfig(path string) (SystemConfig, error) {
-	var c SystemConfig
+func LoadSpec(path string) (Spec, error) {
+	var c Spec
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -334,15 +335,15 @@ func LoadConfig(path string) (SystemConfig, error) {
 	return c, c.Validate()
 }
 
-// ParseConfig decodes YAML (no environment, no defaults). An error names
-// the field (e.g. components.lock_ttl), the value and the line; LoadConfig
+// ParseSpec decodes YAML (no environment, no defaults). An error names
+// the field (e.g. components.lock_ttl), the value and the line; LoadSpec
 // adds the file name.
-func ParseConfig(data []byte) (SystemConfig, error) { return parseConfig("", data) }
+func ParseSpec(data []byte) (Spec, error) { return parseConfig("", data) }
 
-// parseConfig is ParseConfig for a document read from source (a file name,
+// parseConfig is ParseSpec for a document read from source (a file name,
 // or "" for data given in code).
-func parseConfig(source string, data []byte) (SystemConfig, error) {
-	var c SystemConfig
+func parseConfig(source string, data []byte) (Spec, error) {
+	var c Spec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty document (io.EOF) is a valid, all-defaults configuration.
@@ -490,9 +491,9 @@ const (
 )
 
 // ApplyEnv overrides fields from environment variables looked up with
-// lookup (os.LookupEnv in LoadConfig). Setting a Redis or etcd variable
+// lookup (os.LookupEnv in LoadSpec). Setting a Redis or etcd variable
 // creates that section.
-func (c *SystemConfig) ApplyEnv(lookup func(string) (string, bool)) error {
+func (c *Spec) ApplyEnv(lookup func(string) (string, bool)) error {
 	str := func(name string, dst *string) {
 		if v, ok := lookup(name); ok {
 			*dst = v

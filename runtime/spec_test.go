@@ -21,33 +21,33 @@ func TestConfigValidation(t *testing.T) {
 	etcdOK := &etcd.Config{Endpoints: []string{"127.0.0.1:2379"}}
 	cases := []struct {
 		name  string
-		cfg   runtime.SystemConfig
+		cfg   runtime.Spec
 		field string // "" = valid
 	}{
-		{"embedded default", runtime.SystemConfig{}, ""},
-		{"all redis", runtime.SystemConfig{Redis: redisOK}, ""},
-		{"all etcd", runtime.SystemConfig{Etcd: etcdOK}, ""},
-		{"mixed", runtime.SystemConfig{Redis: redisOK, Etcd: etcdOK,
+		{"embedded default", runtime.Spec{}, ""},
+		{"all redis", runtime.Spec{Redis: redisOK}, ""},
+		{"all etcd", runtime.Spec{Etcd: etcdOK}, ""},
+		{"mixed", runtime.Spec{Redis: redisOK, Etcd: etcdOK,
 			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"}}, ""},
-		{"unknown backend", runtime.SystemConfig{Redis: redisOK, Backends: runtime.BackendChoice{Cache: "memcached"}}, "backends.cache"},
-		{"redis chosen without redis section", runtime.SystemConfig{Etcd: etcdOK, Backends: runtime.BackendChoice{Lock: "redis"}}, "backends.lock"},
-		{"etcd chosen without etcd section", runtime.SystemConfig{Redis: redisOK, Backends: runtime.BackendChoice{Config: "etcd"}}, "backends.config"},
-		{"missing redis address", runtime.SystemConfig{Redis: &redis.Config{}}, "redis.addrs"},
-		{"bad redis url", runtime.SystemConfig{Redis: &redis.Config{URL: "http://x"}}, "redis.url"},
-		{"empty etcd endpoints", runtime.SystemConfig{Etcd: &etcd.Config{}}, "etcd.endpoints"},
-		{"bad env name", runtime.SystemConfig{Env: "Prod!"}, "env"},
-		{"negative op timeout", runtime.SystemConfig{Components: runtime.ComponentSettings{OpTimeout: -1}}, "components.op_timeout"},
-		{"negative lock ttl", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: -5}}, "components.lock_ttl"},
-		{"lock ttl of 1ms", runtime.SystemConfig{Components: runtime.ComponentSettings{LockTTL: time.Millisecond}}, "components.lock_ttl"},
-		{"cache ttl of 1ns", runtime.SystemConfig{Components: runtime.ComponentSettings{CacheDefaultTTL: 1}}, "components.cache_default_ttl"},
-		{"zero refused retry is the default", runtime.SystemConfig{Connector: runtime.ConnectorSettings{RefusedRetry: 0}}, ""},
-		{"embedded alongside redis", runtime.SystemConfig{Redis: redisOK, Embedded: runtime.EmbeddedConfig{Enabled: true},
+		{"unknown backend", runtime.Spec{Redis: redisOK, Backends: runtime.BackendChoice{Cache: "memcached"}}, "backends.cache"},
+		{"redis chosen without redis section", runtime.Spec{Etcd: etcdOK, Backends: runtime.BackendChoice{Lock: "redis"}}, "backends.lock"},
+		{"etcd chosen without etcd section", runtime.Spec{Redis: redisOK, Backends: runtime.BackendChoice{Config: "etcd"}}, "backends.config"},
+		{"missing redis address", runtime.Spec{Redis: &redis.Config{}}, "redis.addrs"},
+		{"bad redis url", runtime.Spec{Redis: &redis.Config{URL: "http://x"}}, "redis.url"},
+		{"empty etcd endpoints", runtime.Spec{Etcd: &etcd.Config{}}, "etcd.endpoints"},
+		{"bad env name", runtime.Spec{Env: "Prod!"}, "env"},
+		{"negative op timeout", runtime.Spec{Components: runtime.ComponentSettings{OpTimeout: -1}}, "components.op_timeout"},
+		{"negative lock ttl", runtime.Spec{Components: runtime.ComponentSettings{LockTTL: -5}}, "components.lock_ttl"},
+		{"lock ttl of 1ms", runtime.Spec{Components: runtime.ComponentSettings{LockTTL: time.Millisecond}}, "components.lock_ttl"},
+		{"cache ttl of 1ns", runtime.Spec{Components: runtime.ComponentSettings{CacheDefaultTTL: 1}}, "components.cache_default_ttl"},
+		{"zero refused retry is the default", runtime.Spec{Connector: runtime.ConnectorSettings{RefusedRetry: 0}}, ""},
+		{"embedded alongside redis", runtime.Spec{Redis: redisOK, Embedded: runtime.EmbeddedSpec{Enabled: true},
 			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "etcd", Config: "etcd"}}, ""},
-		{"embedded and an etcd section", runtime.SystemConfig{Etcd: etcdOK, Embedded: runtime.EmbeddedConfig{Enabled: true}}, "embedded.enabled"},
-		{"embedded unused", runtime.SystemConfig{Redis: redisOK, Embedded: runtime.EmbeddedConfig{Enabled: true},
+		{"embedded and an etcd section", runtime.Spec{Etcd: etcdOK, Embedded: runtime.EmbeddedSpec{Enabled: true}}, "embedded.enabled"},
+		{"embedded unused", runtime.Spec{Redis: redisOK, Embedded: runtime.EmbeddedSpec{Enabled: true},
 			Backends: runtime.BackendChoice{Cache: "redis", Lock: "redis", Discovery: "redis", Config: "redis"}}, "embedded.enabled"},
-		{"backoff max below initial", runtime.SystemConfig{Connector: runtime.ConnectorSettings{BackoffInitial: 10e9, BackoffMax: 1e9}}, "connector.backoff_max"},
-		{"node id with slash", runtime.SystemConfig{NodeID: "a/b"}, "node_id"},
+		{"backoff max below initial", runtime.Spec{Connector: runtime.ConnectorSettings{BackoffInitial: 10e9, BackoffMax: 1e9}}, "connector.backoff_max"},
+		{"node id with slash", runtime.Spec{NodeID: "a/b"}, "node_id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,7 +84,7 @@ components:
 `), 0o600))
 	t.Setenv(runtime.EnvEnv, "prod")
 	t.Setenv(runtime.EnvLockBackend, "redis")
-	cfg, err := runtime.LoadConfig(path)
+	cfg, err := runtime.LoadSpec(path)
 	require.NoError(t, err)
 	assert.Equal(t, "prod", cfg.Env, "environment overrides the file")
 	assert.Equal(t, "n1", cfg.NodeID)
@@ -99,12 +99,12 @@ components:
 
 	// Unknown fields are errors, not silent defaults.
 	require.NoError(t, os.WriteFile(path, []byte("env: test\nbackend:\n  cache: redis\n"), 0o600))
-	_, err = runtime.LoadConfig(path)
+	_, err = runtime.LoadSpec(path)
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 
 	// Bad durations from the environment name the variable.
 	t.Setenv(runtime.EnvOpTimeout, "soon")
-	_, err = runtime.LoadConfig("")
+	_, err = runtime.LoadSpec("")
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), runtime.EnvOpTimeout)
 }
@@ -131,7 +131,7 @@ func TestYAMLErrorsNameTheField(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o600))
-			_, err := runtime.LoadConfig(path)
+			_, err := runtime.LoadSpec(path)
 			require.ErrorIs(t, err, backends.ErrInvalidArgument)
 			var ia *backends.InvalidArgumentError
 			require.ErrorAs(t, err, &ia)
@@ -145,12 +145,12 @@ func TestYAMLErrorsNameTheField(t *testing.T) {
 	}
 	// A syntax error names the file.
 	require.NoError(t, os.WriteFile(path, []byte("env: [test\n"), 0o600))
-	_, err := runtime.LoadConfig(path)
+	_, err := runtime.LoadSpec(path)
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), path)
 	t.Log(err)
 	// Without a file, the line alone.
-	_, err = runtime.ParseConfig([]byte("components:\n  lock_ttl: 10\n"))
+	_, err = runtime.ParseSpec([]byte("components:\n  lock_ttl: 10\n"))
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), `components.lock_ttl "10": a duration needs a unit: write "10s" (or ms, m, h) (line 2)`)
 }
