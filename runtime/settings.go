@@ -56,22 +56,58 @@ func WithSettingsObserver(f func(SettingsEvent)) Option {
 	return func(o *nodeOptions) { o.settingsObserver = f }
 }
 
-type settingSpec struct {
-	component, name string
-	parse           func(string) (any, error)
-	get             func(*Settings) any
-	set             func(*Settings, any)
-	def             func(Spec) any
+// settingsFrom returns the settings a node starts with: its Spec's
+// component defaults. A setting deleted from every layer goes back to this.
+func settingsFrom(c Spec) Settings {
+	return Settings{
+		CacheDefaultTTL: c.Components.CacheDefaultTTL, CacheMaxBatch: c.Components.CacheMaxBatch,
+		LockTTL: c.Components.LockTTL, RegistrationTTL: c.Components.RegistrationTTL,
+	}
 }
 
-func parseDuration(min time.Duration) func(string) (any, error) {
-	return func(v string) (any, error) {
+// reloadable is one setting of the table below, whatever its type.
+type reloadable interface {
+	names() (component, setting string)
+	// update sets the setting in next to the parsed raw value, or to its
+	// value in defaults when found is false, and reports whether it
+	// changed and the value it now has.
+	update(next *Settings, defaults Settings, raw string, found bool) (changed bool, value string, err error)
+}
+
+// setting is a reloadable setting of type T: how its text parses and which
+// field of Settings holds it.
+type setting[T comparable] struct {
+	component, name string
+	parse           func(string) (T, error)
+	field           func(*Settings) *T
+}
+
+func (s setting[T]) names() (string, string) { return s.component, s.name }
+
+func (s setting[T]) update(next *Settings, defaults Settings, raw string, found bool) (bool, string, error) {
+	v := *s.field(&defaults)
+	if found {
+		parsed, err := s.parse(raw)
+		if err != nil {
+			return false, raw, err
+		}
+		v = parsed
+	}
+	if f := s.field(next); *f != v {
+		*f = v
+		return true, fmt.Sprint(v), nil
+	}
+	return false, "", nil
+}
+
+func parseDuration(min time.Duration) func(string) (time.Duration, error) {
+	return func(v string) (time.Duration, error) {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return nil, errors.New("not a duration (e.g. 500ms, 30s)")
+			return 0, errors.New("not a duration (e.g. 500ms, 30s)")
 		}
 		if d < min {
-			return nil, fmt.Errorf("must be at least %s", min)
+			return 0, fmt.Errorf("must be at least %s", min)
 		}
 		return d, nil
 	}
@@ -79,35 +115,50 @@ func parseDuration(min time.Duration) func(string) (any, error) {
 
 // parseCacheTTL accepts 0 (no expiry) or a TTL of at least
 // backends.MinCacheTTL.
-func parseCacheTTL(v string) (any, error) {
-	d, err := parseDuration(0)(v)
+func parseCacheTTL(v string) (time.Duration, error) {
+	ttl, err := parseDuration(0)(v)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	if ttl := d.(time.Duration); ttl > 0 && ttl < backends.MinCacheTTL {
-		return nil, fmt.Errorf("must be 0 (no expiry) or at least %s", backends.MinCacheTTL)
+	if ttl > 0 && ttl < backends.MinCacheTTL {
+		return 0, fmt.Errorf("must be 0 (no expiry) or at least %s", backends.MinCacheTTL)
 	}
-	return d, nil
+	return ttl, nil
 }
 
-var settingSpecs = []settingSpec{
-	{backends.ComponentCache, "default_ttl", parseCacheTTL,
-		func(s *Settings) any { return s.CacheDefaultTTL }, func(s *Settings, v any) { s.CacheDefaultTTL = v.(time.Duration) },
-		func(c Spec) any { return c.Components.CacheDefaultTTL }},
-	{backends.ComponentCache, "max_batch", func(v string) (any, error) {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return nil, errors.New("must be an integer between 1 and 10000")
-		}
-		return n, nil
-	}, func(s *Settings) any { return s.CacheMaxBatch }, func(s *Settings, v any) { s.CacheMaxBatch = v.(int) },
-		func(c Spec) any { return c.Components.CacheMaxBatch }},
-	{backends.ComponentLock, "ttl", parseDuration(backends.MinLockTTL),
-		func(s *Settings) any { return s.LockTTL }, func(s *Settings, v any) { s.LockTTL = v.(time.Duration) },
-		func(c Spec) any { return c.Components.LockTTL }},
-	{backends.ComponentDiscovery, "registration_ttl", parseDuration(time.Millisecond),
-		func(s *Settings) any { return s.RegistrationTTL }, func(s *Settings, v any) { s.RegistrationTTL = v.(time.Duration) },
-		func(c Spec) any { return c.Components.RegistrationTTL }},
+func parseMaxBatch(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, errors.New("must be an integer between 1 and 10000")
+	}
+	return n, nil
+}
+
+// reloadables is the table documented on Settings.
+var reloadables = []reloadable{
+	setting[time.Duration]{backends.ComponentCache, "default_ttl", parseCacheTTL,
+		func(s *Settings) *time.Duration { return &s.CacheDefaultTTL }},
+	setting[int]{backends.ComponentCache, "max_batch", parseMaxBatch,
+		func(s *Settings) *int { return &s.CacheMaxBatch }},
+	setting[time.Duration]{backends.ComponentLock, "ttl", parseDuration(backends.MinLockTTL),
+		func(s *Settings) *time.Duration { return &s.LockTTL }},
+	setting[time.Duration]{backends.ComponentDiscovery, "registration_ttl", parseDuration(time.Millisecond),
+		func(s *Settings) *time.Duration { return &s.RegistrationTTL }},
+}
+
+// apply sends the settings of every component in changed (all of them
+// when all is set) to the component actors.
+func (s Settings) apply(n *Node, changed map[string]bool, all bool) {
+	root := n.system.Root
+	if changed[backends.ComponentCache] || all {
+		root.Send(n.cachePID, &components.CacheSettings{MaxBatch: s.CacheMaxBatch, DefaultTTL: s.CacheDefaultTTL, SetDefaultTTL: true})
+	}
+	if changed[backends.ComponentLock] || all {
+		root.Send(n.lockPID, &components.LockSettings{DefaultTTL: s.LockTTL})
+	}
+	if changed[backends.ComponentDiscovery] || all {
+		root.Send(n.discoveryPID, &components.DiscoverySettings{DefaultTTL: s.RegistrationTTL})
+	}
 }
 
 // settingsReloader keeps the component actors in step with the settings
@@ -128,10 +179,7 @@ func (n *Node) startSettings(ctx context.Context) error {
 	r := &settingsReloader{
 		n: n, cc: newConfigClient(n.system.Root, n.configPID, SettingsConfigName),
 		observe: n.opts.settingsObserver,
-		current: Settings{
-			CacheDefaultTTL: n.cfg.Components.CacheDefaultTTL, CacheMaxBatch: n.cfg.Components.CacheMaxBatch,
-			LockTTL: n.cfg.Components.LockTTL, RegistrationTTL: n.cfg.Components.RegistrationTTL,
-		},
+		current: settingsFrom(n.cfg),
 	}
 	n.closeOnStop("settings facade", r.cc)
 	// Watch first, then read: a change between the two is not missed.
@@ -165,30 +213,29 @@ func (r *settingsReloader) reload(ctx context.Context, initial bool) {
 	r.mu.Lock()
 	next := r.current
 	r.mu.Unlock()
+	defaults := settingsFrom(r.n.cfg)
 	changed := map[string]bool{}
-	for _, spec := range settingSpecs {
-		item, layer, err := backends.Resolve(ctx, r.cc, spec.component, r.n.cfg.NodeID, spec.name)
-		var v any
-		switch {
-		case errors.Is(err, backends.ErrNotFound):
-			v, layer = spec.def(r.n.cfg), ""
-		case err != nil:
-			r.n.log.Warn("baton: reading settings", "component", spec.component, "setting", spec.name, "err", err)
-			continue
-		default:
-			v, err = spec.parse(item.Value)
-			if err != nil {
-				r.report(SettingsEvent{Component: spec.component, Setting: spec.name, Layer: layer, Value: item.Value,
-					Err: backends.Invalid(spec.component+"."+spec.name, item.Value, err.Error())})
-				continue
-			}
-		}
-		if v == spec.get(&next) {
+	for _, st := range reloadables {
+		component, name := st.names()
+		item, layer, err := backends.Resolve(ctx, r.cc, component, r.n.cfg.NodeID, name)
+		found := err == nil
+		if err != nil && !errors.Is(err, backends.ErrNotFound) {
+			r.n.log.Warn("baton: reading settings", "component", component, "setting", name, "err", err)
 			continue
 		}
-		spec.set(&next, v)
-		changed[spec.component] = true
-		r.report(SettingsEvent{Component: spec.component, Setting: spec.name, Layer: layer, Value: fmt.Sprint(v)})
+		if !found {
+			layer = ""
+		}
+		moved, value, err := st.update(&next, defaults, item.Value, found)
+		if err != nil {
+			r.report(SettingsEvent{Component: component, Setting: name, Layer: layer, Value: value,
+				Err: backends.Invalid(component+"."+name, value, err.Error())})
+			continue
+		}
+		if moved {
+			changed[component] = true
+			r.report(SettingsEvent{Component: component, Setting: name, Layer: layer, Value: value})
+		}
 	}
 	if len(changed) == 0 && !initial {
 		return
@@ -196,16 +243,7 @@ func (r *settingsReloader) reload(ctx context.Context, initial bool) {
 	r.mu.Lock()
 	r.current = next
 	r.mu.Unlock()
-	root := r.n.system.Root
-	if changed[backends.ComponentCache] || initial {
-		root.Send(r.n.cachePID, &components.CacheSettings{MaxBatch: next.CacheMaxBatch, DefaultTTL: next.CacheDefaultTTL, SetDefaultTTL: true})
-	}
-	if changed[backends.ComponentLock] || initial {
-		root.Send(r.n.lockPID, &components.LockSettings{DefaultTTL: next.LockTTL})
-	}
-	if changed[backends.ComponentDiscovery] || initial {
-		root.Send(r.n.discoveryPID, &components.DiscoverySettings{DefaultTTL: next.RegistrationTTL})
-	}
+	next.apply(r.n, changed, initial)
 }
 
 func (r *settingsReloader) report(ev SettingsEvent) {
