@@ -44,7 +44,7 @@ type Sender interface {
 // cachev1.GetRequest{Name: "sessions", Key: "k"}: `cache "sessions": get
 // "k"`), followed by what went wrong and the sentinel, once. Errors the
 // actor answered with are returned as the actor wrote them.
-func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req any) (Resp, error) {
+func Request[Resp proto.Message](ctx context.Context, sender Sender, pid *actor.PID, req proto.Message) (Resp, error) {
 	var zero Resp
 	if rc, ok := sender.(*actor.RootContext); sender == nil || (ok && rc == nil) {
 		return zero, fmt.Errorf("%s: node not started: %w", describe(req), backends.ErrClosed)
@@ -107,7 +107,7 @@ func Request[Resp any](ctx context.Context, sender Sender, pid *actor.PID, req a
 // Without RequestAsync, ctx.Request(pid, req) delivers the bare response to
 // Receive, where its status must be checked by hand
 // (resp.GetStatus().Err()).
-func RequestAsync[Resp any](ctx actor.Context, pid *actor.PID, req any, timeout time.Duration, then func(Resp, error)) {
+func RequestAsync[Resp proto.Message](ctx actor.Context, pid *actor.PID, req proto.Message, timeout time.Duration, then func(Resp, error)) {
 	var zero Resp
 	if pid == nil {
 		then(zero, backends.Unavailable(describe(req), errors.New("no actor to ask")))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/internal/nodeaccess"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -188,7 +189,7 @@ func (b *clientBase[G]) forget(g G) {
 // giveUp sends req, which gives g back to the actor (a release or a
 // resignation), and forgets g once it is gone: given back, or lost already
 // (ErrNotHeld). op starts the error texts.
-func giveUp[Resp any, G grant](ctx context.Context, b *clientBase[G], g G, req any, op string) error {
+func giveUp[Resp proto.Message, G grant](ctx context.Context, b *clientBase[G], g G, req proto.Message, op string) error {
 	if err := b.usable(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

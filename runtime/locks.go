@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/internal/nodeaccess"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -104,7 +105,7 @@ const farFuture = 100 * 365 * 24 * time.Hour
 // grantRequest sends a request that may wait (an acquire or a campaign)
 // and waits for its answer. For a waiting request, ctx's deadline is passed
 // to the actor through setTimeout, so the actor gives up at the same time.
-func grantRequest[Resp any](ctx context.Context, root *actor.RootContext, pid *actor.PID, req any, wait bool,
+func grantRequest[Resp proto.Message](ctx context.Context, root *actor.RootContext, pid *actor.PID, req proto.Message, wait bool,
 	setTimeout func(*durationpb.Duration)) (Resp, error) {
 	if wait {
 		if dl, ok := ctx.Deadline(); ok {

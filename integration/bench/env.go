@@ -13,7 +13,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
@@ -98,7 +97,7 @@ func newStack(ctx context.Context, backend string, addrs []string) (s *stack, er
 
 // backendWatches asks the node's config actor how many backend watches it runs.
 func (s *stack) backendWatches(ctx context.Context) (int, error) {
-	st, err := actors.Request[*components.WatchStats](ctx, s.sys.Root, s.configPID, &components.WatchStatsRequest{})
+	st, err := components.AskWatchStats(ctx, s.sys.Root, s.configPID)
 	if err != nil {
 		return 0, fmt.Errorf("config actor watch stats: %w", err)
 	}

@@ -67,6 +67,24 @@ type WatchStats struct {
 	Subscriptions int
 }
 
+// AskWatchStats asks the config or discovery actor at pid for its
+// WatchStats, within ctx (5s when ctx has no deadline).
+func AskWatchStats(ctx context.Context, root *actor.RootContext, pid *actor.PID) (*WatchStats, error) {
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	res, err := root.RequestFuture(pid, &WatchStatsRequest{}, timeout).Result()
+	if err != nil {
+		return nil, backends.Unavailable("watch stats", err)
+	}
+	st, ok := res.(*WatchStats)
+	if !ok {
+		return nil, backends.Invalid("reply", protoconv.MessageName(res), "not WatchStats")
+	}
+	return st, nil
+}
+
 // ConfigActor serves configv1 requests for one or more config namespaces.
 // Each request is one backend call made from the mailbox, bounded by
 // OpTimeout; running out of that time is reported as unavailable, never as

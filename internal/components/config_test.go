@@ -24,6 +24,7 @@ import (
 	"github.com/baton-go/baton/internal/components"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
@@ -75,7 +76,7 @@ func spawnConfigActor(t *testing.T, sys *actor.ActorSystem, cfg components.Confi
 
 func watchStats(t *testing.T, sys *actor.ActorSystem, pid *actor.PID) *components.WatchStats {
 	t.Helper()
-	st, err := actors.Request[*components.WatchStats](ctxTimeout(t, 10*time.Second), sys.Root, pid, &components.WatchStatsRequest{})
+	st, err := components.AskWatchStats(ctxTimeout(t, 10*time.Second), sys.Root, pid)
 	require.NoError(t, err)
 	return st
 }
@@ -372,8 +373,13 @@ func TestConfigActorRejectsBadInput(t *testing.T) {
 
 	_, err := actors.Request[*configv1.GetResponse](ctx, sys.Root, pid, &discoveryv1.DiscoverRequest{ServiceName: "x"})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown message")
-	_, err = actors.Request[*configv1.GetResponse](ctx, sys.Root, pid, "not even a proto")
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown message")
+	// Request takes only protobuf messages; another value sent directly
+	// gets an invalid-argument status too.
+	res, err := sys.Root.RequestFuture(pid, "not even a proto", 5*time.Second).Result()
+	require.NoError(t, err)
+	st, ok := res.(*statusv1.Status)
+	require.True(t, ok, "%T", res)
+	assert.ErrorIs(t, st.Err(), backends.ErrInvalidArgument, "unknown message")
 	_, err = actors.Request[*configv1.GetResponse](ctx, sys.Root, pid, &configv1.GetRequest{Key: ""})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty key")
 	_, err = actors.Request[*configv1.SetResponse](ctx, sys.Root, pid, &configv1.SetRequest{Name: "other", Key: "k", Value: "v"})

@@ -17,6 +17,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/internal/components"
 	connectorv1 "github.com/baton-go/baton/messages/connector/v1"
+	statusv1 "github.com/baton-go/baton/messages/status/v1"
 )
 
 func TestBackoffDelayIsCappedExponentialWithJitter(t *testing.T) {
@@ -128,8 +129,11 @@ func TestUnknownMessageGetsInvalidArgument(t *testing.T) {
 	_, err = actors.Request[*connectorv1.StateResponse](ctx, sys.Root, pid, &connectorv1.StateRequest{})
 	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 	// Not a protobuf at all.
-	_, err = actors.Request[*connectorv1.StateResponse](ctx, sys.Root, pid, "hello")
-	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	res, err := sys.Root.RequestFuture(pid, "hello", 5*time.Second).Result()
+	require.NoError(t, err)
+	st, ok := res.(*statusv1.Status)
+	require.True(t, ok, "%T", res)
+	require.ErrorIs(t, st.Err(), backends.ErrInvalidArgument)
 
 	cache := nodeaccess.NewCacheClient(sys.Root, pid, "c", nil).(*runtime.CacheClient)
 	// Malformed requests: bad cache name, bad key.

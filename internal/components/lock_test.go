@@ -455,8 +455,11 @@ func testLockBadInput(t *testing.T, env *lockEnv) {
 
 	_, err := actors.Request[*lockv1.AcquireResponse](ctx, root, pid, &lockv1.LeaderInfo{Election: "not a request"})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown proto message")
-	_, err = actors.Request[*lockv1.AcquireResponse](ctx, root, pid, "plain string")
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown Go value")
+	res, err := root.RequestFuture(pid, "plain string", 5*time.Second).Result()
+	require.NoError(t, err)
+	st, ok := res.(*statusv1.Status)
+	require.True(t, ok, "%T", res)
+	assert.ErrorIs(t, st.Err(), backends.ErrInvalidArgument, "unknown Go value")
 
 	for what, req := range map[string]*lockv1.AcquireRequest{
 		"empty name":       {Name: ""},

@@ -57,6 +57,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	goredis "github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -577,7 +578,7 @@ func (d *driver) probe(ctx context.Context, f []string) error {
 			wg.Go(func() {
 				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				defer cancel()
-				resp, err := actors.Request[any](rctx, d.n.ActorSystem().Root, actorPID(f[2], name), mt.New().Interface())
+				resp, err := actors.Request[proto.Message](rctx, d.n.ActorSystem().Root, actorPID(f[2], name), mt.New().Interface())
 				st := statusv1.FromError(err)
 				d.o.printf("probe %s %s %s %T %s %s", f[1], name, mt.Descriptor().FullName(), resp, st.GetCode(),
 					strings.ReplaceAll(st.GetMessage(), "\n", " "))
