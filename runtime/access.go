@@ -18,6 +18,9 @@ func (n *Node) internals() nodeaccess.Internals {
 }
 
 func init() {
+	nodeaccess.WithEmbeddedEtcd = func(start nodeaccess.EmbeddedStarter) any {
+		return Option(func(o *nodeOptions) { o.embedded = start })
+	}
 	nodeaccess.Of = func(node any) nodeaccess.Internals { return node.(*Node).internals() }
 	nodeaccess.NewCacheClient = func(root *actor.RootContext, pid *actor.PID, name string, locker backends.Locker) backends.Cache {
 		return newCacheClient(root, pid, name, locker)

@@ -139,10 +139,6 @@ func (c *CacheClient) Stats(ctx context.Context) (batches, ops, maxBatch uint64,
 	return resp.GetBatches(), resp.GetOps(), resp.GetMaxBatch(), nil
 }
 
-// LoadOptions tunes GetOrLoad (the same type as backends.LoadOptions,
-// which Typed[T].GetOrLoad takes).
-type LoadOptions = backends.LoadOptions
-
 var _ backends.CacheLoader = (*CacheClient)(nil)
 
 // negativePrefix marks the companion key that records a cached miss; the
@@ -156,7 +152,7 @@ const negativePrefix = "\x1dneg:"
 // is taken so a value loaded elsewhere is not loaded again. A loader that
 // returns an error matching ErrNotFound is cached as a miss for
 // opts.NegativeTTL when that is positive.
-func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
+func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts backends.LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
 	if err := backends.ValidateKey(key); err != nil {
 		return nil, c.opErr("get or load", key, err)
 	}
@@ -178,7 +174,7 @@ func (c *CacheClient) GetOrLoad(ctx context.Context, key string, opts LoadOption
 var errMiss = errors.New("miss")
 
 // lookup returns the cached value, ErrNotFound for a cached miss, or errMiss.
-func (c *CacheClient) lookup(ctx context.Context, key string, opts LoadOptions) ([]byte, error) {
+func (c *CacheClient) lookup(ctx context.Context, key string, opts backends.LoadOptions) ([]byte, error) {
 	keys := []string{key}
 	if opts.NegativeTTL > 0 && len(negativePrefix)+len(key) <= backends.MaxKeyLen {
 		keys = append(keys, negativePrefix+key)
@@ -196,7 +192,7 @@ func (c *CacheClient) lookup(ctx context.Context, key string, opts LoadOptions) 
 	return nil, errMiss
 }
 
-func (c *CacheClient) loadExclusive(ctx context.Context, key string, opts LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
+func (c *CacheClient) loadExclusive(ctx context.Context, key string, opts backends.LoadOptions, loader func(context.Context) ([]byte, error)) ([]byte, error) {
 	if c.locker != nil {
 		ttl := opts.LockTTL
 		if ttl <= 0 {

@@ -113,7 +113,7 @@ func TestGetOrLoadAcrossNodes(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					v, err := nodes[i%2].Cache("origin").GetOrLoad(ctx, "report", runtime.LoadOptions{TTL: time.Minute, Jitter: 0.1}, loader)
+					v, err := nodes[i%2].Cache("origin").GetOrLoad(ctx, "report", backends.LoadOptions{TTL: time.Minute, Jitter: 0.1}, loader)
 					if err == nil && string(v) != "expensive" {
 						err = errors.New("wrong value " + string(v))
 					}
@@ -134,7 +134,7 @@ func TestGetOrLoadAcrossNodes(t *testing.T) {
 				return nil, backends.ErrNotFound
 			}
 			for range 3 {
-				_, err := nodes[0].Cache("origin").GetOrLoad(ctx, "absent", runtime.LoadOptions{NegativeTTL: time.Minute}, missing)
+				_, err := nodes[0].Cache("origin").GetOrLoad(ctx, "absent", backends.LoadOptions{NegativeTTL: time.Minute}, missing)
 				require.ErrorIs(t, err, backends.ErrNotFound)
 			}
 			assert.Equal(t, int64(1), misses.Load(), "the miss was cached")

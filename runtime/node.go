@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/internal/components"
+	"github.com/baton-go/baton/internal/nodeaccess"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -26,7 +27,7 @@ type Option func(*nodeOptions)
 type nodeOptions struct {
 	logger               *slog.Logger
 	system               *actor.ActorSystem
-	embedded             EmbeddedStarter
+	embedded             nodeaccess.EmbeddedStarter
 	settingsObserver     func(SettingsEvent)
 	registrationObserver func(backends.RegistrationEvent)
 }
@@ -52,22 +53,6 @@ func WithRegistrationObserver(f func(backends.RegistrationEvent)) Option {
 	return func(o *nodeOptions) { o.registrationObserver = f }
 }
 
-// EmbeddedServer is a running embedded etcd (see package runtime/embedded).
-type EmbeddedServer interface {
-	Endpoints() []string
-	Close() error
-}
-
-// EmbeddedStarter starts an embedded etcd in dataDir ("" = a temporary dir).
-type EmbeddedStarter func(ctx context.Context, dataDir string, logger *slog.Logger) (EmbeddedServer, error)
-
-// WithEmbeddedEtcd provides the embedded default; use embedded.Option(),
-// which passes embedded.Start. Without it, a configuration with no backend
-// is rejected, so programs that never use the embedded server don't link it.
-func WithEmbeddedEtcd(start EmbeddedStarter) Option {
-	return func(o *nodeOptions) { o.embedded = start }
-}
-
 // Node is one Baton node: the connector supervision tree, one actor per
 // component, and typed facades over them.
 //
@@ -90,7 +75,7 @@ type Node struct {
 
 	system    *actor.ActorSystem
 	ownSystem bool
-	embedded  EmbeddedServer
+	embedded  nodeaccess.EmbeddedServer
 	redisConn *redis.Connector
 	etcdConn  *etcd.Connector
 	ns        backends.Namespace

@@ -36,7 +36,7 @@ func TestTypedGetOrLoadThroughTheNode(t *testing.T) {
 	results := make(chan report, 8)
 	for range 8 {
 		wg.Go(func() {
-			r, err := reports.GetOrLoad(ctx, "daily", runtime.LoadOptions{TTL: time.Minute}, loader)
+			r, err := reports.GetOrLoad(ctx, "daily", backends.LoadOptions{TTL: time.Minute}, loader)
 			assert.NoError(t, err)
 			results <- r
 		})
@@ -56,7 +56,7 @@ func TestTypedGetOrLoadThroughTheNode(t *testing.T) {
 		return report{}, backends.ErrNotFound
 	}
 	for range 3 {
-		_, err := reports.GetOrLoad(ctx, "absent", runtime.LoadOptions{NegativeTTL: time.Minute}, missing)
+		_, err := reports.GetOrLoad(ctx, "absent", backends.LoadOptions{NegativeTTL: time.Minute}, missing)
 		require.ErrorIs(t, err, backends.ErrNotFound)
 	}
 	assert.Equal(t, 1, misses, "the miss is cached")

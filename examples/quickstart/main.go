@@ -147,7 +147,7 @@ func tourCache(ctx context.Context, node *runtime.Node) error {
 
 	loads := 0
 	for range 3 {
-		if _, err := cache.GetOrLoad(ctx, "report", runtime.LoadOptions{TTL: time.Minute}, func(context.Context) ([]byte, error) {
+		if _, err := cache.GetOrLoad(ctx, "report", backends.LoadOptions{TTL: time.Minute}, func(context.Context) ([]byte, error) {
 			loads++
 			return []byte("expensive"), nil
 		}); err != nil {

@@ -7,6 +7,7 @@
 package nodeaccess
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -38,6 +39,22 @@ type ClientOptions struct {
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
+
+// EmbeddedServer is a running embedded etcd (package runtime/embedded).
+type EmbeddedServer interface {
+	Endpoints() []string
+	Close() error
+}
+
+// EmbeddedStarter starts an embedded etcd in dataDir ("" = a temporary
+// dir).
+type EmbeddedStarter func(ctx context.Context, dataDir string, logger *slog.Logger) (EmbeddedServer, error)
+
+// WithEmbeddedEtcd returns the runtime.Option (as any) that makes a node
+// start its embedded default with start: runtime/embedded.Option uses it,
+// so programs that never use the embedded server don't link it. Set by
+// package runtime.
+var WithEmbeddedEtcd func(start EmbeddedStarter) any
 
 // Set by package runtime. node is a *runtime.Node; the facades returned are
 // runtime's (*runtime.CacheClient, …) and may be asserted to those types.

@@ -11,7 +11,7 @@
 //	defer n.Stop(context.Background())
 //
 //	lease, err := n.Locks().Acquire(ctx, "nightly-report", backends.LockOptions{})
-//	v, err := n.Cache("profiles").GetOrLoad(ctx, "user-42", runtime.LoadOptions{TTL: time.Minute}, load)
+//	v, err := n.Cache("profiles").GetOrLoad(ctx, "user-42", backends.LoadOptions{TTL: time.Minute}, load)
 //
 // A client-only node leaves out Node and names Seeds:
 //

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/nodeaccess"
 	"github.com/baton-go/baton/runtime"
 )
 
@@ -145,13 +146,13 @@ func (s *Server) cleanup() error {
 
 // Option makes runtime.New use this package for the embedded default.
 func Option() runtime.Option {
-	return runtime.WithEmbeddedEtcd(func(ctx context.Context, dataDir string, logger *slog.Logger) (runtime.EmbeddedServer, error) {
+	return nodeaccess.WithEmbeddedEtcd(func(ctx context.Context, dataDir string, logger *slog.Logger) (nodeaccess.EmbeddedServer, error) {
 		s, err := Start(ctx, Options{DataDir: dataDir, Logger: logger})
 		if err != nil {
 			return nil, err // not a typed nil inside the interface
 		}
 		return s, nil
-	})
+	}).(runtime.Option)
 }
 
 func freeURL() (url.URL, error) {

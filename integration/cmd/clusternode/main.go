@@ -509,7 +509,7 @@ func (d *driver) getOrLoad(ctx context.Context, f []string) error {
 	var wg sync.WaitGroup
 	for range callers {
 		wg.Go(func() {
-			v, err := cache.GetOrLoad(ctx, key, runtime.LoadOptions{TTL: time.Minute}, func(ctx context.Context) ([]byte, error) {
+			v, err := cache.GetOrLoad(ctx, key, backends.LoadOptions{TTL: time.Minute}, func(ctx context.Context) ([]byte, error) {
 				if err := rc.Incr(ctx, counter).Err(); err != nil {
 					return nil, err
 				}
