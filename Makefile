@@ -9,7 +9,7 @@ BUF         ?= $(GO) tool -modfile=tools/go.mod buf
 TEST_FLAGS  ?= -race -count=1 -timeout 25m
 PKGS        ?= ./...
 
-.PHONY: run test deps proto proto-check lint bench fmt-check ci
+.PHONY: run test deps proto proto-check lint api bench fmt-check ci
 
 ## run: the quickstart tour on the embedded default (an embedded etcd in a temp dir; nothing to install)
 run:
@@ -50,6 +50,10 @@ lint:
 	$(GO) vet -tags containers ./integration/harness/
 	$(GO) run $(STATICCHECK) $(PKGS)
 
+## api: rewrite the golden `go doc -all` files of the public packages (integration/testdata/api) after a deliberate API change
+api:
+	$(GO) test ./integration -run TestPublicAPI -count=1 -update-api
+
 ## fmt-check: gofmt must print nothing
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -59,6 +63,5 @@ bench: deps
 	$(GO) run ./integration/bench
 
 ## ci: what .ci/run does after installing dependencies
-ci: test proto-check fmt-check
+ci: test proto-check fmt-check lint
 	$(GO) build ./...
-	$(GO) vet $(PKGS)
