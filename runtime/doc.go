@@ -1,5 +1,5 @@
-// Package runtime is what an application starts: a Node with one system
-// configuration, the supervision tree, one actor per component, and typed
+// Package runtime is what an application starts: a Node described by one
+// Spec, the supervision tree, one actor per component, and typed
 // facades that implement the interfaces of package backends by messaging
 // those actors.
 //
@@ -13,6 +13,13 @@
 //	node.Election()         // backends.Elector
 //	node.Discovery()        // backends.ServiceDiscovery: self-healing registrations
 //	node.Config()           // backends.ConfigCenter plus layered Resolve
+//
+// Every node — this one and a cluster node (package runtime/cluster) — has
+// one accessor per component, returning the same facade types
+// (CacheClient, LockClient, ElectionClient, DiscoveryClient, ConfigClient):
+// X() or X(name) for the node's own namespace, XWith(opts) for the rest
+// (here ConfigWith, for another config namespace; a cluster node also has
+// CacheWith and LocksWith, for any key namespace).
 //
 // The facades are shared and owned by the node: every call returns the same
 // facade (per name, for caches and config namespaces), safe for concurrent

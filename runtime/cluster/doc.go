@@ -19,8 +19,9 @@
 //
 // # Membership
 //
-// provider is a protoactor ClusterProvider on backends.ServiceDiscovery. A
-// member registers as an instance of service Config.Name (address, grain
+// Membership is a protoactor ClusterProvider on backends.ServiceDiscovery
+// (Node.Members, Node.WaitMembers, Node.MembersChanged). A member registers
+// as an instance of service Spec.Name (address, grain
 // kinds) through the runtime's discovery actor, whose registrations keep
 // themselves alive and come back by themselves after a lost lease — a
 // backend restarted empty, a healed partition — which protoactor's own
@@ -33,7 +34,7 @@
 //
 // # Grains and placement
 //
-// Members host three kinds: KindLock (one per lock name: components.LockGrain),
+// Members host three kinds: KindLock (one per lock name),
 // KindCache (one per named cache) and KindConfig (one per config
 // namespace), for any key namespace. Placement is protoactor's disthash
 // identity lookup — rendezvous hashing over the members hosting a kind, and
@@ -45,8 +46,8 @@
 // Locks: all nodes' waiters for a name queue in the name's grain, which
 // grants in arrival order and hands the lock to the next waiter as soon as
 // it is released, with one backend write (backends.Handoffer; no polling,
-// the lock never free in between — except once per
-// components.DefaultHandoffLimit of continuous hand-offs, and on etcd when a
+// the lock never free in between — except once per second of continuous
+// hand-offs, and on etcd when a
 // contender outside the cluster queues in etcd). The backend lease and its
 // fencing token stay the source of truth: a grain that moves or dies can
 // only ever hand out what the backend grants, and a grain that stops gives
@@ -60,7 +61,7 @@
 // TTL runs out. A facade death-watches the grains it waits in, follows the
 // topology, and queues again where the grain went. Members are pinged
 // through their actor systems, so a paused or hung host that answers no
-// ping for Config.SuspectAfter (3s by default) leaves the topology and
+// ping for Spec.SuspectAfter (3s by default) leaves the topology and
 // its grains move.
 //
 // Caches: GetOrLoad runs the loader once per key at a time across the
