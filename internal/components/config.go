@@ -94,38 +94,10 @@ func AskWatchStats(ctx context.Context, root *actor.RootContext, pid *actor.PID)
 // backends.ConfigCenter.Set reports none. ResolveRequest uses
 // backends.Resolve.
 //
-// # Watches
-//
-// A WatchRequest with from_version 0 ("only future changes") joins the
-// shared topic of its (namespace, key, prefix flag): the first such
-// subscriber starts exactly one backend watch (ConfigCenter.WatchWith) and
-// every later one is served from it; the watch stops when the last
-// subscriber leaves (UnsubscribeRequest, or the subscriber actor stopped —
-// subscribers are death-watched). The response to the request is sent once
-// the backend watch is established, so every change made after the
-// response arrives is delivered. A subscriber joining a running topic may
-// also receive a change that was already in flight when it joined.
-//
-// A WatchRequest with from_version > 0 asks for a replay from its own
-// position, which no other subscriber shares, so it gets a dedicated backend
-// watch (WatchWith with FromVersion and Known) that lives as long as the
-// subscription. Bindings and reconnecting facades use this; plain watches
-// share.
-//
-// The backend watch runs in a goroutine that forwards each event to the
-// actor as a message; the actor fans it out through a Hub: each subscriber
-// gets configv1.Event{subscription_id, seq, type, item} in order and
-// acknowledges with subscriptionv1.Ack. A subscriber more than Window events
-// behind is skipped, so it cannot delay the others; once it has caught up
-// it gets subscriptionv1.Resync and must re-read (List) the watched range.
-// A ConfigResync from the backend (lost history) is forwarded as an
-// EVENT_TYPE_RESYNC event followed by the difference.
-//
-// When a backend watch ends by itself (its config center closed) or the
-// actor stops or restarts, every affected subscriber gets
-// subscriptionv1.Ended (seq 0: it is outside the acknowledged sequence) with
-// CODE_CLOSED when the actor or center is gone for good, CODE_UNAVAILABLE
-// otherwise.
+// Watches with from_version 0 share one backend watch per (namespace,
+// key, prefix flag); a replay from a version gets its own. The subscription
+// protocol (events, acknowledgements, skipped subscribers, Ended) is in
+// docs/actors.md.
 //
 // The props hold the actor's state across supervisor restarts (opened
 // namespaces survive; subscriptions are ended): spawn them once.

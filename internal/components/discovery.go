@@ -58,27 +58,9 @@ type DiscoveryActorConfig struct {
 // discoveryv1.RegistrationEvent, to the subscriber named in the
 // RegisterRequest that made the registration.
 //
-// # Watches
-//
 // There is one backend Watch per service name, shared by every local
-// subscriber through a Hub, started by the first subscriber and stopped
-// with the last (UnsubscribeRequest, or the subscriber stopped: subscribers
-// are death-watched). The actor keeps the service's current instances as
-// the watch reports them. A subscriber's first event is always a SNAPSHOT:
-// the backend's own snapshot for those who subscribed before it arrived,
-// and for later ones a snapshot built from the actor's view — consistent
-// with the events that follow, though it may lag a change the shared watch
-// has not delivered yet (that change then follows as its own event). Then
-// come ADDED, UPDATED and REMOVED events in order; each is acknowledged with
-// subscriptionv1.Ack.
-//
-// A subscriber more than Window events behind is skipped, so it cannot
-// delay the others; once it has caught up it receives a new SNAPSHOT of the
-// actor's current view (instead of a bare subscriptionv1.Resync) and should
-// replace what it holds with it.
-//
-// When the backend watch ends by itself, or the actor stops or restarts,
-// every affected subscriber gets subscriptionv1.Ended (seq 0).
+// subscriber; a subscriber's first event is a SNAPSHOT (docs/actors.md has
+// the protocol).
 //
 // The props hold the actor's state across supervisor restarts (the backend
 // discovery and its registrations survive; subscriptions are ended): spawn
