@@ -9,7 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/backends"
-	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
@@ -102,15 +102,15 @@ type (
 	}
 )
 
-func campaignFailed(err error) *lockv1.CampaignResponse {
-	return &lockv1.CampaignResponse{Status: statusv1.FromError(err)}
+func campaignFailed(err error) *electionv1.CampaignResponse {
+	return &electionv1.CampaignResponse{Status: statusv1.FromError(err)}
 }
 
 func errNoElector() error {
 	return fmt.Errorf("lock actor: no elector: %w", backends.ErrNotSupported)
 }
 
-func (a *LockActor) onCampaign(ctx actor.Context, m *lockv1.CampaignRequest) {
+func (a *LockActor) onCampaign(ctx actor.Context, m *electionv1.CampaignRequest) {
 	if ctx.Sender() == nil {
 		a.log.Debug("baton: campaign without sender dropped", "election", m.GetElection())
 		return
@@ -166,7 +166,7 @@ func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
 	}
 	delete(a.campaigns, c.requestID)
 	c.cancel()
-	var resp *lockv1.CampaignResponse
+	var resp *electionv1.CampaignResponse
 	switch {
 	case c.canceled:
 		if l != nil {
@@ -178,21 +178,43 @@ func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
 	case err != nil:
 		resp = campaignFailed(err)
 	default:
-		resp = &lockv1.CampaignResponse{Status: statusv1.OK(), Leadership: a.holdLeadership(c, l)}
+		resp = &electionv1.CampaignResponse{Status: statusv1.OK(), Leadership: a.holdLeadership(c, l)}
 	}
 	ctx.Send(c.sender, resp)
 	for _, p := range c.cancelers {
-		ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+		ctx.Send(p, &electionv1.CancelResponse{Status: statusv1.OK()})
 	}
 }
 
+// onCancelCampaign withdraws a waiting campaign, or resigns the leadership
+// it won.
+func (a *LockActor) onCancelCampaign(ctx actor.Context, m *electionv1.CancelRequest) {
+	id := m.GetRequestId()
+	if c := a.campaigns[id]; c != nil {
+		// Running: the answer waits until the backend call has returned.
+		c.canceled = true
+		c.cancelers = append(c.cancelers, ctx.Sender())
+		c.cancel()
+		return
+	}
+	if g, found := a.granted[id]; found {
+		if l := a.leaderships[g]; l != nil {
+			a.dropLeadership(l)
+			octx, cancel := a.opContext()
+			a.resignAbandoned(octx, l.leadership)
+			cancel()
+		}
+	}
+	respond(ctx, &electionv1.CancelResponse{Status: statusv1.OK()})
+}
+
 // holdLeadership records a won campaign and watches it for loss.
-func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *lockv1.Leadership {
+func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *electionv1.Leadership {
 	id := newHandle()
 	a.leaderships[id] = &heldLeadership{id: id, election: c.election, requestID: c.requestID, leadership: l, subscriber: c.subscriber}
 	a.granted[c.requestID] = id
 	a.notifyWhenDone(l.Done(), &electLeadershipEnded{gen: a.gen, id: id})
-	return &lockv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
+	return &electionv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
 }
 
 func (a *LockActor) dropLeadership(h *heldLeadership) {
@@ -209,7 +231,7 @@ func (a *LockActor) resignAbandoned(ctx context.Context, l backends.Leadership) 
 	}
 }
 
-func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
+func (a *LockActor) onResign(ctx actor.Context, m *electionv1.ResignRequest) {
 	h := a.leaderships[m.GetLeadershipId()]
 	var err error
 	if h == nil || (m.GetElection() != "" && m.GetElection() != h.election) {
@@ -218,7 +240,7 @@ func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
 		err = a.gate.Err()
 	}
 	if err != nil {
-		respond(ctx, &lockv1.ResignResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.ResignResponse{Status: statusv1.FromError(err)})
 		return
 	}
 	octx, cancel := a.opContext()
@@ -227,7 +249,7 @@ func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
 	if err == nil || errors.Is(err, backends.ErrNotHeld) {
 		a.dropLeadership(h)
 	}
-	respond(ctx, &lockv1.ResignResponse{Status: statusv1.FromError(err)})
+	respond(ctx, &electionv1.ResignResponse{Status: statusv1.FromError(err)})
 }
 
 // onLeadershipEnded handles a leadership whose Done closed. One still
@@ -238,11 +260,11 @@ func (a *LockActor) onLeadershipEnded(ctx actor.Context, id string) {
 		return
 	}
 	a.dropLeadership(h)
-	ctx.Send(h.subscriber, &lockv1.LeadershipLost{Election: h.election, LeadershipId: id, Cause: statusv1.FromError(
+	ctx.Send(h.subscriber, &electionv1.LeadershipLost{Election: h.election, LeadershipId: id, Cause: statusv1.FromError(
 		fmt.Errorf("election %q: leadership lost: %w", h.election, backends.ErrNotHeld))})
 }
 
-func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
+func (a *LockActor) onLeader(ctx actor.Context, m *electionv1.LeaderRequest) {
 	err := errNoElector()
 	if a.cfg.Elector != nil {
 		err = backends.ValidateName("election", m.GetElection())
@@ -251,7 +273,7 @@ func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
 		err = a.gate.Err()
 	}
 	if err != nil {
-		respond(ctx, &lockv1.LeaderResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.LeaderResponse{Status: statusv1.FromError(err)})
 		return
 	}
 	octx, cancel := a.opContext()
@@ -259,20 +281,20 @@ func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
 	err = actorOpError(err)
 	cancel()
 	if err != nil {
-		respond(ctx, &lockv1.LeaderResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.LeaderResponse{Status: statusv1.FromError(err)})
 		return
 	}
-	respond(ctx, &lockv1.LeaderResponse{Status: statusv1.OK(), Leader: leaderInfoMsg(info)})
+	respond(ctx, &electionv1.LeaderResponse{Status: statusv1.OK(), Leader: leaderInfoMsg(info)})
 }
 
-func leaderInfoMsg(info backends.LeaderInfo) *lockv1.LeaderInfo {
-	return &lockv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
+func leaderInfoMsg(info backends.LeaderInfo) *electionv1.LeaderInfo {
+	return &electionv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
 }
 
 func leaderChanged(info backends.LeaderInfo) func(id string, seq uint64) any {
 	msg := leaderInfoMsg(info)
 	return func(id string, seq uint64) any {
-		return &lockv1.LeaderChanged{SubscriptionId: id, Seq: seq, Leader: msg}
+		return &electionv1.LeaderChanged{SubscriptionId: id, Seq: seq, Leader: msg}
 	}
 }
 
@@ -282,7 +304,7 @@ func ended(st *statusv1.Status) func(id string, seq uint64) any {
 	}
 }
 
-func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
+func (a *LockActor) onObserve(ctx actor.Context, m *electionv1.ObserveRequest) {
 	election, subID := m.GetElection(), m.GetSubscriptionId()
 	pid := subscriberPID(ctx, m.GetSubscriber())
 	err := errNoElector()
@@ -296,7 +318,7 @@ func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
 		err = a.gate.Err()
 	}
 	if err != nil {
-		respond(ctx, &lockv1.ObserveResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.ObserveResponse{Status: statusv1.FromError(err)})
 		return
 	}
 	// A subscription id reused for another election leaves the old one.
@@ -313,7 +335,7 @@ func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
 		w.pending = append(w.pending, pendingObserve{sender: ctx.Sender(), subID: subID})
 		return
 	}
-	respond(ctx, &lockv1.ObserveResponse{Status: statusv1.OK()})
+	respond(ctx, &electionv1.ObserveResponse{Status: statusv1.OK()})
 	if w.last != nil && w.last.Epoch != 0 {
 		// A late subscriber starts from the current leader, like a fresh
 		// backend Observe would.
@@ -355,7 +377,7 @@ func (a *LockActor) currentWatch(election string, id uint64) *leaderWatch {
 func (a *LockActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
 	for _, p := range w.pending {
 		if p.sender != nil {
-			ctx.Send(p.sender, &lockv1.ObserveResponse{Status: st})
+			ctx.Send(p.sender, &electionv1.ObserveResponse{Status: st})
 		}
 	}
 	w.pending = nil
@@ -457,14 +479,14 @@ func (a *LockActor) shutdownElections(ctx actor.Context, octx context.Context, c
 		}
 		ctx.Send(c.sender, resp)
 		for _, p := range c.cancelers {
-			ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+			ctx.Send(p, &electionv1.CancelResponse{Status: statusv1.OK()})
 		}
 	}
 	a.campaigns = map[string]*campaign{}
 	closed := statusv1.FromError(fmt.Errorf("lock actor: %w", backends.ErrClosed))
 	for _, h := range a.leaderships {
 		a.resignAbandoned(octx, h.leadership)
-		ctx.Send(h.subscriber, &lockv1.LeadershipLost{Election: h.election, LeadershipId: h.id, Cause: closed})
+		ctx.Send(h.subscriber, &electionv1.LeadershipLost{Election: h.election, LeadershipId: h.id, Cause: closed})
 	}
 	a.leaderships = map[string]*heldLeadership{}
 	st := statusv1.FromError(cause)

@@ -14,7 +14,7 @@ import (
 	"github.com/baton-go/baton/backends/etcd"
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/internal/components"
-	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
@@ -30,10 +30,10 @@ func TestElectionActor(t *testing.T) {
 
 // nextLeaderOf returns the next LeaderChanged at ib, skipping repeats of the
 // last one seen.
-func nextLeaderOf(t *testing.T, ib *lockInbox, last **lockv1.LeaderInfo) *lockv1.LeaderInfo {
+func nextLeaderOf(t *testing.T, ib *lockInbox, last **electionv1.LeaderInfo) *electionv1.LeaderInfo {
 	t.Helper()
 	for {
-		ev := lockInboxNext[*lockv1.LeaderChanged](t, ib, 10*time.Second)
+		ev := lockInboxNext[*electionv1.LeaderChanged](t, ib, 10*time.Second)
 		info := ev.GetLeader()
 		if *last != nil && info.GetValue() == (*last).GetValue() && info.GetEpoch() == (*last).GetEpoch() {
 			continue
@@ -52,24 +52,24 @@ func testElectionHandover(t *testing.T, env *lockEnv) {
 	root := env.sys.Root
 
 	observer := env.newInbox(t, pid)
-	_, err := actors.Request[*lockv1.ObserveResponse](ctx, root, pid, &lockv1.ObserveRequest{
+	_, err := actors.Request[*electionv1.ObserveResponse](ctx, root, pid, &electionv1.ObserveRequest{
 		Election: "primary", SubscriptionId: "obs", Subscriber: actors.SubscriberOf(observer.pid),
 	})
 	require.NoError(t, err)
 
 	candidates := env.newInbox(t, pid)
 	for i := range 3 {
-		root.RequestWithCustomSender(pid, &lockv1.CampaignRequest{
+		root.RequestWithCustomSender(pid, &electionv1.CampaignRequest{
 			Election: "primary", Value: fmt.Sprintf("c%d", i), RequestId: fmt.Sprintf("camp-%d", i),
 		}, candidates.pid)
 	}
 	var (
-		last   *lockv1.LeaderInfo
+		last   *electionv1.LeaderInfo
 		seen   = map[string]bool{}
 		prevEp uint64
 	)
 	for term := range 3 {
-		won := lockInboxNext[*lockv1.CampaignResponse](t, candidates, 10*time.Second)
+		won := lockInboxNext[*electionv1.CampaignResponse](t, candidates, 10*time.Second)
 		require.NoError(t, won.GetStatus().Err(), "term %d", term)
 		l := won.GetLeadership()
 		assert.False(t, seen[l.GetValue()], "%s won twice", l.GetValue())
@@ -78,7 +78,7 @@ func testElectionHandover(t *testing.T, env *lockEnv) {
 		prevEp = l.GetEpoch()
 		candidates.quiet(t, 300*time.Millisecond) // a single leader
 
-		leader, err := actors.Request[*lockv1.LeaderResponse](ctx, root, pid, &lockv1.LeaderRequest{Election: "primary"})
+		leader, err := actors.Request[*electionv1.LeaderResponse](ctx, root, pid, &electionv1.LeaderRequest{Election: "primary"})
 		require.NoError(t, err)
 		assert.Equal(t, l.GetValue(), leader.GetLeader().GetValue())
 		assert.Equal(t, l.GetEpoch(), leader.GetLeader().GetEpoch())
@@ -90,11 +90,11 @@ func testElectionHandover(t *testing.T, env *lockEnv) {
 		assert.Equal(t, l.GetValue(), observed.GetValue(), "observed leader of term %d", term)
 		assert.Equal(t, l.GetEpoch(), observed.GetEpoch())
 
-		_, err = actors.Request[*lockv1.ResignResponse](ctx, root, pid, &lockv1.ResignRequest{
+		_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{
 			Election: "primary", LeadershipId: l.GetLeadershipId(),
 		})
 		require.NoError(t, err)
-		_, err = actors.Request[*lockv1.ResignResponse](ctx, root, pid, &lockv1.ResignRequest{
+		_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{
 			Election: "primary", LeadershipId: l.GetLeadershipId(),
 		})
 		assert.ErrorIs(t, err, backends.ErrNotHeld, "second resign")
@@ -103,7 +103,7 @@ func testElectionHandover(t *testing.T, env *lockEnv) {
 	gone := nextLeaderOf(t, observer, &last)
 	assert.Empty(t, gone.GetValue(), "no leader after the last resign")
 	assert.Zero(t, gone.GetEpoch())
-	_, err = actors.Request[*lockv1.LeaderResponse](ctx, root, pid, &lockv1.LeaderRequest{Election: "primary"})
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, pid, &electionv1.LeaderRequest{Election: "primary"})
 	assert.ErrorIs(t, err, backends.ErrNotFound)
 
 	_, err = actors.Request[*subscriptionv1.UnsubscribeResponse](ctx, root, pid, &subscriptionv1.UnsubscribeRequest{SubscriptionId: "obs"})
@@ -119,31 +119,31 @@ func testElectionCancel(t *testing.T, env *lockEnv) {
 	root := env.sys.Root
 	ib := env.newInbox(t, pid)
 
-	first, err := actors.Request[*lockv1.CampaignResponse](ctx, root, pid, &lockv1.CampaignRequest{
+	first, err := actors.Request[*electionv1.CampaignResponse](ctx, root, pid, &electionv1.CampaignRequest{
 		Election: "cancel", Value: "a", RequestId: "a", Subscriber: actors.SubscriberOf(ib.pid),
 	})
 	require.NoError(t, err)
-	root.RequestWithCustomSender(pid, &lockv1.CampaignRequest{Election: "cancel", Value: "b", RequestId: "b"}, ib.pid)
+	root.RequestWithCustomSender(pid, &electionv1.CampaignRequest{Election: "cancel", Value: "b", RequestId: "b"}, ib.pid)
 	ib.quiet(t, 200*time.Millisecond)
-	_, err = actors.Request[*lockv1.CancelResponse](ctx, root, pid, &lockv1.CancelRequest{RequestId: "b"})
+	_, err = actors.Request[*electionv1.CancelResponse](ctx, root, pid, &electionv1.CancelRequest{RequestId: "b"})
 	require.NoError(t, err)
-	resp := lockInboxNext[*lockv1.CampaignResponse](t, ib, 5*time.Second)
+	resp := lockInboxNext[*electionv1.CampaignResponse](t, ib, 5*time.Second)
 	assert.ErrorIs(t, resp.GetStatus().Err(), context.Canceled)
 
-	_, err = actors.Request[*lockv1.ResignResponse](ctx, root, pid, &lockv1.ResignRequest{LeadershipId: first.GetLeadership().GetLeadershipId()})
+	_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{LeadershipId: first.GetLeadership().GetLeadershipId()})
 	require.NoError(t, err)
-	_, err = actors.Request[*lockv1.LeaderResponse](ctx, root, pid, &lockv1.LeaderRequest{Election: "cancel"})
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, pid, &electionv1.LeaderRequest{Election: "cancel"})
 	assert.ErrorIs(t, err, backends.ErrNotFound, "a withdrawn candidate became leader")
 
-	c, err := actors.Request[*lockv1.CampaignResponse](lockCtx(t, lockElectionTTL/2), root, pid, &lockv1.CampaignRequest{
+	c, err := actors.Request[*electionv1.CampaignResponse](lockCtx(t, lockElectionTTL/2), root, pid, &electionv1.CampaignRequest{
 		Election: "cancel", Value: "c", RequestId: "c",
 	})
 	require.NoError(t, err, "the next candidate waited behind a withdrawn one")
-	_, err = actors.Request[*lockv1.CancelResponse](ctx, root, pid, &lockv1.CancelRequest{RequestId: "c"})
+	_, err = actors.Request[*electionv1.CancelResponse](ctx, root, pid, &electionv1.CancelRequest{RequestId: "c"})
 	require.NoError(t, err, "cancel after the grant resigns")
-	_, err = actors.Request[*lockv1.LeaderResponse](ctx, root, pid, &lockv1.LeaderRequest{Election: "cancel"})
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, pid, &electionv1.LeaderRequest{Election: "cancel"})
 	assert.ErrorIs(t, err, backends.ErrNotFound, "the grant of a cancelled campaign was kept")
-	_, err = actors.Request[*lockv1.ResignResponse](ctx, root, pid, &lockv1.ResignRequest{LeadershipId: c.GetLeadership().GetLeadershipId()})
+	_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{LeadershipId: c.GetLeadership().GetLeadershipId()})
 	assert.ErrorIs(t, err, backends.ErrNotHeld)
 	ib.quiet(t, 100*time.Millisecond) // no LeadershipLost for what was resigned on request
 
@@ -153,12 +153,12 @@ func testElectionCancel(t *testing.T, env *lockEnv) {
 	require.NoError(t, conn.Connect(ctx))
 	elector := newLockTestElector(t, env.backend, conn)
 	lossy := env.spawnLockActor(t, components.LockActorConfig{Elector: elector})
-	won, err := actors.Request[*lockv1.CampaignResponse](ctx, root, lossy, &lockv1.CampaignRequest{
+	won, err := actors.Request[*electionv1.CampaignResponse](ctx, root, lossy, &electionv1.CampaignRequest{
 		Election: "lossy", Value: "x", Subscriber: actors.SubscriberOf(ib.pid),
 	})
 	require.NoError(t, err)
 	require.NoError(t, conn.Disconnect(ctx))
-	lost := lockInboxNext[*lockv1.LeadershipLost](t, ib, 3*lockElectionTTL)
+	lost := lockInboxNext[*electionv1.LeadershipLost](t, ib, 3*lockElectionTTL)
 	assert.Equal(t, won.GetLeadership().GetLeadershipId(), lost.GetLeadershipId())
 	assert.Equal(t, statusv1.Code_CODE_NOT_HELD, lost.GetCause().GetCode())
 }
@@ -174,33 +174,33 @@ func testElectionSharedObserve(t *testing.T, env *lockEnv) {
 	subs := make([]*lockInbox, 3)
 	for i := range subs {
 		subs[i] = env.newInbox(t, pid)
-		_, err := actors.Request[*lockv1.ObserveResponse](ctx, root, pid, &lockv1.ObserveRequest{
+		_, err := actors.Request[*electionv1.ObserveResponse](ctx, root, pid, &electionv1.ObserveRequest{
 			Election: "shared", SubscriptionId: fmt.Sprintf("s%d", i), Subscriber: actors.SubscriberOf(subs[i].pid),
 		})
 		require.NoError(t, err)
 	}
-	won, err := actors.Request[*lockv1.CampaignResponse](ctx, root, pid, &lockv1.CampaignRequest{Election: "shared", Value: "v1"})
+	won, err := actors.Request[*electionv1.CampaignResponse](ctx, root, pid, &electionv1.CampaignRequest{Election: "shared", Value: "v1"})
 	require.NoError(t, err)
 	for i, s := range subs {
-		var last *lockv1.LeaderInfo
+		var last *electionv1.LeaderInfo
 		ev := nextLeaderOf(t, s, &last)
 		assert.Equal(t, "v1", ev.GetValue(), "subscriber %d", i)
 	}
 	late := env.newInbox(t, pid)
-	_, err = actors.Request[*lockv1.ObserveResponse](ctx, root, pid, &lockv1.ObserveRequest{
+	_, err = actors.Request[*electionv1.ObserveResponse](ctx, root, pid, &electionv1.ObserveRequest{
 		Election: "shared", SubscriptionId: "late", Subscriber: actors.SubscriberOf(late.pid),
 	})
 	require.NoError(t, err)
-	first := lockInboxNext[*lockv1.LeaderChanged](t, late, 5*time.Second)
+	first := lockInboxNext[*electionv1.LeaderChanged](t, late, 5*time.Second)
 	assert.Equal(t, "v1", first.GetLeader().GetValue(), "a late subscriber starts from the current leader")
 	assert.Equal(t, uint64(1), first.GetSeq())
 
 	// A subscriber that stops is removed; the others go on.
 	require.NoError(t, root.StopFuture(subs[0].pid).Wait())
-	_, err = actors.Request[*lockv1.ResignResponse](ctx, root, pid, &lockv1.ResignRequest{LeadershipId: won.GetLeadership().GetLeadershipId()})
+	_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{LeadershipId: won.GetLeadership().GetLeadershipId()})
 	require.NoError(t, err)
 	for _, s := range append(subs[1:], late) {
-		ev := lockInboxNext[*lockv1.LeaderChanged](t, s, 10*time.Second)
+		ev := lockInboxNext[*electionv1.LeaderChanged](t, s, 10*time.Second)
 		assert.Empty(t, ev.GetLeader().GetValue())
 	}
 }
@@ -229,20 +229,20 @@ func testElectionBadInput(t *testing.T, env *lockEnv) {
 	ctx := lockCtx(t, 30*time.Second)
 	root := env.sys.Root
 	for _, name := range []string{"", "a/b", "a\x00b"} {
-		_, err := actors.Request[*lockv1.CampaignResponse](ctx, root, pid, &lockv1.CampaignRequest{Election: name})
+		_, err := actors.Request[*electionv1.CampaignResponse](ctx, root, pid, &electionv1.CampaignRequest{Election: name})
 		assert.ErrorIs(t, err, backends.ErrInvalidArgument, "campaign %q", name)
-		_, err = actors.Request[*lockv1.LeaderResponse](ctx, root, pid, &lockv1.LeaderRequest{Election: name})
+		_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, pid, &electionv1.LeaderRequest{Election: name})
 		assert.ErrorIs(t, err, backends.ErrInvalidArgument, "leader %q", name)
-		_, err = actors.Request[*lockv1.ObserveResponse](ctx, root, pid, &lockv1.ObserveRequest{Election: name, SubscriptionId: "x", Subscriber: actors.SubscriberOf(pid)})
+		_, err = actors.Request[*electionv1.ObserveResponse](ctx, root, pid, &electionv1.ObserveRequest{Election: name, SubscriptionId: "x", Subscriber: actors.SubscriberOf(pid)})
 		assert.ErrorIs(t, err, backends.ErrInvalidArgument, "observe %q", name)
 	}
-	_, err := actors.Request[*lockv1.ObserveResponse](ctx, root, pid, &lockv1.ObserveRequest{Election: "ok", Subscriber: actors.SubscriberOf(pid)})
+	_, err := actors.Request[*electionv1.ObserveResponse](ctx, root, pid, &electionv1.ObserveRequest{Election: "ok", Subscriber: actors.SubscriberOf(pid)})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "observe without subscription id")
-	_, err = actors.Request[*lockv1.ResignResponse](ctx, root, pid, &lockv1.ResignRequest{Election: "ok", LeadershipId: "nope"})
+	_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{Election: "ok", LeadershipId: "nope"})
 	assert.ErrorIs(t, err, backends.ErrNotHeld)
 
 	// Without an elector, election requests are not supported; locks still are.
 	lockOnly := env.spawnLockActorAs(t, components.LockActorConfig{Locker: env.locker, Backend: env.backend})
-	_, err = actors.Request[*lockv1.LeaderResponse](ctx, root, lockOnly, &lockv1.LeaderRequest{Election: "ok"})
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, lockOnly, &electionv1.LeaderRequest{Election: "ok"})
 	assert.ErrorIs(t, err, backends.ErrNotSupported)
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/baton-go/baton/backends"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -294,13 +295,15 @@ func (a *LockActor) Receive(ctx actor.Context) {
 			a.startNext(ctx, m.name)
 		}
 
-	case *lockv1.CampaignRequest:
+	case *electionv1.CampaignRequest:
 		a.onCampaign(ctx, m)
-	case *lockv1.ResignRequest:
+	case *electionv1.CancelRequest:
+		a.onCancelCampaign(ctx, m)
+	case *electionv1.ResignRequest:
 		a.onResign(ctx, m)
-	case *lockv1.LeaderRequest:
+	case *electionv1.LeaderRequest:
 		a.onLeader(ctx, m)
-	case *lockv1.ObserveRequest:
+	case *electionv1.ObserveRequest:
 		a.onObserve(ctx, m)
 	case *subscriptionv1.UnsubscribeRequest:
 		a.unsubscribe(ctx, m.GetSubscriptionId())
@@ -917,8 +920,7 @@ func (a *LockActor) onLeaseEnded(ctx actor.Context, id string) {
 	a.tidy(h.name)
 }
 
-// onCancel withdraws a waiting acquire or campaign, or gives up what it was
-// granted.
+// onCancel withdraws a waiting acquire, or gives up what it was granted.
 func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 	id := m.GetRequestId()
 	ok := &lockv1.CancelResponse{Status: statusv1.OK()}
@@ -937,21 +939,9 @@ func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 		respond(ctx, ok)
 		return
 	}
-	if c := a.campaigns[id]; c != nil {
-		c.canceled = true
-		c.cancelers = append(c.cancelers, ctx.Sender())
-		c.cancel()
-		return
-	}
 	if g, found := a.granted[id]; found {
 		if h := a.leases[g]; h != nil {
 			_ = a.leave(ctx, h, true)
-		}
-		if l := a.leaderships[g]; l != nil {
-			a.dropLeadership(l)
-			octx, cancel := a.opContext()
-			a.resignAbandoned(octx, l.leadership)
-			cancel()
 		}
 	}
 	respond(ctx, ok)

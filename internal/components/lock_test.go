@@ -21,6 +21,7 @@ import (
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/integration/harness"
 	"github.com/baton-go/baton/internal/components"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -173,7 +174,7 @@ func (env *lockEnv) newInbox(t *testing.T, ackTo *actor.PID) *lockInbox {
 		switch m := ctx.Message().(type) {
 		case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
 			return
-		case *lockv1.LeaderChanged:
+		case *electionv1.LeaderChanged:
 			ctx.Send(ackTo, &subscriptionv1.Ack{SubscriptionId: m.GetSubscriptionId(), Seq: m.GetSeq()})
 		case *subscriptionv1.Resync:
 			ctx.Send(ackTo, &subscriptionv1.Ack{SubscriptionId: m.GetSubscriptionId(), Seq: m.GetSeq()})
@@ -326,7 +327,7 @@ func testLockMailboxNotBlocked(t *testing.T, env *lockEnv) {
 	assert.Less(t, time.Since(start), time.Second, "try-acquire of another name while a waiter is parked")
 
 	start = time.Now()
-	_, err = actors.Request[*lockv1.LeaderResponse](ctx, env.sys.Root, pid, &lockv1.LeaderRequest{Election: "nobody"})
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, env.sys.Root, pid, &electionv1.LeaderRequest{Election: "nobody"})
 	assert.ErrorIs(t, err, backends.ErrNotFound)
 	assert.Less(t, time.Since(start), time.Second, "leader request while a waiter is parked")
 
@@ -453,7 +454,7 @@ func testLockBadInput(t *testing.T, env *lockEnv) {
 	ctx := lockCtx(t, 30*time.Second)
 	root := env.sys.Root
 
-	_, err := actors.Request[*lockv1.AcquireResponse](ctx, root, pid, &lockv1.LeaderInfo{Election: "not a request"})
+	_, err := actors.Request[*lockv1.AcquireResponse](ctx, root, pid, &electionv1.LeaderInfo{Election: "not a request"})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown proto message")
 	_, err = actors.Request[*lockv1.AcquireResponse](ctx, root, pid, "plain string")
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown Go value")
