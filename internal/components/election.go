@@ -76,27 +76,27 @@ type pendingObserve struct {
 // Continuation messages of the election goroutines.
 type (
 	electCampaigned struct {
-		gen uint64
-		c   *campaign
+		stamp
+		c *campaign
 	}
 	electLeadershipEnded struct {
-		gen uint64
-		id  string
+		stamp
+		id string
 	}
 	electWatchStarted struct {
-		gen      uint64
+		stamp
 		election string
 		watch    uint64
 		err      error
 	}
 	electObserved struct {
-		gen      uint64
+		stamp
 		election string
 		watch    uint64
 		info     backends.LeaderInfo
 	}
 	electWatchEnded struct {
-		gen      uint64
+		stamp
 		election string
 		watch    uint64
 	}
@@ -149,13 +149,13 @@ func (a *LockActor) onCampaign(ctx actor.Context, m *electionv1.CampaignRequest)
 		cctx, c.cancel = context.WithCancel(a.life)
 	}
 	a.campaigns[id] = c
-	elector, gen, root, self := a.cfg.Elector, a.gen, a.root, a.self
+	elector, send, st := a.cfg.Elector, a.sender(), a.stamp()
 	a.spawn(func() {
 		l, err := elector.Campaign(cctx, c.election, c.value)
 		c.mu.Lock()
 		c.leadership, c.err = l, err
 		c.mu.Unlock()
-		root.Send(self, &electCampaigned{gen: gen, c: c})
+		send(&electCampaigned{stamp: st, c: c})
 	})
 }
 
@@ -213,7 +213,7 @@ func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *election
 	id := newHandle()
 	a.leaderships[id] = &heldLeadership{id: id, election: c.election, requestID: c.requestID, leadership: l, subscriber: c.subscriber}
 	a.granted[c.requestID] = id
-	a.notifyWhenDone(l.Done(), &electLeadershipEnded{gen: a.gen, id: id})
+	a.notifyWhenDone(l.Done(), &electLeadershipEnded{stamp: a.stamp(), id: id})
 	return &electionv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
 }
 
@@ -349,18 +349,18 @@ func (a *LockActor) startWatch(election string) *leaderWatch {
 	octx, cancel := context.WithCancel(a.life)
 	w := &leaderWatch{id: a.watchSeq, election: election, cancel: cancel, subs: map[string]bool{}}
 	a.observations[election] = w
-	elector, gen, root, self, id := a.cfg.Elector, a.gen, a.root, a.self, w.id
+	elector, send, st, id := a.cfg.Elector, a.sender(), a.stamp(), w.id
 	a.spawn(func() {
 		ch, err := elector.Observe(octx, election)
-		root.Send(self, &electWatchStarted{gen: gen, election: election, watch: id, err: err})
+		send(&electWatchStarted{stamp: st, election: election, watch: id, err: err})
 		if err != nil {
 			return
 		}
 		for info := range ch {
-			root.Send(self, &electObserved{gen: gen, election: election, watch: id, info: info})
+			send(&electObserved{stamp: st, election: election, watch: id, info: info})
 		}
 		if octx.Err() == nil {
-			root.Send(self, &electWatchEnded{gen: gen, election: election, watch: id})
+			send(&electWatchEnded{stamp: st, election: election, watch: id})
 		}
 	})
 	return w

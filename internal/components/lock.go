@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -107,12 +106,7 @@ type LockActor struct {
 	// (backends.Detacher) are detached, not released (lock grains).
 	keepLeases bool
 
-	gen  uint64 // this incarnation; continuations of older ones are ignored
-	self *actor.PID
-	root *actor.RootContext
-	life context.Context // ends when this incarnation stops or restarts
-	kill context.CancelFunc
-	wg   sync.WaitGroup // every goroutine this incarnation started
+	incarnation
 
 	queues  map[string]*lockQueue  // lock name → local waiters and holders
 	waiters map[string]*lockWaiter // request id → waiting acquire
@@ -125,11 +119,6 @@ type LockActor struct {
 	observations map[string]*leaderWatch    // election → its one backend Observe
 	watchSeq     uint64                     // numbers leaderWatch instances
 }
-
-// lockGenerations numbers every incarnation of every lock actor, so a
-// restarted actor (a fresh instance) never mistakes an older incarnation's
-// continuation message for its own.
-var lockGenerations atomic.Uint64
 
 // lockQueue is the local state of one lock name.
 type lockQueue struct {
@@ -192,19 +181,19 @@ type heldLease struct {
 // Continuation messages sent by the actor's goroutines and timers.
 type (
 	lockAcquired struct {
-		gen uint64
-		w   *lockWaiter
+		stamp
+		w *lockWaiter
 	}
 	lockWaitExpired struct {
-		gen       uint64
+		stamp
 		requestID string
 	}
 	lockLeaseEnded struct {
-		gen uint64
-		id  string
+		stamp
+		id string
 	}
 	lockYieldEnded struct {
-		gen  uint64
+		stamp
 		name string
 	}
 )
@@ -239,7 +228,8 @@ func newLockActor(cfg LockActorConfig) *LockActor {
 		cfg.Owner = cfg.Owner[:maxPrefix]
 	}
 	return &LockActor{
-		cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+		incarnation: incarnation{opTimeout: cfg.OpTimeout},
+		cfg:         cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
 		queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
 		leases: map[string]*heldLease{}, granted: map[string]string{},
 		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
@@ -250,14 +240,12 @@ func newLockActor(cfg LockActorConfig) *LockActor {
 // Receive implements actor.Actor.
 func (a *LockActor) Receive(ctx actor.Context) {
 	msg := ctx.Message()
-	if a.gate.Handle(ctx, msg) {
+	if a.gate.Handle(ctx, msg) || a.stale(msg) {
 		return
 	}
 	switch m := msg.(type) {
 	case *actor.Started:
-		a.gen = lockGenerations.Add(1)
-		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
-		a.life, a.kill = context.WithCancel(context.Background())
+		a.begin(ctx)
 		a.gate.Subscribe(ctx, a.cfg.Supervisor)
 	case *actor.Stopping:
 		a.shutdown(ctx, fmt.Errorf("lock actor %s stopped: %w", ctx.Self().Id, backends.ErrClosed))
@@ -279,21 +267,13 @@ func (a *LockActor) Receive(ctx actor.Context) {
 	case *lockv1.AdoptRequest:
 		a.onAdopt(ctx, m)
 	case *lockAcquired:
-		if m.gen == a.gen {
-			a.onAcquired(ctx, m.w)
-		}
+		a.onAcquired(ctx, m.w)
 	case *lockWaitExpired:
-		if m.gen == a.gen {
-			a.onWaitExpired(ctx, m.requestID)
-		}
+		a.onWaitExpired(ctx, m.requestID)
 	case *lockLeaseEnded:
-		if m.gen == a.gen {
-			a.onLeaseEnded(ctx, m.id)
-		}
+		a.onLeaseEnded(ctx, m.id)
 	case *lockYieldEnded:
-		if m.gen == a.gen {
-			a.startNext(ctx, m.name)
-		}
+		a.startNext(ctx, m.name)
 
 	case *electionv1.CampaignRequest:
 		a.onCampaign(ctx, m)
@@ -313,56 +293,19 @@ func (a *LockActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		a.onSubscriberStopped(ctx, m.Who)
 	case *electCampaigned:
-		if m.gen == a.gen {
-			a.onCampaigned(ctx, m.c)
-		}
+		a.onCampaigned(ctx, m.c)
 	case *electLeadershipEnded:
-		if m.gen == a.gen {
-			a.onLeadershipEnded(ctx, m.id)
-		}
+		a.onLeadershipEnded(ctx, m.id)
 	case *electWatchStarted:
-		if m.gen == a.gen {
-			a.onWatchStarted(ctx, m)
-		}
+		a.onWatchStarted(ctx, m)
 	case *electObserved:
-		if m.gen == a.gen {
-			a.onObserved(ctx, m)
-		}
+		a.onObserved(ctx, m)
 	case *electWatchEnded:
-		if m.gen == a.gen {
-			a.onWatchEnded(ctx, m)
-		}
+		a.onWatchEnded(ctx, m)
 	case *actor.Stopped:
 	default:
 		rejectUnknown(ctx, msg)
 	}
-}
-
-// opContext bounds one backend call made from the mailbox.
-func (a *LockActor) opContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(a.life, a.cfg.OpTimeout)
-}
-
-// spawn runs f in a goroutine of this incarnation.
-func (a *LockActor) spawn(f func()) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		f()
-	}()
-}
-
-// notifyWhenDone sends msg to the actor when done closes, unless the
-// incarnation ends first.
-func (a *LockActor) notifyWhenDone(done <-chan struct{}, msg any) {
-	life, root, self := a.life, a.root, a.self
-	a.spawn(func() {
-		select {
-		case <-done:
-			root.Send(self, msg)
-		case <-life.Done():
-		}
-	})
 }
 
 // newHandle returns a random id for a lease or leadership: random rather
@@ -468,8 +411,7 @@ func (a *LockActor) onAcquire(ctx actor.Context, m *lockv1.AcquireRequest) {
 	w := &lockWaiter{requestID: id, name: name, opts: opts, sender: ctx.Sender(), subscriber: subscriber}
 	if timeout > 0 {
 		w.deadline = time.Now().Add(timeout)
-		gen, root, self := a.gen, a.root, a.self
-		w.timer = time.AfterFunc(timeout, func() { root.Send(self, &lockWaitExpired{gen: gen, requestID: id}) })
+		w.timer = a.sendAfter(timeout, &lockWaitExpired{stamp: a.stamp(), requestID: id})
 	}
 	a.waiters[id] = w
 	q := a.queue(name)
@@ -553,13 +495,13 @@ func (a *LockActor) run(q *lockQueue, w *lockWaiter) {
 		wctx, w.cancel = context.WithDeadline(a.life, w.deadline)
 	}
 	q.inflight = w
-	locker, gen, root, self := a.cfg.Locker, a.gen, a.root, a.self
+	locker, send, st := a.cfg.Locker, a.sender(), a.stamp()
 	a.spawn(func() {
 		lease, err := locker.Acquire(wctx, w.name, w.opts)
 		w.mu.Lock()
 		w.lease, w.err, w.grantedAt = lease, err, time.Now()
 		w.mu.Unlock()
-		root.Send(self, &lockAcquired{gen: gen, w: w})
+		send(&lockAcquired{stamp: st, w: w})
 	})
 }
 
@@ -652,7 +594,7 @@ func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscribe
 	if requestID != "" {
 		a.granted[requestID] = id
 	}
-	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{gen: a.gen, id: id})
+	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{stamp: a.stamp(), id: id})
 	granted := &lockv1.Lease{
 		Name: name, Owner: lease.Owner(), Ttl: durationpb.New(lease.TTL()),
 		Token: lease.Token(), LeaseId: id,
@@ -847,8 +789,7 @@ func (a *LockActor) handoffTarget(ctx actor.Context, h *heldLease) *lockWaiter {
 	if limit := a.cfg.HandoffLimit; limit >= 0 && time.Since(q.chainStart) >= limit {
 		// Let the lock go free once, and leave it to outsiders briefly.
 		q.yieldUntil = time.Now().Add(handoffYield)
-		gen, root, self, name := a.gen, a.root, a.self, h.name
-		time.AfterFunc(handoffYield, func() { root.Send(self, &lockYieldEnded{gen: gen, name: name}) })
+		a.sendAfter(handoffYield, &lockYieldEnded{stamp: a.stamp(), name: h.name})
 		return nil
 	}
 	return q.waiting[0]
@@ -953,20 +894,17 @@ func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 func (a *LockActor) reset(ctx actor.Context, cause error) {
 	a.shutdown(ctx, cause)
 	a.waiters = map[string]*lockWaiter{}
-	a.gen = lockGenerations.Add(1)
-	a.life, a.kill = context.WithCancel(context.Background())
+	a.renew()
 }
 
 // shutdown ends this incarnation: every goroutine is cancelled and waited
 // for, every parked request is answered with cause, every grant is given
 // back and its holder told.
 func (a *LockActor) shutdown(ctx actor.Context, cause error) {
-	if a.kill == nil {
-		return // never started
+	if !a.started() {
+		return
 	}
-	a.kill()
-	a.wg.Wait()
-	a.gen = lockGenerations.Add(1) // late continuations are stale now
+	a.end() // late continuations are stale from here on
 	// One bound for all the give-backs: a dead backend must not hold the
 	// shutdown for OpTimeout per grant.
 	octx, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)

@@ -97,7 +97,7 @@ func (g *LockGrain) Receive(ctx actor.Context) {
 		}
 		return
 	case *holderDead:
-		if g.LockActor != nil && m.gen == g.LockActor.gen {
+		if g.LockActor != nil && !g.LockActor.stale(m) {
 			g.releaseFor(ctx, m.key)
 		}
 		return
@@ -255,7 +255,7 @@ type LockGrainReset struct{}
 
 // holderDead reports that the node of a holder refused a connection.
 type holderDead struct {
-	gen uint64
+	stamp
 	key string
 }
 
@@ -269,9 +269,9 @@ const holderProbeTimeout = time.Second
 // early (holderDead); otherwise they last until released or expired.
 func (g *LockGrain) probeHolder(who *actor.PID) {
 	a := g.LockActor
-	gen, root, self, key, addr := a.gen, a.root, a.self, pidKey(who), who.GetAddress()
+	send, st, key, addr, life := a.sender(), a.stamp(), pidKey(who), who.GetAddress(), a.life
 	a.spawn(func() {
-		ctx, cancel := context.WithTimeout(a.life, holderProbeTimeout)
+		ctx, cancel := context.WithTimeout(life, holderProbeTimeout)
 		defer cancel()
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err == nil {
@@ -279,7 +279,7 @@ func (g *LockGrain) probeHolder(who *actor.PID) {
 			return
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			root.Send(self, &holderDead{gen: gen, key: key})
+			send(&holderDead{stamp: st, key: key})
 		}
 	})
 }
