@@ -19,8 +19,8 @@ import (
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// ElectionClient is a backends.Elector served by a lock actor
-// (components.NewLockActorProps with an Elector).
+// ElectionClient is a backends.Elector served by an election actor
+// (components.NewElectionActorProps).
 //
 // Leaderships stay in the actor; their loss reaches the client as a
 // LeadershipLost message. Observe subscribes the client's inbox to the
@@ -47,7 +47,7 @@ var (
 	_ backends.Leadership = (*clientLeadership)(nil)
 )
 
-// NewElectionClient returns a client of the lock actor at pid.
+// newElectionClient returns a client of the election actor at pid.
 func newElectionClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *ElectionClient {
 	c := &ElectionClient{opts: withClientDefaults(opts), observers: map[string]*observer{}}
 	c.life, c.kill = context.WithCancel(context.Background())
@@ -194,7 +194,7 @@ func (c *ElectionClient) Close() error {
 	return nil
 }
 
-// clientLeadership is a leadership held in the lock actor.
+// clientLeadership is a leadership held in the election actor.
 type clientLeadership struct {
 	c        *ElectionClient
 	election string

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -14,9 +16,139 @@ import (
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// The election half of LockActor: CampaignRequest, ResignRequest,
-// LeaderRequest, ObserveRequest (with UnsubscribeRequest, Ack and death
-// watch of subscribers).
+// ElectionActorConfig configures the election actor, which serves leader
+// elections (electionv1 Campaign/Cancel/Resign/Leader/Observe).
+type ElectionActorConfig struct {
+	// Elector is the backend election component. Default: nil, and election
+	// requests are answered CODE_NOT_SUPPORTED.
+	Elector backends.Elector
+	// Backend is "redis" or "etcd", for the connector gate.
+	Backend string
+	// Supervisor is the connector supervisor. Default: nil, no gate (the
+	// backend's own errors are reported as they come).
+	Supervisor *actor.PID
+	// OpTimeout bounds one backend call made from the mailbox (Resign,
+	// Leader) and the resignations done when the actor stops. Default: 5s.
+	OpTimeout time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// ElectionActor serves leader elections through one backends.Elector.
+//
+// Campaigns never block the mailbox: each runs its backend Campaign in a
+// goroutine whose context is cancelled by CancelRequest, the request's
+// timeout or the actor stopping. There is no local queue: the backend
+// decides who leads. Observations are shared: one backend Observe per
+// election, fanned out to every local subscriber through a Hub, with the
+// subscribers death-watched.
+//
+// Leaderships live in the actor and are named by leadership_id; their loss
+// is sent as LeadershipLost to the campaign's subscriber. A leadership
+// lasts until it is resigned, lost, withdrawn with CancelRequest, or the
+// actor stops. Candidates are not death-watched: the sender of a request is
+// often a short-lived future, and watching one would complete it. Campaign
+// requests without a sender are dropped, since nobody could ever learn of
+// (and resign) their leadership. When the actor stops or restarts it
+// cancels every goroutine and waits for them, answers every parked campaign
+// (CODE_CLOSED when stopping, CODE_UNAVAILABLE when restarting), resigns
+// every leadership it holds (sending LeadershipLost with CODE_CLOSED) and
+// ends every observation with subscriptionv1.Ended.
+type ElectionActor struct {
+	cfg  ElectionActorConfig
+	gate *BackendGate
+	log  *slog.Logger
+
+	incarnation
+
+	campaigns    map[string]*campaign       // request id → running campaign
+	leaderships  map[string]*heldLeadership // leadership id → leadership
+	granted      map[string]string          // request id → leadership id
+	hub          *Hub                       // observe subscriptions
+	observations map[string]*leaderWatch    // election → its one backend Observe
+	watchSeq     uint64                     // numbers leaderWatch instances
+}
+
+// NewElectionActorProps returns the props of an election actor. Spawn it
+// with SpawnNamed. A restart gives a fresh instance (the old one cleans up
+// in Restarting).
+func NewElectionActorProps(cfg ElectionActorConfig) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return newElectionActor(cfg) })
+}
+
+// newElectionActor applies cfg's defaults and builds a fresh instance.
+func newElectionActor(cfg ElectionActorConfig) *ElectionActor {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &ElectionActor{
+		incarnation: incarnation{opTimeout: cfg.OpTimeout},
+		cfg:         cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
+		granted: map[string]string{}, hub: NewHub(), observations: map[string]*leaderWatch{},
+	}
+}
+
+// Receive implements actor.Actor.
+func (a *ElectionActor) Receive(ctx actor.Context) {
+	msg := ctx.Message()
+	if a.gate.Handle(ctx, msg) || a.stale(msg) {
+		return
+	}
+	switch m := msg.(type) {
+	case *actor.Started:
+		a.begin(ctx)
+		a.gate.Subscribe(ctx, a.cfg.Supervisor)
+	case *actor.Stopping:
+		a.shutdown(ctx, fmt.Errorf("election actor %s stopped: %w", ctx.Self().Id, backends.ErrClosed))
+	case *actor.Restarting:
+		a.shutdown(ctx, backends.Unavailable("election actor "+ctx.Self().Id, errors.New("restarted")))
+
+	case *electionv1.CampaignRequest:
+		a.onCampaign(ctx, m)
+	case *electionv1.CancelRequest:
+		a.onCancel(ctx, m)
+	case *electionv1.ResignRequest:
+		a.onResign(ctx, m)
+	case *electionv1.LeaderRequest:
+		a.onLeader(ctx, m)
+	case *electionv1.ObserveRequest:
+		a.onObserve(ctx, m)
+	case *subscriptionv1.UnsubscribeRequest:
+		a.unsubscribe(ctx, m.GetSubscriptionId())
+		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
+	case *subscriptionv1.Ack:
+		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), resyncFor)
+	case *actor.Terminated:
+		a.onSubscriberStopped(ctx, m.Who)
+	case *electCampaigned:
+		a.onCampaigned(ctx, m.c)
+	case *electLeadershipEnded:
+		a.onLeadershipEnded(ctx, m.id)
+	case *electWatchStarted:
+		a.onWatchStarted(ctx, m)
+	case *electObserved:
+		a.onObserved(ctx, m)
+	case *electWatchEnded:
+		a.onWatchEnded(ctx, m)
+	case *actor.Stopped:
+	default:
+		rejectUnknown(ctx, msg)
+	}
+}
+
+// claimRequestID checks that a requester-chosen id is not in use by a
+// running campaign or a leadership it won.
+func (a *ElectionActor) claimRequestID(id string) (string, error) {
+	return claimRequestID(id, func(id string) bool {
+		_, c := a.campaigns[id]
+		_, g := a.granted[id]
+		return c || g
+	})
+}
 
 // campaign is a parked CampaignRequest whose backend Campaign runs in a
 // goroutine.
@@ -107,10 +239,10 @@ func campaignFailed(err error) *electionv1.CampaignResponse {
 }
 
 func errNoElector() error {
-	return fmt.Errorf("lock actor: no elector: %w", backends.ErrNotSupported)
+	return fmt.Errorf("election actor: no elector: %w", backends.ErrNotSupported)
 }
 
-func (a *LockActor) onCampaign(ctx actor.Context, m *electionv1.CampaignRequest) {
+func (a *ElectionActor) onCampaign(ctx actor.Context, m *electionv1.CampaignRequest) {
 	if ctx.Sender() == nil {
 		a.log.Debug("baton: campaign without sender dropped", "election", m.GetElection())
 		return
@@ -159,7 +291,7 @@ func (a *LockActor) onCampaign(ctx actor.Context, m *electionv1.CampaignRequest)
 	})
 }
 
-func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
+func (a *ElectionActor) onCampaigned(ctx actor.Context, c *campaign) {
 	l, ok, err := c.result()
 	if !ok {
 		return
@@ -186,9 +318,8 @@ func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
 	}
 }
 
-// onCancelCampaign withdraws a waiting campaign, or resigns the leadership
-// it won.
-func (a *LockActor) onCancelCampaign(ctx actor.Context, m *electionv1.CancelRequest) {
+// onCancel withdraws a waiting campaign, or resigns the leadership it won.
+func (a *ElectionActor) onCancel(ctx actor.Context, m *electionv1.CancelRequest) {
 	id := m.GetRequestId()
 	if c := a.campaigns[id]; c != nil {
 		// Running: the answer waits until the backend call has returned.
@@ -209,7 +340,7 @@ func (a *LockActor) onCancelCampaign(ctx actor.Context, m *electionv1.CancelRequ
 }
 
 // holdLeadership records a won campaign and watches it for loss.
-func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *electionv1.Leadership {
+func (a *ElectionActor) holdLeadership(c *campaign, l backends.Leadership) *electionv1.Leadership {
 	id := newHandle()
 	a.leaderships[id] = &heldLeadership{id: id, election: c.election, requestID: c.requestID, leadership: l, subscriber: c.subscriber}
 	a.granted[c.requestID] = id
@@ -217,7 +348,7 @@ func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *election
 	return &electionv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
 }
 
-func (a *LockActor) dropLeadership(h *heldLeadership) {
+func (a *ElectionActor) dropLeadership(h *heldLeadership) {
 	delete(a.leaderships, h.id)
 	if a.granted[h.requestID] == h.id {
 		delete(a.granted, h.requestID)
@@ -225,13 +356,13 @@ func (a *LockActor) dropLeadership(h *heldLeadership) {
 }
 
 // resignAbandoned resigns a leadership nobody will use.
-func (a *LockActor) resignAbandoned(ctx context.Context, l backends.Leadership) {
+func (a *ElectionActor) resignAbandoned(ctx context.Context, l backends.Leadership) {
 	if err := l.Resign(ctx); err != nil && !errors.Is(err, backends.ErrNotHeld) {
 		a.log.Warn("baton: resign of an abandoned leadership failed", "election", l.Election(), "err", err)
 	}
 }
 
-func (a *LockActor) onResign(ctx actor.Context, m *electionv1.ResignRequest) {
+func (a *ElectionActor) onResign(ctx actor.Context, m *electionv1.ResignRequest) {
 	h := a.leaderships[m.GetLeadershipId()]
 	var err error
 	if h == nil || (m.GetElection() != "" && m.GetElection() != h.election) {
@@ -254,7 +385,7 @@ func (a *LockActor) onResign(ctx actor.Context, m *electionv1.ResignRequest) {
 
 // onLeadershipEnded handles a leadership whose Done closed. One still
 // recorded was not resigned through the actor: it was lost.
-func (a *LockActor) onLeadershipEnded(ctx actor.Context, id string) {
+func (a *ElectionActor) onLeadershipEnded(ctx actor.Context, id string) {
 	h := a.leaderships[id]
 	if h == nil {
 		return
@@ -264,7 +395,7 @@ func (a *LockActor) onLeadershipEnded(ctx actor.Context, id string) {
 		fmt.Errorf("election %q: leadership lost: %w", h.election, backends.ErrNotHeld))})
 }
 
-func (a *LockActor) onLeader(ctx actor.Context, m *electionv1.LeaderRequest) {
+func (a *ElectionActor) onLeader(ctx actor.Context, m *electionv1.LeaderRequest) {
 	err := errNoElector()
 	if a.cfg.Elector != nil {
 		err = backends.ValidateName("election", m.GetElection())
@@ -304,7 +435,7 @@ func ended(st *statusv1.Status) func(id string, seq uint64) any {
 	}
 }
 
-func (a *LockActor) onObserve(ctx actor.Context, m *electionv1.ObserveRequest) {
+func (a *ElectionActor) onObserve(ctx actor.Context, m *electionv1.ObserveRequest) {
 	election, subID := m.GetElection(), m.GetSubscriptionId()
 	pid := subscriberPID(ctx, m.GetSubscriber())
 	err := errNoElector()
@@ -344,7 +475,7 @@ func (a *LockActor) onObserve(ctx actor.Context, m *electionv1.ObserveRequest) {
 }
 
 // startWatch starts the one backend Observe of election.
-func (a *LockActor) startWatch(election string) *leaderWatch {
+func (a *ElectionActor) startWatch(election string) *leaderWatch {
 	a.watchSeq++
 	octx, cancel := context.WithCancel(a.life)
 	w := &leaderWatch{id: a.watchSeq, election: election, cancel: cancel, subs: map[string]bool{}}
@@ -367,14 +498,14 @@ func (a *LockActor) startWatch(election string) *leaderWatch {
 }
 
 // currentWatch returns the watch of election if it is still the one with id.
-func (a *LockActor) currentWatch(election string, id uint64) *leaderWatch {
+func (a *ElectionActor) currentWatch(election string, id uint64) *leaderWatch {
 	if w := a.observations[election]; w != nil && w.id == id {
 		return w
 	}
 	return nil
 }
 
-func (a *LockActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
+func (a *ElectionActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
 	for _, p := range w.pending {
 		if p.sender != nil {
 			ctx.Send(p.sender, &electionv1.ObserveResponse{Status: st})
@@ -383,7 +514,7 @@ func (a *LockActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv
 	w.pending = nil
 }
 
-func (a *LockActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
+func (a *ElectionActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
 	w := a.currentWatch(m.election, m.watch)
 	if w == nil {
 		return
@@ -397,7 +528,7 @@ func (a *LockActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
 	a.answerPending(ctx, w, statusv1.OK())
 }
 
-func (a *LockActor) onObserved(ctx actor.Context, m *electObserved) {
+func (a *ElectionActor) onObserved(ctx actor.Context, m *electObserved) {
 	w := a.currentWatch(m.election, m.watch)
 	if w == nil {
 		return
@@ -409,7 +540,7 @@ func (a *LockActor) onObserved(ctx actor.Context, m *electObserved) {
 
 // onWatchEnded: the backend ended an observation nobody cancelled (its
 // elector was closed). Its subscribers are told and dropped.
-func (a *LockActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
+func (a *ElectionActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
 	if w := a.currentWatch(m.election, m.watch); w != nil {
 		a.endWatch(ctx, w, statusv1.FromError(fmt.Errorf("election %q: observation ended: %w", m.election, backends.ErrClosed)))
 	}
@@ -417,7 +548,7 @@ func (a *LockActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
 
 // endWatch stops w and removes its subscriptions, sending each an Ended
 // with st first unless st is nil.
-func (a *LockActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
+func (a *ElectionActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
 	w.cancel()
 	delete(a.observations, w.election)
 	for id := range w.subs {
@@ -432,7 +563,7 @@ func (a *LockActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Sta
 }
 
 // stopWatch stops the watch of an election that has no subscribers left.
-func (a *LockActor) stopWatch(ctx actor.Context, election string) {
+func (a *ElectionActor) stopWatch(ctx actor.Context, election string) {
 	if w := a.observations[election]; w != nil {
 		a.answerPending(ctx, w, statusv1.OK())
 		w.cancel()
@@ -442,7 +573,7 @@ func (a *LockActor) stopWatch(ctx actor.Context, election string) {
 
 // unsubscribe removes one subscription, stopping its watch when it was the
 // last.
-func (a *LockActor) unsubscribe(ctx actor.Context, id string) {
+func (a *ElectionActor) unsubscribe(ctx actor.Context, id string) {
 	topic, last := a.hub.Remove(ctx, id)
 	if w := a.observations[topic]; w != nil {
 		delete(w.subs, id)
@@ -453,7 +584,7 @@ func (a *LockActor) unsubscribe(ctx actor.Context, id string) {
 }
 
 // onSubscriberStopped drops every subscription of a stopped subscriber.
-func (a *LockActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
+func (a *ElectionActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
 	for _, topic := range a.hub.RemovePID(ctx, who) {
 		a.stopWatch(ctx, topic)
 	}
@@ -466,9 +597,19 @@ func (a *LockActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
 	}
 }
 
-// shutdownElections is the election part of shutdown (goroutines have
-// been waited for already).
-func (a *LockActor) shutdownElections(ctx actor.Context, octx context.Context, cause error) {
+// shutdown ends this incarnation: every goroutine is cancelled and waited
+// for, every parked campaign is answered with cause, every leadership is
+// resigned and its holder told, every observation ended.
+func (a *ElectionActor) shutdown(ctx actor.Context, cause error) {
+	if !a.started() {
+		return
+	}
+	a.end() // late continuations are stale from here on
+	// One bound for all the resignations: a dead backend must not hold the
+	// shutdown for OpTimeout per leadership.
+	octx, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)
+	defer cancel()
+
 	for _, c := range a.campaigns {
 		if l, ok, _ := c.result(); ok && l != nil {
 			a.resignAbandoned(octx, l)
@@ -483,12 +624,13 @@ func (a *LockActor) shutdownElections(ctx actor.Context, octx context.Context, c
 		}
 	}
 	a.campaigns = map[string]*campaign{}
-	closed := statusv1.FromError(fmt.Errorf("lock actor: %w", backends.ErrClosed))
+	closed := statusv1.FromError(fmt.Errorf("election actor: %w", backends.ErrClosed))
 	for _, h := range a.leaderships {
 		a.resignAbandoned(octx, h.leadership)
 		ctx.Send(h.subscriber, &electionv1.LeadershipLost{Election: h.election, LeadershipId: h.id, Cause: closed})
 	}
 	a.leaderships = map[string]*heldLeadership{}
+	a.granted = map[string]string{}
 	st := statusv1.FromError(cause)
 	for _, w := range a.observations {
 		a.answerPending(ctx, w, st)

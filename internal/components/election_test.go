@@ -2,10 +2,12 @@ package components_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/internal/components"
 	electionv1 "github.com/baton-go/baton/messages/election/v1"
+	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
@@ -25,6 +28,8 @@ func TestElectionActor(t *testing.T) {
 		t.Run("CancelCampaign", func(t *testing.T) { testElectionCancel(t, env) })
 		t.Run("SharedObservation", func(t *testing.T) { testElectionSharedObserve(t, env) })
 		t.Run("BadInput", func(t *testing.T) { testElectionBadInput(t, env) })
+		t.Run("StopAnswersParked", func(t *testing.T) { testElectionStop(t, env, false) })
+		t.Run("RestartAnswersParked", func(t *testing.T) { testElectionStop(t, env, true) })
 	})
 }
 
@@ -47,7 +52,7 @@ func nextLeaderOf(t *testing.T, ib *lockInbox, last **electionv1.LeaderInfo) *el
 // leads; each resign hands over to another; an observer sees every leader
 // and finally "no leader".
 func testElectionHandover(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, components.LockActorConfig{})
+	pid := env.spawnElectionActor(t, components.ElectionActorConfig{})
 	ctx := lockCtx(t, 60*time.Second)
 	root := env.sys.Root
 
@@ -114,7 +119,7 @@ func testElectionHandover(t *testing.T, env *lockEnv) {
 // candidate is not queued behind it; a leadership whose session is lost is
 // reported with LeadershipLost.
 func testElectionCancel(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, components.LockActorConfig{})
+	pid := env.spawnElectionActor(t, components.ElectionActorConfig{})
 	ctx := lockCtx(t, 60*time.Second)
 	root := env.sys.Root
 	ib := env.newInbox(t, pid)
@@ -152,7 +157,7 @@ func testElectionCancel(t *testing.T, env *lockEnv) {
 	conn := env.newConn(t)
 	require.NoError(t, conn.Connect(ctx))
 	elector := newLockTestElector(t, env.backend, conn)
-	lossy := env.spawnLockActor(t, components.LockActorConfig{Elector: elector})
+	lossy := env.spawnElectionActor(t, components.ElectionActorConfig{Elector: elector})
 	won, err := actors.Request[*electionv1.CampaignResponse](ctx, root, lossy, &electionv1.CampaignRequest{
 		Election: "lossy", Value: "x", Subscriber: actors.SubscriberOf(ib.pid),
 	})
@@ -167,7 +172,7 @@ func testElectionCancel(t *testing.T, env *lockEnv) {
 // actor's one observation; a late subscriber starts from the current
 // leader; a subscriber that stops is dropped.
 func testElectionSharedObserve(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, components.LockActorConfig{})
+	pid := env.spawnElectionActor(t, components.ElectionActorConfig{})
 	ctx := lockCtx(t, 60*time.Second)
 	root := env.sys.Root
 
@@ -225,7 +230,7 @@ func newLockTestElector(t *testing.T, backend string, conn backends.Connector) b
 }
 
 func testElectionBadInput(t *testing.T, env *lockEnv) {
-	pid := env.spawnLockActor(t, components.LockActorConfig{})
+	pid := env.spawnElectionActor(t, components.ElectionActorConfig{})
 	ctx := lockCtx(t, 30*time.Second)
 	root := env.sys.Root
 	for _, name := range []string{"", "a/b", "a\x00b"} {
@@ -241,8 +246,134 @@ func testElectionBadInput(t *testing.T, env *lockEnv) {
 	_, err = actors.Request[*electionv1.ResignResponse](ctx, root, pid, &electionv1.ResignRequest{Election: "ok", LeadershipId: "nope"})
 	assert.ErrorIs(t, err, backends.ErrNotHeld)
 
-	// Without an elector, election requests are not supported; locks still are.
-	lockOnly := env.spawnLockActorAs(t, components.LockActorConfig{Locker: env.locker, Backend: env.backend})
-	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, lockOnly, &electionv1.LeaderRequest{Election: "ok"})
+	_, err = actors.Request[*lockv1.AcquireResponse](ctx, root, pid, &lockv1.AcquireRequest{Name: "ok"})
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "lock requests go to the lock actor")
+
+	// Without an elector, election requests are not supported.
+	noElector := env.spawnElectionActorAs(t, components.ElectionActorConfig{Backend: env.backend})
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, noElector, &electionv1.LeaderRequest{Election: "ok"})
 	assert.ErrorIs(t, err, backends.ErrNotSupported)
+}
+
+// spawnElectionActor starts an election actor on env's elector; it is
+// stopped (and so resigns what it holds) when the test ends.
+func (env *lockEnv) spawnElectionActor(t *testing.T, cfg components.ElectionActorConfig) *actor.PID {
+	t.Helper()
+	if cfg.Elector == nil {
+		cfg.Elector = env.elector
+	}
+	cfg.Backend = env.backend
+	return env.spawnElectionActorAs(t, cfg)
+}
+
+// spawnElectionActorAs starts an election actor with cfg as given.
+func (env *lockEnv) spawnElectionActorAs(t *testing.T, cfg components.ElectionActorConfig) *actor.PID {
+	t.Helper()
+	pid, err := env.sys.Root.SpawnNamed(components.NewElectionActorProps(cfg), fmt.Sprintf("election-%d", lockActorSeq.Add(1)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = env.sys.Root.StopFuture(pid).Wait() })
+	return pid
+}
+
+// testElectionStop: stopping (or restarting) the actor answers a parked
+// campaign CODE_CLOSED (CODE_UNAVAILABLE), resigns the leadership it holds
+// and tells its holder with LeadershipLost, and ends the observations with
+// subscriptionv1.Ended. A restarted actor serves again.
+func testElectionStop(t *testing.T, env *lockEnv, restart bool) {
+	pid := env.spawnElectionActor(t, components.ElectionActorConfig{})
+	ctx := lockCtx(t, 60*time.Second)
+	root := env.sys.Root
+	ib := env.newInbox(t, pid)
+	election := "stop"
+	if restart {
+		election = "restart"
+	}
+
+	won, err := actors.Request[*electionv1.CampaignResponse](ctx, root, pid, &electionv1.CampaignRequest{
+		Election: election, Value: "a", Subscriber: actors.SubscriberOf(ib.pid),
+	})
+	require.NoError(t, err)
+	root.RequestWithCustomSender(pid, &electionv1.CampaignRequest{Election: election, Value: "b", RequestId: "b"}, ib.pid)
+	_, err = actors.Request[*electionv1.ObserveResponse](ctx, root, pid, &electionv1.ObserveRequest{
+		Election: election, SubscriptionId: "o", Subscriber: actors.SubscriberOf(ib.pid),
+	})
+	require.NoError(t, err)
+	first := lockInboxNext[*electionv1.LeaderChanged](t, ib, 10*time.Second)
+	require.Equal(t, "a", first.GetLeader().GetValue())
+	ib.quiet(t, 200*time.Millisecond) // b is parked
+
+	wantAnswer, wantEnded := statusv1.Code_CODE_CLOSED, statusv1.Code_CODE_CLOSED
+	if restart {
+		wantAnswer, wantEnded = statusv1.Code_CODE_UNAVAILABLE, statusv1.Code_CODE_UNAVAILABLE
+		proc, _ := env.sys.ProcessRegistry.Get(pid)
+		proc.SendSystemMessage(pid, &actor.Restart{})
+	} else {
+		require.NoError(t, root.StopFuture(pid).Wait())
+	}
+	var (
+		answer *electionv1.CampaignResponse
+		lost   *electionv1.LeadershipLost
+		ended  *subscriptionv1.Ended
+	)
+	for answer == nil || lost == nil || ended == nil {
+		switch m := lockInboxNext[any](t, ib, 10*time.Second).(type) {
+		case *electionv1.CampaignResponse:
+			answer = m
+		case *electionv1.LeadershipLost:
+			lost = m
+		case *subscriptionv1.Ended:
+			ended = m
+		}
+	}
+	assert.Equal(t, wantAnswer, answer.GetStatus().GetCode(), "the parked campaign")
+	assert.Equal(t, won.GetLeadership().GetLeadershipId(), lost.GetLeadershipId())
+	assert.Equal(t, statusv1.Code_CODE_CLOSED, lost.GetCause().GetCode())
+	assert.Equal(t, "o", ended.GetSubscriptionId())
+	assert.Equal(t, wantEnded, ended.GetStatus().GetCode())
+
+	require.Eventually(t, func() bool {
+		_, err := env.elector.Leader(ctx, election)
+		return errors.Is(err, backends.ErrNotFound)
+	}, 10*time.Second, 50*time.Millisecond, "the leadership was not resigned, or the parked campaign won")
+	if restart {
+		again, err := actors.Request[*electionv1.CampaignResponse](ctx, root, pid, &electionv1.CampaignRequest{Election: election, Value: "c"})
+		require.NoError(t, err, "the restarted actor serves")
+		assert.Greater(t, again.GetLeadership().GetEpoch(), won.GetLeadership().GetEpoch())
+	}
+}
+
+// TestElectionActorBackendGate: while the connector supervisor reports the
+// backend down, election requests fail fast with UNAVAILABLE; when it is
+// back they are served again, with no restart of the election actor.
+func TestElectionActorBackendGate(t *testing.T) {
+	forEachLockBackend(t, func(t *testing.T, env *lockEnv) {
+		conn := env.newConn(t)
+		sup, err := env.sys.Root.SpawnNamed(components.NewConnectorSupervisorProps(components.ConnectorSupervisorConfig{
+			Connectors: []backends.Connector{conn}, HealthInterval: 100 * time.Millisecond,
+			ConnectTimeout: time.Second,
+			Backoff:        components.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		}), fmt.Sprintf("supervisor-%d", lockActorSeq.Add(1)))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = env.sys.Root.StopFuture(sup).Wait() })
+		elector := newLockTestElector(t, env.backend, conn)
+		pid := env.spawnElectionActor(t, components.ElectionActorConfig{Elector: elector, Supervisor: sup})
+		ctx := lockCtx(t, 60*time.Second)
+		leader := func() error {
+			_, err := actors.Request[*electionv1.LeaderResponse](ctx, env.sys.Root, pid, &electionv1.LeaderRequest{Election: "gated"})
+			return err
+		}
+
+		require.Eventually(t, func() bool { return errors.Is(leader(), backends.ErrNotFound) },
+			10*time.Second, 50*time.Millisecond, "never served while up")
+
+		env.stop()
+		require.Eventually(t, func() bool {
+			start := time.Now()
+			return errors.Is(leader(), backends.ErrUnavailable) && time.Since(start) < 100*time.Millisecond
+		}, 10*time.Second, 50*time.Millisecond, "requests do not fail fast while the backend is down")
+
+		env.start()
+		require.Eventually(t, func() bool { return errors.Is(leader(), backends.ErrNotFound) },
+			20*time.Second, 100*time.Millisecond, "not served again after the backend came back")
+	})
 }

@@ -13,30 +13,25 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/baton-go/baton/backends"
-	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
-	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// LockActorConfig configures the lock actor, which serves both locks
-// (lockv1 Acquire/Release/Refresh/Cancel) and leader elections (lockv1
-// Campaign/Resign/Leader/Observe).
+// LockActorConfig configures the lock actor, which serves locks (lockv1
+// Acquire/Release/Refresh/Cancel/Adopt). Elections have their own actor
+// (ElectionActorConfig).
 type LockActorConfig struct {
 	// Locker is the backend lock component. Default: nil, and lock requests
 	// are answered CODE_NOT_SUPPORTED.
 	Locker backends.Locker
-	// Elector is the backend election component. Default: nil, and election
-	// requests are answered CODE_NOT_SUPPORTED.
-	Elector backends.Elector
 	// Backend is "redis" or "etcd", for the connector gate.
 	Backend string
 	// Supervisor is the connector supervisor. Default: nil, no gate (the
 	// backend's own errors are reported as they come).
 	Supervisor *actor.PID
 	// OpTimeout bounds one backend call made from the mailbox (TryAcquire,
-	// Release, Refresh, Resign, Leader) and the releases done when the actor
-	// stops. Default: 5s.
+	// Release, Refresh, Handoff, Adopt) and the releases done when the
+	// actor stops. Default: 5s.
 	OpTimeout time.Duration
 	// DefaultTTL is the lease TTL of an AcquireRequest that gives none.
 	// Default: 0, meaning backends.DefaultLockTTL.
@@ -59,8 +54,7 @@ type LockActorConfig struct {
 // DefaultHandoffLimit is LockActorConfig.HandoffLimit when unset.
 const DefaultHandoffLimit = time.Second
 
-// LockActor serves locks and elections through one backends.Locker and
-// one backends.Elector.
+// LockActor serves locks through one backends.Locker.
 //
 // Waiting acquires (AcquireRequest.wait) never block the mailbox, and the
 // waiters of one lock name are served in arrival order: they queue in the
@@ -82,22 +76,16 @@ const DefaultHandoffLimit = time.Second
 // local waiters queued is answered CODE_NOT_OBTAINED without a backend
 // call: it must not overtake them.
 //
-// Campaigns run in goroutines the same way (no local queue: the backend
-// decides). Observations are shared: one backend Observe per election,
-// fanned out to every local subscriber through a Hub.
-//
-// Grants live in the actor and are named by lease_id / leadership_id; their
-// loss is sent as LeaseLost / LeadershipLost to the request's subscriber.
-// A grant lasts until it is released (resigned), lost, withdrawn with
-// CancelRequest, or the actor stops. Holders are not death-watched: the
-// sender of a request is often a short-lived future, and watching one would
-// complete it. Acquire and Campaign requests without a sender are dropped,
-// since nobody could ever learn of (and give back) their grant.
-// When the actor stops or restarts it cancels every goroutine and waits for
-// them, answers every parked request (CODE_CLOSED when stopping,
-// CODE_UNAVAILABLE when restarting), releases every lease and resigns every
-// leadership it holds (sending LeaseLost / LeadershipLost with CODE_CLOSED)
-// and ends every observation with subscriptionv1.Ended.
+// Leases live in the actor and are named by lease_id; their loss is sent
+// as LeaseLost to the request's subscriber. A lease lasts until it is
+// released, lost, withdrawn with CancelRequest, or the actor stops. Holders
+// are not death-watched: the sender of a request is often a short-lived
+// future, and watching one would complete it. Acquire requests without a
+// sender are dropped, since nobody could ever learn of (and give back)
+// their lease. When the actor stops or restarts it cancels every goroutine
+// and waits for them, answers every parked request (CODE_CLOSED when
+// stopping, CODE_UNAVAILABLE when restarting), and releases every lease it
+// holds (sending LeaseLost with CODE_CLOSED).
 type LockActor struct {
 	cfg  LockActorConfig
 	gate *BackendGate
@@ -111,13 +99,7 @@ type LockActor struct {
 	queues  map[string]*lockQueue  // lock name → local waiters and holders
 	waiters map[string]*lockWaiter // request id → waiting acquire
 	leases  map[string]*heldLease  // lease id → held lease
-	granted map[string]string      // request id → lease id or leadership id
-
-	campaigns    map[string]*campaign       // request id → running campaign
-	leaderships  map[string]*heldLeadership // leadership id → leadership
-	hub          *Hub                       // observe subscriptions
-	observations map[string]*leaderWatch    // election → its one backend Observe
-	watchSeq     uint64                     // numbers leaderWatch instances
+	granted map[string]string      // request id → lease id
 }
 
 // lockQueue is the local state of one lock name.
@@ -232,8 +214,6 @@ func newLockActor(cfg LockActorConfig) *LockActor {
 		cfg:         cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
 		queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
 		leases: map[string]*heldLease{}, granted: map[string]string{},
-		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
-		hub: NewHub(), observations: map[string]*leaderWatch{},
 	}
 }
 
@@ -274,77 +254,20 @@ func (a *LockActor) Receive(ctx actor.Context) {
 		a.onLeaseEnded(ctx, m.id)
 	case *lockYieldEnded:
 		a.startNext(ctx, m.name)
-
-	case *electionv1.CampaignRequest:
-		a.onCampaign(ctx, m)
-	case *electionv1.CancelRequest:
-		a.onCancelCampaign(ctx, m)
-	case *electionv1.ResignRequest:
-		a.onResign(ctx, m)
-	case *electionv1.LeaderRequest:
-		a.onLeader(ctx, m)
-	case *electionv1.ObserveRequest:
-		a.onObserve(ctx, m)
-	case *subscriptionv1.UnsubscribeRequest:
-		a.unsubscribe(ctx, m.GetSubscriptionId())
-		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
-	case *subscriptionv1.Ack:
-		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), resyncFor)
-	case *actor.Terminated:
-		a.onSubscriberStopped(ctx, m.Who)
-	case *electCampaigned:
-		a.onCampaigned(ctx, m.c)
-	case *electLeadershipEnded:
-		a.onLeadershipEnded(ctx, m.id)
-	case *electWatchStarted:
-		a.onWatchStarted(ctx, m)
-	case *electObserved:
-		a.onObserved(ctx, m)
-	case *electWatchEnded:
-		a.onWatchEnded(ctx, m)
 	case *actor.Stopped:
 	default:
 		rejectUnknown(ctx, msg)
 	}
 }
 
-// newHandle returns a random id for a lease or leadership: random rather
-// than counted, so a handle kept across an actor restart can never name a
-// newer grant.
-func newHandle() string { return rand.Text() }
-
-// durationOf reads an optional duration field; negative or malformed
-// values are invalid arguments.
-func durationOf(field string, d *durationpb.Duration) (time.Duration, error) {
-	if d == nil {
-		return 0, nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return 0, backends.Invalid(field, d.String(), err.Error())
-	}
-	v := d.AsDuration()
-	if v < 0 {
-		return 0, backends.Invalid(field, v, "must not be negative")
-	}
-	return v, nil
-}
-
-// claimRequestID checks that a requester-chosen id is not in use, and
-// makes one up when none was given (the request then cannot be cancelled).
+// claimRequestID checks that a requester-chosen id is not in use by a
+// waiting acquire or a lease it was granted.
 func (a *LockActor) claimRequestID(id string) (string, error) {
-	if id == "" {
-		return "auto-" + rand.Text(), nil
-	}
-	if len(id) > backends.MaxNameLen {
-		return "", backends.Invalid("request_id", id, fmt.Sprintf("longer than %d bytes", backends.MaxNameLen))
-	}
-	_, w := a.waiters[id]
-	_, c := a.campaigns[id]
-	_, g := a.granted[id]
-	if w || c || g {
-		return "", backends.Invalid("request_id", id, "already in use")
-	}
-	return id, nil
+	return claimRequestID(id, func(id string) bool {
+		_, w := a.waiters[id]
+		_, g := a.granted[id]
+		return w || g
+	})
 }
 
 // lockOptions turns a request into validated backend options.
@@ -545,10 +468,6 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 		a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, lease, w.subscriber, w.grantedAt)})
 	}
 	a.startNext(ctx, w.name)
-}
-
-func withdrawn(what, name string) error {
-	return fmt.Errorf("%s %q: request withdrawn: %w", what, name, context.Canceled)
 }
 
 // giveUp releases a lease nobody will use.
@@ -943,5 +862,4 @@ func (a *LockActor) shutdown(ctx actor.Context, cause error) {
 	}
 	a.leases = map[string]*heldLease{}
 	a.granted = map[string]string{}
-	a.shutdownElections(ctx, octx, cause)
 }

@@ -25,8 +25,8 @@ type LockGrainConfig struct {
 	// instance answer every request with it until it passivates.
 	Activate func(ctx actor.Context) (cfg LockActorConfig, name string, release func(), err error)
 	// IdleTimeout stops (passivates) the grain after this long without a
-	// message while it has no waiter, lease or election state; the next
-	// request activates it again. Default: 0, never.
+	// message while it has no waiter and no lease; the next request
+	// activates it again. Default: 0, never.
 	IdleTimeout time.Duration
 }
 
@@ -132,7 +132,6 @@ func (g *LockGrain) activate(ctx actor.Context) {
 		return
 	}
 	g.name, g.release = name, release
-	cfg.Elector = nil // elections are not grains
 	g.LockActor = newLockActor(cfg)
 	// A grain that stops (it moved, its node stops) leaves held leases to
 	// their holders, who bring them to the next activation.
@@ -152,8 +151,7 @@ func (g *LockGrain) idle() bool {
 	if a == nil {
 		return true
 	}
-	return len(a.waiters) == 0 && len(a.leases) == 0 && len(a.queues) == 0 &&
-		len(a.campaigns) == 0 && len(a.leaderships) == 0 && len(a.observations) == 0
+	return len(a.waiters) == 0 && len(a.leases) == 0 && len(a.queues) == 0
 }
 
 // syncWatches keeps the subscribers of current waiters and leases
