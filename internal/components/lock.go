@@ -74,7 +74,8 @@ const DefaultHandoffLimit = time.Second
 // grant, handed off or acquired, carries a fresh fencing token from the
 // backend, so tokens keep strictly increasing. A TryAcquire of a name with
 // local waiters queued is answered CODE_NOT_OBTAINED without a backend
-// call: it must not overtake them.
+// call: it must not overtake them. These rules are lockQueue's, one per
+// lock name; the actor makes the backend calls and answers.
 //
 // Leases live in the actor and are named by lease_id; their loss is sent
 // as LeaseLost to the request's subscriber. A lease lasts until it is
@@ -96,27 +97,11 @@ type LockActor struct {
 
 	incarnation
 
-	queues  map[string]*lockQueue  // lock name → local waiters and holders
+	queues  map[string]*lockQueue  // lock name → its queue and hand-off policy
 	waiters map[string]*lockWaiter // request id → waiting acquire
 	leases  map[string]*heldLease  // lease id → held lease
 	granted map[string]string      // request id → lease id
 }
-
-// lockQueue is the local state of one lock name.
-type lockQueue struct {
-	waiting  []*lockWaiter   // arrival order; none of them runs yet
-	inflight *lockWaiter     // the head, running its backend Acquire
-	held     map[string]bool // lease ids held through this actor
-	// chainStart is when the lock was last obtained from the backend by
-	// an acquire (not a hand-off): the start of the current hand-off chain.
-	chainStart time.Time
-	// yieldUntil: after a chain reached HandoffLimit and the lock was
-	// released, the next local acquire waits until then, so that
-	// contenders outside the actor woken by the release can take it.
-	yieldUntil time.Time
-}
-
-func (q *lockQueue) busy() bool { return q.inflight != nil || len(q.waiting) > 0 }
 
 // lockWaiter is a parked AcquireRequest{wait: true}.
 type lockWaiter struct {
@@ -179,13 +164,6 @@ type (
 		name string
 	}
 )
-
-// handoffYield is how long a lock released at the end of a hand-off chain
-// is left to contenders outside the actor before the local waiters try
-// again: long enough for a Redis waiter of another process to be notified
-// and run its acquire script, short enough to cost little (2% of a second
-// of sustained contention with the default limit).
-const handoffYield = 20 * time.Millisecond
 
 // NewLockActorProps returns the props of a lock actor. Spawn it with
 // SpawnNamed. A restart gives a fresh instance (the old one cleans up in
@@ -337,8 +315,7 @@ func (a *LockActor) onAcquire(ctx actor.Context, m *lockv1.AcquireRequest) {
 		w.timer = a.sendAfter(timeout, &lockWaitExpired{stamp: a.stamp(), requestID: id})
 	}
 	a.waiters[id] = w
-	q := a.queue(name)
-	q.waiting = append(q.waiting, w)
+	a.queue(name).add(id, w.deadline)
 	a.startNext(ctx, name)
 }
 
@@ -369,7 +346,7 @@ func (a *LockActor) tryAcquire(ctx actor.Context, m *lockv1.AcquireRequest, name
 func (a *LockActor) queue(name string) *lockQueue {
 	q := a.queues[name]
 	if q == nil {
-		q = &lockQueue{held: map[string]bool{}}
+		q = newLockQueue(a.cfg.HandoffLimit, handoffYield)
 		a.queues[name] = q
 	}
 	return q
@@ -377,47 +354,51 @@ func (a *LockActor) queue(name string) *lockQueue {
 
 // tidy forgets a queue with nothing in it.
 func (a *LockActor) tidy(name string) {
-	if q := a.queues[name]; q != nil && !q.busy() && len(q.held) == 0 {
+	if q := a.queues[name]; q != nil && q.empty() {
 		delete(a.queues, name)
 	}
 }
 
-// startNext starts the backend Acquire of the first waiter of name, when
-// no waiter runs and no lease of name is held through this actor.
+// startNext starts the backend Acquire of the next waiter of name when the
+// queue lets one run (see lockQueue.next); waiters that cannot run are
+// answered on the way. During a yield nothing starts: lockYieldEnded
+// comes.
 func (a *LockActor) startNext(ctx actor.Context, name string) {
 	q := a.queues[name]
 	if q == nil {
 		return
 	}
-	if len(q.waiting) > 0 && time.Now().Before(q.yieldUntil) {
-		return // lockYieldEnded comes
-	}
-	for q.inflight == nil && len(q.held) == 0 && len(q.waiting) > 0 {
-		w := q.waiting[0]
-		q.waiting[0] = nil
-		q.waiting = q.waiting[1:]
+	for {
+		next, ok := q.next(time.Now())
+		if !ok {
+			break
+		}
+		w := a.waiters[next.id]
+		if w == nil {
+			continue
+		}
 		if err := a.gate.Err(); err != nil {
 			a.finishWaiter(ctx, w, acquireFailed(err))
 			continue
 		}
-		if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		if next.expired(time.Now()) {
 			a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", name, context.DeadlineExceeded)))
 			continue
 		}
-		a.run(q, w)
+		q.start(w.requestID)
+		a.run(w)
 	}
 	a.tidy(name)
 }
 
 // run starts w's backend Acquire.
-func (a *LockActor) run(q *lockQueue, w *lockWaiter) {
+func (a *LockActor) run(w *lockWaiter) {
 	var wctx context.Context
 	if w.deadline.IsZero() {
 		wctx, w.cancel = context.WithCancel(a.life)
 	} else {
 		wctx, w.cancel = context.WithDeadline(a.life, w.deadline)
 	}
-	q.inflight = w
 	locker, send, st := a.cfg.Locker, a.sender(), a.stamp()
 	a.spawn(func() {
 		lease, err := locker.Acquire(wctx, w.name, w.opts)
@@ -449,8 +430,8 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 	if !ok {
 		return
 	}
-	if q := a.queues[w.name]; q != nil && q.inflight == w {
-		q.inflight = nil
+	if q := a.queues[w.name]; q != nil {
+		q.acquireEnded(w.requestID)
 	}
 	switch {
 	case w.canceled:
@@ -458,7 +439,7 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 			// Nobody will use this grant: pass it on like a release.
 			h := &heldLease{id: newHandle(), name: w.name, lease: lease}
 			a.leases[h.id] = h
-			a.queue(w.name).held[h.id] = true
+			a.queue(w.name).holdUnused(h.id)
 			_ = a.leave(ctx, h, true)
 		}
 		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
@@ -489,27 +470,26 @@ func (a *LockActor) onWaitExpired(ctx actor.Context, id string) {
 
 // unqueue removes a waiter that is not running from its queue.
 func (a *LockActor) unqueue(w *lockWaiter) {
-	q := a.queues[w.name]
-	if q == nil {
-		return
-	}
-	for i, x := range q.waiting {
-		if x == w {
-			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-			return
-		}
+	if q := a.queues[w.name]; q != nil {
+		q.remove(w.requestID)
 	}
 }
 
-// hold records a granted lease and watches it for loss. grantedAt is when
-// the backend call that granted it returned (zero for an adopted lease,
-// whose expiry the holder already knows).
+// hold records a lease obtained from the backend (not by a hand-off) and
+// watches it for loss; see record.
 func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscriber *actor.PID, grantedAt time.Time) *lockv1.Lease {
+	granted := a.record(name, requestID, lease, subscriber, grantedAt)
+	a.queue(name).hold(granted.GetLeaseId(), time.Now())
+	return granted
+}
+
+// record keeps a granted lease in the actor and watches it for loss; the
+// caller tells the queue. grantedAt is when the backend call that granted
+// it returned (zero for an adopted lease, whose expiry the holder already
+// knows).
+func (a *LockActor) record(name, requestID string, lease backends.Lease, subscriber *actor.PID, grantedAt time.Time) *lockv1.Lease {
 	id := newHandle()
 	a.leases[id] = &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
-	q := a.queue(name)
-	q.held[id] = true
-	q.chainStart = time.Now()
 	if requestID != "" {
 		a.granted[requestID] = id
 	}
@@ -579,7 +559,7 @@ func (a *LockActor) drop(h *heldLease) {
 		delete(a.granted, h.requestID)
 	}
 	if q := a.queues[h.name]; q != nil {
-		delete(q.held, h.id)
+		q.release(h.id)
 	}
 }
 
@@ -681,37 +661,33 @@ func (a *LockActor) releaseLater(lease backends.Lease) {
 	})
 }
 
-// handoffTarget returns the waiter h's lease can be handed to: the first
-// local waiter of its lock, when h is the only lease of that lock held
-// here, no waiter runs a backend Acquire and the lease can be handed off.
-// Waiters whose deadline passed on the way are answered and skipped.
+// handoffTarget returns the waiter h's lease can be handed to, when the
+// lease can be handed off at all (a backends.Handoffer, with the backend
+// up) and the queue picks one (see lockQueue.handoffTarget). Waiters whose
+// deadline passed on the way are answered. When the hand-off chain has run
+// for HandoffLimit, nobody is picked and lockYieldEnded lets the local
+// waiters acquire again after the yield.
 func (a *LockActor) handoffTarget(ctx actor.Context, h *heldLease) *lockWaiter {
 	q := a.queues[h.name]
-	if q == nil || q.inflight != nil || len(q.held) != 1 || !q.held[h.id] {
+	if q == nil {
 		return nil
 	}
 	if _, ok := h.lease.(backends.Handoffer); !ok || a.gate.Err() != nil {
 		return nil
 	}
-	for len(q.waiting) > 0 {
-		w := q.waiting[0]
-		if w.deadline.IsZero() || time.Now().Before(w.deadline) {
-			break
+	target, expired, yield := q.handoffTarget(h.id, time.Now())
+	for _, id := range expired {
+		if w := a.waiters[id]; w != nil {
+			a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
 		}
-		q.waiting[0] = nil
-		q.waiting = q.waiting[1:]
-		a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
 	}
-	if len(q.waiting) == 0 {
-		return nil
-	}
-	if limit := a.cfg.HandoffLimit; limit >= 0 && time.Since(q.chainStart) >= limit {
-		// Let the lock go free once, and leave it to outsiders briefly.
-		q.yieldUntil = time.Now().Add(handoffYield)
+	if yield {
 		a.sendAfter(handoffYield, &lockYieldEnded{stamp: a.stamp(), name: h.name})
+	}
+	if target == "" {
 		return nil
 	}
-	return q.waiting[0]
+	return a.waiters[target]
 }
 
 // handoff passes h's lease to w, the head of its queue, and answers w with
@@ -727,12 +703,8 @@ func (a *LockActor) handoff(ctx actor.Context, h *heldLease, w *lockWaiter) erro
 		return actorOpError(err)
 	}
 	a.drop(h)
-	q := a.queues[h.name]
-	q.waiting[0] = nil
-	q.waiting = q.waiting[1:]
-	chain := q.chainStart
-	granted := a.hold(w.name, w.requestID, next, w.subscriber, time.Now())
-	q.chainStart = chain // still the same chain
+	granted := a.record(w.name, w.requestID, next, w.subscriber, time.Now())
+	a.queues[h.name].handedOff(w.requestID, granted.GetLeaseId())
 	a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: granted})
 	return nil
 }
