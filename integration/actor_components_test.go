@@ -33,7 +33,7 @@ func init() {
 			n := newActorNode(t, conn)
 			be, err := newBackendElector(conn, opts)
 			be = component(t, be, err)
-			pid := n.spawn(t, "elections", components.NewLockActorProps(components.LockActorConfig{
+			pid := n.spawn(t, "elections", components.NewElectionActorProps(components.ElectionActorConfig{
 				Elector: be, Backend: conn.Backend(), Supervisor: n.supervisor,
 			}))
 			cl := nodeaccess.NewElectionClient(n.sys.Root, pid, nodeaccess.ClientOptions{}).(*runtime.ElectionClient)

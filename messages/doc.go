@@ -9,6 +9,7 @@
 //	baton.subscription.v1  github.com/baton-go/baton/messages/subscription/v1    subscriptionv1
 //	baton.cache.v1         github.com/baton-go/baton/messages/cache/v1           cachev1
 //	baton.lock.v1          github.com/baton-go/baton/messages/lock/v1            lockv1
+//	baton.election.v1      github.com/baton-go/baton/messages/election/v1        electionv1
 //	baton.discovery.v1     github.com/baton-go/baton/messages/discovery/v1       discoveryv1
 //	baton.config.v1        github.com/baton-go/baton/messages/config/v1          configv1
 //	baton.connector.v1     github.com/baton-go/baton/messages/connector/v1       connectorv1
@@ -35,7 +36,7 @@
 // must be read again. subscriptionv1.Ended says the subscription is over;
 // subscriptionv1.UnsubscribeRequest ends one. Locks and leaderships report
 // their loss to the Subscriber of the granting request, with
-// lockv1.LeaseLost and lockv1.LeadershipLost.
+// lockv1.LeaseLost and electionv1.LeadershipLost.
 //
 // # Status codes and errors
 //

@@ -22,6 +22,7 @@ import (
 	_ "github.com/baton-go/baton/messages/config/v1"
 	_ "github.com/baton-go/baton/messages/connector/v1"
 	_ "github.com/baton-go/baton/messages/discovery/v1"
+	_ "github.com/baton-go/baton/messages/election/v1"
 	_ "github.com/baton-go/baton/messages/lock/v1"
 	_ "github.com/baton-go/baton/messages/status/v1"
 	_ "github.com/baton-go/baton/messages/subscription/v1"
@@ -29,7 +30,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var components = []string{"status", "subscription", "cache", "lock", "discovery", "config", "connector"}
+var components = []string{"status", "subscription", "cache", "lock", "election", "discovery", "config", "connector"}
 
 // batonFiles returns the registered files of Baton's proto packages.
 func batonFiles(t *testing.T) []protoreflect.FileDescriptor {

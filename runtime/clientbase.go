@@ -15,7 +15,6 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
-	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
 // withClientDefaults fills in the defaults of the lock and election
@@ -30,8 +29,8 @@ func withClientDefaults(o nodeaccess.ClientOptions) nodeaccess.ClientOptions {
 	return o
 }
 
-// grant is what a client holds in the lock actor: a lease or a leadership,
-// known by the id the actor gave it.
+// grant is what a client holds in an actor: a lease in the lock actor or a
+// leadership in the election actor, known by the id the actor gave it.
 type grant interface {
 	grantID() string
 	end()
@@ -47,8 +46,8 @@ func (g *grantDone) Done() <-chan struct{} { return g.done }
 
 func (g *grantDone) end() { g.endOnce.Do(func() { close(g.done) }) }
 
-// clientBase is what LockClient and ElectionClient share: the lock actor
-// they talk to, the inbox that receives their events (loss reports among
+// clientBase is what LockClient and ElectionClient share: the actor they
+// talk to, the inbox that receives their events (loss reports among
 // them) and the grants they hold. mu also guards what the owning client
 // keeps beside it.
 type clientBase[G grant] struct {
@@ -58,6 +57,9 @@ type clientBase[G grant] struct {
 	err     error // set when the inbox could not be registered
 	cleanup time.Duration
 	log     *slog.Logger
+	// cancel sends the CancelRequest of the actor's message package for a
+	// request id and waits for its answer.
+	cancel func(ctx context.Context, requestID string) error
 
 	mu     sync.Mutex
 	closed bool
@@ -70,8 +72,8 @@ type clientBase[G grant] struct {
 }
 
 func (b *clientBase[G]) init(root *actor.RootContext, pid *actor.PID, kind string, cleanup time.Duration,
-	log *slog.Logger, onEvent func(msg any)) {
-	b.root, b.pid, b.cleanup, b.log = root, pid, cleanup, log
+	log *slog.Logger, onEvent func(msg any), cancel func(ctx context.Context, requestID string) error) {
+	b.root, b.pid, b.cleanup, b.log, b.cancel = root, pid, cleanup, log, cancel
 	b.held = map[string]G{}
 	b.inbox, b.err = newInbox(root.ActorSystem(), kind, onEvent)
 }
@@ -117,8 +119,7 @@ func (b *clientBase[G]) withdrawLater(ctx context.Context, requestID string) {
 	send := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cleanup)
 		defer cancel()
-		_, err := actors.Request[*lockv1.CancelResponse](cctx, b.root, b.pid, &lockv1.CancelRequest{RequestId: requestID})
-		if err != nil && !errors.Is(err, backends.ErrClosed) {
+		if err := b.cancel(cctx, requestID); err != nil && !errors.Is(err, backends.ErrClosed) {
 			b.log.Warn("baton: withdrawing an abandoned request failed", "request_id", requestID, "err", err)
 		}
 	}

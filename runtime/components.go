@@ -106,31 +106,23 @@ func (n *Node) onRegistration(ev backends.RegistrationEvent) {
 func (n *Node) startLock(context.Context) error {
 	backend := n.backendOf(backends.ComponentLock)
 	var (
-		locker  backends.Locker
-		elector backends.Elector
-		err     error
+		locker backends.Locker
+		err    error
 	)
-	lopts := backends.LockerOptions{Namespace: n.ns}
-	eopts := backends.ElectorOptions{Namespace: n.ns, TTL: n.cfg.Components.ElectionTTL}
+	opts := backends.LockerOptions{Namespace: n.ns}
 	if backend == backends.BackendRedis {
-		if locker, err = redis.NewLocker(n.redisConn, lopts); err == nil {
-			elector, err = redis.NewElector(n.redisConn, eopts)
-		}
+		locker, err = redis.NewLocker(n.redisConn, opts)
 	} else {
-		if locker, err = etcd.NewLocker(n.etcdConn, lopts); err == nil {
-			elector, err = etcd.NewElector(n.etcdConn, eopts)
-		}
+		locker, err = etcd.NewLocker(n.etcdConn, opts)
 	}
 	if err != nil {
 		return err
 	}
-	for name, c := range map[string]any{"locker": locker, "elector": elector} {
-		if cl, ok := c.(backends.Closer); ok {
-			n.closeOnStop(name, cl)
-		}
+	if c, ok := locker.(backends.Closer); ok {
+		n.closeOnStop("locker", c)
 	}
 	pid, err := n.spawn("baton-lock", components.NewLockActorProps(components.LockActorConfig{
-		Locker: locker, Elector: elector, Backend: backend, Supervisor: n.supervisor,
+		Locker: locker, Backend: backend, Supervisor: n.supervisor,
 		OpTimeout: n.cfg.Components.OpTimeout, DefaultTTL: n.cfg.Components.LockTTL,
 		HandoffLimit: n.cfg.Components.LockHandoffLimit, Owner: n.cfg.NodeID, Logger: n.log,
 	}))
@@ -140,6 +132,37 @@ func (n *Node) startLock(context.Context) error {
 	n.lockPID = pid
 	n.locks = newLockClient(n.system.Root, pid, nodeaccess.ClientOptions{Logger: n.log})
 	n.closeOnStop("lock facade", n.locks)
+	return nil
+}
+
+// startElection starts the election actor. Elections use the lock
+// component's backend (Spec.Backends.Lock).
+func (n *Node) startElection(context.Context) error {
+	backend := n.backendOf(backends.ComponentLock)
+	var (
+		elector backends.Elector
+		err     error
+	)
+	opts := backends.ElectorOptions{Namespace: n.ns, TTL: n.cfg.Components.ElectionTTL}
+	if backend == backends.BackendRedis {
+		elector, err = redis.NewElector(n.redisConn, opts)
+	} else {
+		elector, err = etcd.NewElector(n.etcdConn, opts)
+	}
+	if err != nil {
+		return err
+	}
+	if c, ok := elector.(backends.Closer); ok {
+		n.closeOnStop("elector", c)
+	}
+	pid, err := n.spawn("baton-election", components.NewElectionActorProps(components.ElectionActorConfig{
+		Elector: elector, Backend: backend, Supervisor: n.supervisor,
+		OpTimeout: n.cfg.Components.OpTimeout, Logger: n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	n.electionPID = pid
 	n.election = newElectionClient(n.system.Root, pid, nodeaccess.ClientOptions{Logger: n.log})
 	n.closeOnStop("election facade", n.election)
 	return nil
@@ -254,8 +277,10 @@ type ComponentPIDs struct {
 	Connectors *actor.PID
 	// Cache serves cachev1 requests for every cache name.
 	Cache *actor.PID
-	// Lock serves lockv1 lock and election requests.
+	// Lock serves lockv1 requests.
 	Lock *actor.PID
+	// Election serves electionv1 requests.
+	Election *actor.PID
 	// Discovery serves discoveryv1 requests.
 	Discovery *actor.PID
 	// Config serves configv1 requests for every config namespace.
@@ -272,5 +297,6 @@ func (n *Node) PIDs() ComponentPIDs {
 	if n.state != stateRunning {
 		return ComponentPIDs{}
 	}
-	return ComponentPIDs{Connectors: n.supervisor, Cache: n.cachePID, Lock: n.lockPID, Discovery: n.discoveryPID, Config: n.configPID}
+	return ComponentPIDs{Connectors: n.supervisor, Cache: n.cachePID, Lock: n.lockPID, Election: n.electionPID,
+		Discovery: n.discoveryPID, Config: n.configPID}
 }

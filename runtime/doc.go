@@ -45,7 +45,7 @@
 //
 // Start connects every backend within its context, starts the connector
 // supervisor, waits for the connectors to report up, then starts the config,
-// discovery, lock and cache actors. Stop undoes it in reverse order and joins
+// discovery, lock, election and cache actors. Stop undoes it in reverse order and joins
 // the errors; it is idempotent (later calls return nil), and a backend that
 // is gone does not fail it (what could not be undone there is logged and
 // expires with its TTL). Start and every facade answer backends.ErrClosed

@@ -14,13 +14,13 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
-	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// ElectionClient is a backends.Elector served by a lock actor
-// (components.NewLockActorProps with an Elector).
+// ElectionClient is a backends.Elector served by an election actor
+// (components.NewElectionActorProps).
 //
 // Leaderships stay in the actor; their loss reaches the client as a
 // LeadershipLost message. Observe subscribes the client's inbox to the
@@ -47,11 +47,15 @@ var (
 	_ backends.Leadership = (*clientLeadership)(nil)
 )
 
-// NewElectionClient returns a client of the lock actor at pid.
+// newElectionClient returns a client of the election actor at pid.
 func newElectionClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *ElectionClient {
 	c := &ElectionClient{opts: withClientDefaults(opts), observers: map[string]*observer{}}
 	c.life, c.kill = context.WithCancel(context.Background())
-	c.base.init(root, pid, "election-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent)
+	c.base.init(root, pid, "election-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent,
+		func(ctx context.Context, requestID string) error {
+			_, err := actors.Request[*electionv1.CancelResponse](ctx, root, pid, &electionv1.CancelRequest{RequestId: requestID})
+			return err
+		})
 	return c
 }
 
@@ -65,11 +69,11 @@ func (c *ElectionClient) Campaign(ctx context.Context, election, value string) (
 	if err := c.base.usable(); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", op, election, err)
 	}
-	req := &lockv1.CampaignRequest{
+	req := &electionv1.CampaignRequest{
 		Election: election, Value: value, RequestId: newRequestID(),
 		Subscriber: actors.SubscriberOf(c.base.inbox.pid),
 	}
-	resp, err := grantRequest[*lockv1.CampaignResponse](ctx, c.base.root, c.base.pid, req, true, func(t *durationpb.Duration) { req.Timeout = t })
+	resp, err := grantRequest[*electionv1.CampaignResponse](ctx, c.base.root, c.base.pid, req, true, func(t *durationpb.Duration) { req.Timeout = t })
 	if err != nil {
 		return nil, c.base.withdraw(ctx, op, election, req.RequestId, resp == nil, err, nil)
 	}
@@ -90,14 +94,14 @@ func (c *ElectionClient) Leader(ctx context.Context, election string) (backends.
 	if err := c.base.usable(); err != nil {
 		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
 	}
-	resp, err := actors.Request[*lockv1.LeaderResponse](ctx, c.base.root, c.base.pid, &lockv1.LeaderRequest{Election: election})
+	resp, err := actors.Request[*electionv1.LeaderResponse](ctx, c.base.root, c.base.pid, &electionv1.LeaderRequest{Election: election})
 	if err != nil {
 		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
 	}
 	return leaderInfo(election, resp.GetLeader()), nil
 }
 
-func leaderInfo(election string, m *lockv1.LeaderInfo) backends.LeaderInfo {
+func leaderInfo(election string, m *electionv1.LeaderInfo) backends.LeaderInfo {
 	if m.GetElection() != "" {
 		election = m.GetElection()
 	}
@@ -146,10 +150,10 @@ func (c *ElectionClient) dropObserver(o *observer) {
 func (c *ElectionClient) onEvent(msg any) {
 	var sub string
 	switch m := msg.(type) {
-	case *lockv1.LeadershipLost:
+	case *electionv1.LeadershipLost:
 		c.base.lose(m.GetLeadershipId())
 		return
-	case *lockv1.LeaderChanged:
+	case *electionv1.LeaderChanged:
 		sub = m.GetSubscriptionId()
 	case *subscriptionv1.Resync:
 		sub = m.GetSubscriptionId()
@@ -169,7 +173,7 @@ func (c *ElectionClient) onEvent(msg any) {
 func (c *ElectionClient) resign(l *clientLeadership) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CleanupTimeout)
 	defer cancel()
-	_, _ = actors.Request[*lockv1.ResignResponse](ctx, c.base.root, c.base.pid, &lockv1.ResignRequest{Election: l.election, LeadershipId: l.id})
+	_, _ = actors.Request[*electionv1.ResignResponse](ctx, c.base.root, c.base.pid, &electionv1.ResignRequest{Election: l.election, LeadershipId: l.id})
 }
 
 // Close resigns every leadership still held through this client (bounded
@@ -190,7 +194,7 @@ func (c *ElectionClient) Close() error {
 	return nil
 }
 
-// clientLeadership is a leadership held in the lock actor.
+// clientLeadership is a leadership held in the election actor.
 type clientLeadership struct {
 	c        *ElectionClient
 	election string
@@ -208,8 +212,8 @@ func (l *clientLeadership) grantID() string  { return l.id }
 // Resign gives up leadership; Done is closed afterwards, also when it was
 // already lost (ErrNotHeld).
 func (l *clientLeadership) Resign(ctx context.Context) error {
-	return giveUp[*lockv1.ResignResponse](ctx, &l.c.base, l,
-		&lockv1.ResignRequest{Election: l.election, LeadershipId: l.id}, fmt.Sprintf("runtime: resign %q", l.election))
+	return giveUp[*electionv1.ResignResponse](ctx, &l.c.base, l,
+		&electionv1.ResignRequest{Election: l.election, LeadershipId: l.id}, fmt.Sprintf("runtime: resign %q", l.election))
 }
 
 // observer forwards one Observe subscription's events to its channel. The
@@ -256,7 +260,7 @@ func (o *observer) next(ctx context.Context) (any, bool) {
 }
 
 func (o *observer) subscribe(ctx context.Context) error {
-	_, err := actors.Request[*lockv1.ObserveResponse](ctx, o.c.base.root, o.c.base.pid, &lockv1.ObserveRequest{
+	_, err := actors.Request[*electionv1.ObserveResponse](ctx, o.c.base.root, o.c.base.pid, &electionv1.ObserveRequest{
 		Election: o.election, SubscriptionId: o.id, Subscriber: actors.SubscriberOf(o.c.base.inbox.pid),
 	})
 	if err != nil && ctx.Err() != nil {
@@ -299,7 +303,7 @@ func (o *observer) run(ctx context.Context, out chan<- backends.LeaderInfo) {
 			return
 		}
 		switch m := msg.(type) {
-		case *lockv1.LeaderChanged:
+		case *electionv1.LeaderChanged:
 			if !emit(leaderInfo(o.election, m.GetLeader())) {
 				return
 			}

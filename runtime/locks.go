@@ -44,7 +44,11 @@ var (
 // requests (usually system.Root).
 func newLockClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *LockClient {
 	c := &LockClient{opts: withClientDefaults(opts)}
-	c.base.init(root, pid, "lock-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent)
+	c.base.init(root, pid, "lock-client", c.opts.CleanupTimeout, c.opts.Logger, c.onEvent,
+		func(ctx context.Context, requestID string) error {
+			_, err := actors.Request[*lockv1.CancelResponse](ctx, root, pid, &lockv1.CancelRequest{RequestId: requestID})
+			return err
+		})
 	return c
 }
 

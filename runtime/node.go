@@ -83,6 +83,7 @@ type Node struct {
 	supervisor   *actor.PID
 	cachePID     *actor.PID
 	lockPID      *actor.PID
+	electionPID  *actor.PID
 	discoveryPID *actor.PID
 	configPID    *actor.PID
 
@@ -261,7 +262,7 @@ func (n *Node) start(ctx context.Context) error {
 
 	// 5. Component actors, config first: the others read their settings
 	// from it.
-	for _, start := range []func(context.Context) error{n.startConfig, n.startDiscovery, n.startLock, n.startCache, n.startSettings} {
+	for _, start := range []func(context.Context) error{n.startConfig, n.startDiscovery, n.startLock, n.startElection, n.startCache, n.startSettings} {
 		if err := start(ctx); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/baton-go/baton/integration/harness"
 	cachev1 "github.com/baton-go/baton/messages/cache/v1"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	"github.com/baton-go/baton/runtime"
 )
 
@@ -165,7 +166,7 @@ func TestPIDs(t *testing.T) {
 	require.NoError(t, node.Start(ctx))
 	pids := node.PIDs()
 	for name, pid := range map[string]*actor.PID{"connectors": pids.Connectors, "cache": pids.Cache,
-		"lock": pids.Lock, "discovery": pids.Discovery, "config": pids.Config} {
+		"lock": pids.Lock, "election": pids.Election, "discovery": pids.Discovery, "config": pids.Config} {
 		assert.NotNil(t, pid, name)
 	}
 	_, err = actors.Request[*cachev1.SetResponse](ctx, node.ActorSystem().Root, pids.Cache,
@@ -173,6 +174,9 @@ func TestPIDs(t *testing.T) {
 	require.NoError(t, err)
 	_, err = actors.Request[*configv1.GetResponse](ctx, node.ActorSystem().Root, pids.Config,
 		&configv1.GetRequest{Key: "missing"})
+	require.ErrorIs(t, err, backends.ErrNotFound)
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, node.ActorSystem().Root, pids.Election,
+		&electionv1.LeaderRequest{Election: "pids"})
 	require.ErrorIs(t, err, backends.ErrNotFound)
 
 	require.NoError(t, node.Stop(context.Background()))

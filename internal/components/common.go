@@ -2,10 +2,14 @@ package components
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/internal/protoconv"
@@ -69,3 +73,45 @@ func (e *actorTimeout) Error() string {
 }
 
 func (e *actorTimeout) Unwrap() error { return backends.ErrUnavailable }
+
+// newHandle returns a random id for a lease or leadership: random rather
+// than counted, so a handle kept across an actor restart can never name a
+// newer grant.
+func newHandle() string { return rand.Text() }
+
+// durationOf reads an optional duration field; negative or malformed
+// values are invalid arguments.
+func durationOf(field string, d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, backends.Invalid(field, d.String(), err.Error())
+	}
+	v := d.AsDuration()
+	if v < 0 {
+		return 0, backends.Invalid(field, v, "must not be negative")
+	}
+	return v, nil
+}
+
+// withdrawn is the answer to a request withdrawn with CancelRequest.
+func withdrawn(what, name string) error {
+	return fmt.Errorf("%s %q: request withdrawn: %w", what, name, context.Canceled)
+}
+
+// claimRequestID checks that a requester-chosen id is valid and not inUse,
+// and makes one up when none was given (the request then cannot be
+// cancelled).
+func claimRequestID(id string, inUse func(id string) bool) (string, error) {
+	if id == "" {
+		return "auto-" + rand.Text(), nil
+	}
+	if len(id) > backends.MaxNameLen {
+		return "", backends.Invalid("request_id", id, fmt.Sprintf("longer than %d bytes", backends.MaxNameLen))
+	}
+	if inUse(id) {
+		return "", backends.Invalid("request_id", id, "already in use")
+	}
+	return id, nil
+}

@@ -4,19 +4,151 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/backends"
-	lockv1 "github.com/baton-go/baton/messages/lock/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// The election half of LockActor: CampaignRequest, ResignRequest,
-// LeaderRequest, ObserveRequest (with UnsubscribeRequest, Ack and death
-// watch of subscribers).
+// ElectionActorConfig configures the election actor, which serves leader
+// elections (electionv1 Campaign/Cancel/Resign/Leader/Observe).
+type ElectionActorConfig struct {
+	// Elector is the backend election component. Default: nil, and election
+	// requests are answered CODE_NOT_SUPPORTED.
+	Elector backends.Elector
+	// Backend is "redis" or "etcd", for the connector gate.
+	Backend string
+	// Supervisor is the connector supervisor. Default: nil, no gate (the
+	// backend's own errors are reported as they come).
+	Supervisor *actor.PID
+	// OpTimeout bounds one backend call made from the mailbox (Resign,
+	// Leader) and the resignations done when the actor stops. Default: 5s.
+	OpTimeout time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// ElectionActor serves leader elections through one backends.Elector.
+//
+// Campaigns never block the mailbox: each runs its backend Campaign in a
+// goroutine whose context is cancelled by CancelRequest, the request's
+// timeout or the actor stopping. There is no local queue: the backend
+// decides who leads. Observations are shared: one backend Observe per
+// election, fanned out to every local subscriber through a Hub, with the
+// subscribers death-watched.
+//
+// Leaderships live in the actor and are named by leadership_id; their loss
+// is sent as LeadershipLost to the campaign's subscriber. A leadership
+// lasts until it is resigned, lost, withdrawn with CancelRequest, or the
+// actor stops. Candidates are not death-watched: the sender of a request is
+// often a short-lived future, and watching one would complete it. Campaign
+// requests without a sender are dropped, since nobody could ever learn of
+// (and resign) their leadership. When the actor stops or restarts it
+// cancels every goroutine and waits for them, answers every parked campaign
+// (CODE_CLOSED when stopping, CODE_UNAVAILABLE when restarting), resigns
+// every leadership it holds (sending LeadershipLost with CODE_CLOSED) and
+// ends every observation with subscriptionv1.Ended.
+type ElectionActor struct {
+	cfg  ElectionActorConfig
+	gate *BackendGate
+	log  *slog.Logger
+
+	incarnation
+
+	campaigns    map[string]*campaign       // request id → running campaign
+	leaderships  map[string]*heldLeadership // leadership id → leadership
+	granted      map[string]string          // request id → leadership id
+	hub          *Hub                       // observe subscriptions
+	observations map[string]*leaderWatch    // election → its one backend Observe
+	watchSeq     uint64                     // numbers leaderWatch instances
+}
+
+// NewElectionActorProps returns the props of an election actor. Spawn it
+// with SpawnNamed. A restart gives a fresh instance (the old one cleans up
+// in Restarting).
+func NewElectionActorProps(cfg ElectionActorConfig) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return newElectionActor(cfg) })
+}
+
+// newElectionActor applies cfg's defaults and builds a fresh instance.
+func newElectionActor(cfg ElectionActorConfig) *ElectionActor {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &ElectionActor{
+		incarnation: incarnation{opTimeout: cfg.OpTimeout},
+		cfg:         cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
+		granted: map[string]string{}, hub: NewHub(), observations: map[string]*leaderWatch{},
+	}
+}
+
+// Receive implements actor.Actor.
+func (a *ElectionActor) Receive(ctx actor.Context) {
+	msg := ctx.Message()
+	if a.gate.Handle(ctx, msg) || a.stale(msg) {
+		return
+	}
+	switch m := msg.(type) {
+	case *actor.Started:
+		a.begin(ctx)
+		a.gate.Subscribe(ctx, a.cfg.Supervisor)
+	case *actor.Stopping:
+		a.shutdown(ctx, fmt.Errorf("election actor %s stopped: %w", ctx.Self().Id, backends.ErrClosed))
+	case *actor.Restarting:
+		a.shutdown(ctx, backends.Unavailable("election actor "+ctx.Self().Id, errors.New("restarted")))
+
+	case *electionv1.CampaignRequest:
+		a.onCampaign(ctx, m)
+	case *electionv1.CancelRequest:
+		a.onCancel(ctx, m)
+	case *electionv1.ResignRequest:
+		a.onResign(ctx, m)
+	case *electionv1.LeaderRequest:
+		a.onLeader(ctx, m)
+	case *electionv1.ObserveRequest:
+		a.onObserve(ctx, m)
+	case *subscriptionv1.UnsubscribeRequest:
+		a.unsubscribe(ctx, m.GetSubscriptionId())
+		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
+	case *subscriptionv1.Ack:
+		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), resyncFor)
+	case *actor.Terminated:
+		a.onSubscriberStopped(ctx, m.Who)
+	case *electCampaigned:
+		a.onCampaigned(ctx, m.c)
+	case *electLeadershipEnded:
+		a.onLeadershipEnded(ctx, m.id)
+	case *electWatchStarted:
+		a.onWatchStarted(ctx, m)
+	case *electObserved:
+		a.onObserved(ctx, m)
+	case *electWatchEnded:
+		a.onWatchEnded(ctx, m)
+	case *actor.Stopped:
+	default:
+		rejectUnknown(ctx, msg)
+	}
+}
+
+// claimRequestID checks that a requester-chosen id is not in use by a
+// running campaign or a leadership it won.
+func (a *ElectionActor) claimRequestID(id string) (string, error) {
+	return claimRequestID(id, func(id string) bool {
+		_, c := a.campaigns[id]
+		_, g := a.granted[id]
+		return c || g
+	})
+}
 
 // campaign is a parked CampaignRequest whose backend Campaign runs in a
 // goroutine.
@@ -76,41 +208,41 @@ type pendingObserve struct {
 // Continuation messages of the election goroutines.
 type (
 	electCampaigned struct {
-		gen uint64
-		c   *campaign
+		stamp
+		c *campaign
 	}
 	electLeadershipEnded struct {
-		gen uint64
-		id  string
+		stamp
+		id string
 	}
 	electWatchStarted struct {
-		gen      uint64
+		stamp
 		election string
 		watch    uint64
 		err      error
 	}
 	electObserved struct {
-		gen      uint64
+		stamp
 		election string
 		watch    uint64
 		info     backends.LeaderInfo
 	}
 	electWatchEnded struct {
-		gen      uint64
+		stamp
 		election string
 		watch    uint64
 	}
 )
 
-func campaignFailed(err error) *lockv1.CampaignResponse {
-	return &lockv1.CampaignResponse{Status: statusv1.FromError(err)}
+func campaignFailed(err error) *electionv1.CampaignResponse {
+	return &electionv1.CampaignResponse{Status: statusv1.FromError(err)}
 }
 
 func errNoElector() error {
-	return fmt.Errorf("lock actor: no elector: %w", backends.ErrNotSupported)
+	return fmt.Errorf("election actor: no elector: %w", backends.ErrNotSupported)
 }
 
-func (a *LockActor) onCampaign(ctx actor.Context, m *lockv1.CampaignRequest) {
+func (a *ElectionActor) onCampaign(ctx actor.Context, m *electionv1.CampaignRequest) {
 	if ctx.Sender() == nil {
 		a.log.Debug("baton: campaign without sender dropped", "election", m.GetElection())
 		return
@@ -149,24 +281,24 @@ func (a *LockActor) onCampaign(ctx actor.Context, m *lockv1.CampaignRequest) {
 		cctx, c.cancel = context.WithCancel(a.life)
 	}
 	a.campaigns[id] = c
-	elector, gen, root, self := a.cfg.Elector, a.gen, a.root, a.self
+	elector, send, st := a.cfg.Elector, a.sender(), a.stamp()
 	a.spawn(func() {
 		l, err := elector.Campaign(cctx, c.election, c.value)
 		c.mu.Lock()
 		c.leadership, c.err = l, err
 		c.mu.Unlock()
-		root.Send(self, &electCampaigned{gen: gen, c: c})
+		send(&electCampaigned{stamp: st, c: c})
 	})
 }
 
-func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
+func (a *ElectionActor) onCampaigned(ctx actor.Context, c *campaign) {
 	l, ok, err := c.result()
 	if !ok {
 		return
 	}
 	delete(a.campaigns, c.requestID)
 	c.cancel()
-	var resp *lockv1.CampaignResponse
+	var resp *electionv1.CampaignResponse
 	switch {
 	case c.canceled:
 		if l != nil {
@@ -178,24 +310,45 @@ func (a *LockActor) onCampaigned(ctx actor.Context, c *campaign) {
 	case err != nil:
 		resp = campaignFailed(err)
 	default:
-		resp = &lockv1.CampaignResponse{Status: statusv1.OK(), Leadership: a.holdLeadership(c, l)}
+		resp = &electionv1.CampaignResponse{Status: statusv1.OK(), Leadership: a.holdLeadership(c, l)}
 	}
 	ctx.Send(c.sender, resp)
 	for _, p := range c.cancelers {
-		ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+		ctx.Send(p, &electionv1.CancelResponse{Status: statusv1.OK()})
 	}
 }
 
+// onCancel withdraws a waiting campaign, or resigns the leadership it won.
+func (a *ElectionActor) onCancel(ctx actor.Context, m *electionv1.CancelRequest) {
+	id := m.GetRequestId()
+	if c := a.campaigns[id]; c != nil {
+		// Running: the answer waits until the backend call has returned.
+		c.canceled = true
+		c.cancelers = append(c.cancelers, ctx.Sender())
+		c.cancel()
+		return
+	}
+	if g, found := a.granted[id]; found {
+		if l := a.leaderships[g]; l != nil {
+			a.dropLeadership(l)
+			octx, cancel := a.opContext()
+			a.resignAbandoned(octx, l.leadership)
+			cancel()
+		}
+	}
+	respond(ctx, &electionv1.CancelResponse{Status: statusv1.OK()})
+}
+
 // holdLeadership records a won campaign and watches it for loss.
-func (a *LockActor) holdLeadership(c *campaign, l backends.Leadership) *lockv1.Leadership {
+func (a *ElectionActor) holdLeadership(c *campaign, l backends.Leadership) *electionv1.Leadership {
 	id := newHandle()
 	a.leaderships[id] = &heldLeadership{id: id, election: c.election, requestID: c.requestID, leadership: l, subscriber: c.subscriber}
 	a.granted[c.requestID] = id
-	a.notifyWhenDone(l.Done(), &electLeadershipEnded{gen: a.gen, id: id})
-	return &lockv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
+	a.notifyWhenDone(l.Done(), &electLeadershipEnded{stamp: a.stamp(), id: id})
+	return &electionv1.Leadership{Election: l.Election(), Value: l.Value(), Epoch: l.Epoch(), LeadershipId: id}
 }
 
-func (a *LockActor) dropLeadership(h *heldLeadership) {
+func (a *ElectionActor) dropLeadership(h *heldLeadership) {
 	delete(a.leaderships, h.id)
 	if a.granted[h.requestID] == h.id {
 		delete(a.granted, h.requestID)
@@ -203,13 +356,13 @@ func (a *LockActor) dropLeadership(h *heldLeadership) {
 }
 
 // resignAbandoned resigns a leadership nobody will use.
-func (a *LockActor) resignAbandoned(ctx context.Context, l backends.Leadership) {
+func (a *ElectionActor) resignAbandoned(ctx context.Context, l backends.Leadership) {
 	if err := l.Resign(ctx); err != nil && !errors.Is(err, backends.ErrNotHeld) {
 		a.log.Warn("baton: resign of an abandoned leadership failed", "election", l.Election(), "err", err)
 	}
 }
 
-func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
+func (a *ElectionActor) onResign(ctx actor.Context, m *electionv1.ResignRequest) {
 	h := a.leaderships[m.GetLeadershipId()]
 	var err error
 	if h == nil || (m.GetElection() != "" && m.GetElection() != h.election) {
@@ -218,7 +371,7 @@ func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
 		err = a.gate.Err()
 	}
 	if err != nil {
-		respond(ctx, &lockv1.ResignResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.ResignResponse{Status: statusv1.FromError(err)})
 		return
 	}
 	octx, cancel := a.opContext()
@@ -227,22 +380,22 @@ func (a *LockActor) onResign(ctx actor.Context, m *lockv1.ResignRequest) {
 	if err == nil || errors.Is(err, backends.ErrNotHeld) {
 		a.dropLeadership(h)
 	}
-	respond(ctx, &lockv1.ResignResponse{Status: statusv1.FromError(err)})
+	respond(ctx, &electionv1.ResignResponse{Status: statusv1.FromError(err)})
 }
 
 // onLeadershipEnded handles a leadership whose Done closed. One still
 // recorded was not resigned through the actor: it was lost.
-func (a *LockActor) onLeadershipEnded(ctx actor.Context, id string) {
+func (a *ElectionActor) onLeadershipEnded(ctx actor.Context, id string) {
 	h := a.leaderships[id]
 	if h == nil {
 		return
 	}
 	a.dropLeadership(h)
-	ctx.Send(h.subscriber, &lockv1.LeadershipLost{Election: h.election, LeadershipId: id, Cause: statusv1.FromError(
+	ctx.Send(h.subscriber, &electionv1.LeadershipLost{Election: h.election, LeadershipId: id, Cause: statusv1.FromError(
 		fmt.Errorf("election %q: leadership lost: %w", h.election, backends.ErrNotHeld))})
 }
 
-func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
+func (a *ElectionActor) onLeader(ctx actor.Context, m *electionv1.LeaderRequest) {
 	err := errNoElector()
 	if a.cfg.Elector != nil {
 		err = backends.ValidateName("election", m.GetElection())
@@ -251,7 +404,7 @@ func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
 		err = a.gate.Err()
 	}
 	if err != nil {
-		respond(ctx, &lockv1.LeaderResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.LeaderResponse{Status: statusv1.FromError(err)})
 		return
 	}
 	octx, cancel := a.opContext()
@@ -259,20 +412,20 @@ func (a *LockActor) onLeader(ctx actor.Context, m *lockv1.LeaderRequest) {
 	err = actorOpError(err)
 	cancel()
 	if err != nil {
-		respond(ctx, &lockv1.LeaderResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.LeaderResponse{Status: statusv1.FromError(err)})
 		return
 	}
-	respond(ctx, &lockv1.LeaderResponse{Status: statusv1.OK(), Leader: leaderInfoMsg(info)})
+	respond(ctx, &electionv1.LeaderResponse{Status: statusv1.OK(), Leader: leaderInfoMsg(info)})
 }
 
-func leaderInfoMsg(info backends.LeaderInfo) *lockv1.LeaderInfo {
-	return &lockv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
+func leaderInfoMsg(info backends.LeaderInfo) *electionv1.LeaderInfo {
+	return &electionv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
 }
 
 func leaderChanged(info backends.LeaderInfo) func(id string, seq uint64) any {
 	msg := leaderInfoMsg(info)
 	return func(id string, seq uint64) any {
-		return &lockv1.LeaderChanged{SubscriptionId: id, Seq: seq, Leader: msg}
+		return &electionv1.LeaderChanged{SubscriptionId: id, Seq: seq, Leader: msg}
 	}
 }
 
@@ -282,7 +435,7 @@ func ended(st *statusv1.Status) func(id string, seq uint64) any {
 	}
 }
 
-func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
+func (a *ElectionActor) onObserve(ctx actor.Context, m *electionv1.ObserveRequest) {
 	election, subID := m.GetElection(), m.GetSubscriptionId()
 	pid := subscriberPID(ctx, m.GetSubscriber())
 	err := errNoElector()
@@ -296,7 +449,7 @@ func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
 		err = a.gate.Err()
 	}
 	if err != nil {
-		respond(ctx, &lockv1.ObserveResponse{Status: statusv1.FromError(err)})
+		respond(ctx, &electionv1.ObserveResponse{Status: statusv1.FromError(err)})
 		return
 	}
 	// A subscription id reused for another election leaves the old one.
@@ -313,7 +466,7 @@ func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
 		w.pending = append(w.pending, pendingObserve{sender: ctx.Sender(), subID: subID})
 		return
 	}
-	respond(ctx, &lockv1.ObserveResponse{Status: statusv1.OK()})
+	respond(ctx, &electionv1.ObserveResponse{Status: statusv1.OK()})
 	if w.last != nil && w.last.Epoch != 0 {
 		// A late subscriber starts from the current leader, like a fresh
 		// backend Observe would.
@@ -322,46 +475,46 @@ func (a *LockActor) onObserve(ctx actor.Context, m *lockv1.ObserveRequest) {
 }
 
 // startWatch starts the one backend Observe of election.
-func (a *LockActor) startWatch(election string) *leaderWatch {
+func (a *ElectionActor) startWatch(election string) *leaderWatch {
 	a.watchSeq++
 	octx, cancel := context.WithCancel(a.life)
 	w := &leaderWatch{id: a.watchSeq, election: election, cancel: cancel, subs: map[string]bool{}}
 	a.observations[election] = w
-	elector, gen, root, self, id := a.cfg.Elector, a.gen, a.root, a.self, w.id
+	elector, send, st, id := a.cfg.Elector, a.sender(), a.stamp(), w.id
 	a.spawn(func() {
 		ch, err := elector.Observe(octx, election)
-		root.Send(self, &electWatchStarted{gen: gen, election: election, watch: id, err: err})
+		send(&electWatchStarted{stamp: st, election: election, watch: id, err: err})
 		if err != nil {
 			return
 		}
 		for info := range ch {
-			root.Send(self, &electObserved{gen: gen, election: election, watch: id, info: info})
+			send(&electObserved{stamp: st, election: election, watch: id, info: info})
 		}
 		if octx.Err() == nil {
-			root.Send(self, &electWatchEnded{gen: gen, election: election, watch: id})
+			send(&electWatchEnded{stamp: st, election: election, watch: id})
 		}
 	})
 	return w
 }
 
 // currentWatch returns the watch of election if it is still the one with id.
-func (a *LockActor) currentWatch(election string, id uint64) *leaderWatch {
+func (a *ElectionActor) currentWatch(election string, id uint64) *leaderWatch {
 	if w := a.observations[election]; w != nil && w.id == id {
 		return w
 	}
 	return nil
 }
 
-func (a *LockActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
+func (a *ElectionActor) answerPending(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
 	for _, p := range w.pending {
 		if p.sender != nil {
-			ctx.Send(p.sender, &lockv1.ObserveResponse{Status: st})
+			ctx.Send(p.sender, &electionv1.ObserveResponse{Status: st})
 		}
 	}
 	w.pending = nil
 }
 
-func (a *LockActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
+func (a *ElectionActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
 	w := a.currentWatch(m.election, m.watch)
 	if w == nil {
 		return
@@ -375,7 +528,7 @@ func (a *LockActor) onWatchStarted(ctx actor.Context, m *electWatchStarted) {
 	a.answerPending(ctx, w, statusv1.OK())
 }
 
-func (a *LockActor) onObserved(ctx actor.Context, m *electObserved) {
+func (a *ElectionActor) onObserved(ctx actor.Context, m *electObserved) {
 	w := a.currentWatch(m.election, m.watch)
 	if w == nil {
 		return
@@ -387,7 +540,7 @@ func (a *LockActor) onObserved(ctx actor.Context, m *electObserved) {
 
 // onWatchEnded: the backend ended an observation nobody cancelled (its
 // elector was closed). Its subscribers are told and dropped.
-func (a *LockActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
+func (a *ElectionActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
 	if w := a.currentWatch(m.election, m.watch); w != nil {
 		a.endWatch(ctx, w, statusv1.FromError(fmt.Errorf("election %q: observation ended: %w", m.election, backends.ErrClosed)))
 	}
@@ -395,7 +548,7 @@ func (a *LockActor) onWatchEnded(ctx actor.Context, m *electWatchEnded) {
 
 // endWatch stops w and removes its subscriptions, sending each an Ended
 // with st first unless st is nil.
-func (a *LockActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
+func (a *ElectionActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Status) {
 	w.cancel()
 	delete(a.observations, w.election)
 	for id := range w.subs {
@@ -410,7 +563,7 @@ func (a *LockActor) endWatch(ctx actor.Context, w *leaderWatch, st *statusv1.Sta
 }
 
 // stopWatch stops the watch of an election that has no subscribers left.
-func (a *LockActor) stopWatch(ctx actor.Context, election string) {
+func (a *ElectionActor) stopWatch(ctx actor.Context, election string) {
 	if w := a.observations[election]; w != nil {
 		a.answerPending(ctx, w, statusv1.OK())
 		w.cancel()
@@ -420,7 +573,7 @@ func (a *LockActor) stopWatch(ctx actor.Context, election string) {
 
 // unsubscribe removes one subscription, stopping its watch when it was the
 // last.
-func (a *LockActor) unsubscribe(ctx actor.Context, id string) {
+func (a *ElectionActor) unsubscribe(ctx actor.Context, id string) {
 	topic, last := a.hub.Remove(ctx, id)
 	if w := a.observations[topic]; w != nil {
 		delete(w.subs, id)
@@ -431,7 +584,7 @@ func (a *LockActor) unsubscribe(ctx actor.Context, id string) {
 }
 
 // onSubscriberStopped drops every subscription of a stopped subscriber.
-func (a *LockActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
+func (a *ElectionActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
 	for _, topic := range a.hub.RemovePID(ctx, who) {
 		a.stopWatch(ctx, topic)
 	}
@@ -444,9 +597,19 @@ func (a *LockActor) onSubscriberStopped(ctx actor.Context, who *actor.PID) {
 	}
 }
 
-// shutdownElections is the election part of shutdown (goroutines have
-// been waited for already).
-func (a *LockActor) shutdownElections(ctx actor.Context, octx context.Context, cause error) {
+// shutdown ends this incarnation: every goroutine is cancelled and waited
+// for, every parked campaign is answered with cause, every leadership is
+// resigned and its holder told, every observation ended.
+func (a *ElectionActor) shutdown(ctx actor.Context, cause error) {
+	if !a.started() {
+		return
+	}
+	a.end() // late continuations are stale from here on
+	// One bound for all the resignations: a dead backend must not hold the
+	// shutdown for OpTimeout per leadership.
+	octx, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)
+	defer cancel()
+
 	for _, c := range a.campaigns {
 		if l, ok, _ := c.result(); ok && l != nil {
 			a.resignAbandoned(octx, l)
@@ -457,16 +620,17 @@ func (a *LockActor) shutdownElections(ctx actor.Context, octx context.Context, c
 		}
 		ctx.Send(c.sender, resp)
 		for _, p := range c.cancelers {
-			ctx.Send(p, &lockv1.CancelResponse{Status: statusv1.OK()})
+			ctx.Send(p, &electionv1.CancelResponse{Status: statusv1.OK()})
 		}
 	}
 	a.campaigns = map[string]*campaign{}
-	closed := statusv1.FromError(fmt.Errorf("lock actor: %w", backends.ErrClosed))
+	closed := statusv1.FromError(fmt.Errorf("election actor: %w", backends.ErrClosed))
 	for _, h := range a.leaderships {
 		a.resignAbandoned(octx, h.leadership)
-		ctx.Send(h.subscriber, &lockv1.LeadershipLost{Election: h.election, LeadershipId: h.id, Cause: closed})
+		ctx.Send(h.subscriber, &electionv1.LeadershipLost{Election: h.election, LeadershipId: h.id, Cause: closed})
 	}
 	a.leaderships = map[string]*heldLeadership{}
+	a.granted = map[string]string{}
 	st := statusv1.FromError(cause)
 	for _, w := range a.observations {
 		a.answerPending(ctx, w, st)

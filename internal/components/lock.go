@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,27 +15,23 @@ import (
 	"github.com/baton-go/baton/backends"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
-	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// LockActorConfig configures the lock actor, which serves both locks
-// (lockv1 Acquire/Release/Refresh/Cancel) and leader elections (lockv1
-// Campaign/Resign/Leader/Observe).
+// LockActorConfig configures the lock actor, which serves locks (lockv1
+// Acquire/Release/Refresh/Cancel/Adopt). Elections have their own actor
+// (ElectionActorConfig).
 type LockActorConfig struct {
 	// Locker is the backend lock component. Default: nil, and lock requests
 	// are answered CODE_NOT_SUPPORTED.
 	Locker backends.Locker
-	// Elector is the backend election component. Default: nil, and election
-	// requests are answered CODE_NOT_SUPPORTED.
-	Elector backends.Elector
 	// Backend is "redis" or "etcd", for the connector gate.
 	Backend string
 	// Supervisor is the connector supervisor. Default: nil, no gate (the
 	// backend's own errors are reported as they come).
 	Supervisor *actor.PID
 	// OpTimeout bounds one backend call made from the mailbox (TryAcquire,
-	// Release, Refresh, Resign, Leader) and the releases done when the actor
-	// stops. Default: 5s.
+	// Release, Refresh, Handoff, Adopt) and the releases done when the
+	// actor stops. Default: 5s.
 	OpTimeout time.Duration
 	// DefaultTTL is the lease TTL of an AcquireRequest that gives none.
 	// Default: 0, meaning backends.DefaultLockTTL.
@@ -59,8 +54,7 @@ type LockActorConfig struct {
 // DefaultHandoffLimit is LockActorConfig.HandoffLimit when unset.
 const DefaultHandoffLimit = time.Second
 
-// LockActor serves locks and elections through one backends.Locker and
-// one backends.Elector.
+// LockActor serves locks through one backends.Locker.
 //
 // Waiting acquires (AcquireRequest.wait) never block the mailbox, and the
 // waiters of one lock name are served in arrival order: they queue in the
@@ -80,24 +74,19 @@ const DefaultHandoffLimit = time.Second
 // grant, handed off or acquired, carries a fresh fencing token from the
 // backend, so tokens keep strictly increasing. A TryAcquire of a name with
 // local waiters queued is answered CODE_NOT_OBTAINED without a backend
-// call: it must not overtake them.
+// call: it must not overtake them. These rules are lockQueue's, one per
+// lock name; the actor makes the backend calls and answers.
 //
-// Campaigns run in goroutines the same way (no local queue: the backend
-// decides). Observations are shared: one backend Observe per election,
-// fanned out to every local subscriber through a Hub.
-//
-// Grants live in the actor and are named by lease_id / leadership_id; their
-// loss is sent as LeaseLost / LeadershipLost to the request's subscriber.
-// A grant lasts until it is released (resigned), lost, withdrawn with
-// CancelRequest, or the actor stops. Holders are not death-watched: the
-// sender of a request is often a short-lived future, and watching one would
-// complete it. Acquire and Campaign requests without a sender are dropped,
-// since nobody could ever learn of (and give back) their grant.
-// When the actor stops or restarts it cancels every goroutine and waits for
-// them, answers every parked request (CODE_CLOSED when stopping,
-// CODE_UNAVAILABLE when restarting), releases every lease and resigns every
-// leadership it holds (sending LeaseLost / LeadershipLost with CODE_CLOSED)
-// and ends every observation with subscriptionv1.Ended.
+// Leases live in the actor and are named by lease_id; their loss is sent
+// as LeaseLost to the request's subscriber. A lease lasts until it is
+// released, lost, withdrawn with CancelRequest, or the actor stops. Holders
+// are not death-watched: the sender of a request is often a short-lived
+// future, and watching one would complete it. Acquire requests without a
+// sender are dropped, since nobody could ever learn of (and give back)
+// their lease. When the actor stops or restarts it cancels every goroutine
+// and waits for them, answers every parked request (CODE_CLOSED when
+// stopping, CODE_UNAVAILABLE when restarting), and releases every lease it
+// holds (sending LeaseLost with CODE_CLOSED).
 type LockActor struct {
 	cfg  LockActorConfig
 	gate *BackendGate
@@ -106,45 +95,13 @@ type LockActor struct {
 	// (backends.Detacher) are detached, not released (lock grains).
 	keepLeases bool
 
-	gen  uint64 // this incarnation; continuations of older ones are ignored
-	self *actor.PID
-	root *actor.RootContext
-	life context.Context // ends when this incarnation stops or restarts
-	kill context.CancelFunc
-	wg   sync.WaitGroup // every goroutine this incarnation started
+	incarnation
 
-	queues  map[string]*lockQueue  // lock name → local waiters and holders
+	queues  map[string]*lockQueue  // lock name → its queue and hand-off policy
 	waiters map[string]*lockWaiter // request id → waiting acquire
 	leases  map[string]*heldLease  // lease id → held lease
-	granted map[string]string      // request id → lease id or leadership id
-
-	campaigns    map[string]*campaign       // request id → running campaign
-	leaderships  map[string]*heldLeadership // leadership id → leadership
-	hub          *Hub                       // observe subscriptions
-	observations map[string]*leaderWatch    // election → its one backend Observe
-	watchSeq     uint64                     // numbers leaderWatch instances
+	granted map[string]string      // request id → lease id
 }
-
-// lockGenerations numbers every incarnation of every lock actor, so a
-// restarted actor (a fresh instance) never mistakes an older incarnation's
-// continuation message for its own.
-var lockGenerations atomic.Uint64
-
-// lockQueue is the local state of one lock name.
-type lockQueue struct {
-	waiting  []*lockWaiter   // arrival order; none of them runs yet
-	inflight *lockWaiter     // the head, running its backend Acquire
-	held     map[string]bool // lease ids held through this actor
-	// chainStart is when the lock was last obtained from the backend by
-	// an acquire (not a hand-off): the start of the current hand-off chain.
-	chainStart time.Time
-	// yieldUntil: after a chain reached HandoffLimit and the lock was
-	// released, the next local acquire waits until then, so that
-	// contenders outside the actor woken by the release can take it.
-	yieldUntil time.Time
-}
-
-func (q *lockQueue) busy() bool { return q.inflight != nil || len(q.waiting) > 0 }
 
 // lockWaiter is a parked AcquireRequest{wait: true}.
 type lockWaiter struct {
@@ -191,29 +148,22 @@ type heldLease struct {
 // Continuation messages sent by the actor's goroutines and timers.
 type (
 	lockAcquired struct {
-		gen uint64
-		w   *lockWaiter
+		stamp
+		w *lockWaiter
 	}
 	lockWaitExpired struct {
-		gen       uint64
+		stamp
 		requestID string
 	}
 	lockLeaseEnded struct {
-		gen uint64
-		id  string
+		stamp
+		id string
 	}
 	lockYieldEnded struct {
-		gen  uint64
+		stamp
 		name string
 	}
 )
-
-// handoffYield is how long a lock released at the end of a hand-off chain
-// is left to contenders outside the actor before the local waiters try
-// again: long enough for a Redis waiter of another process to be notified
-// and run its acquire script, short enough to cost little (2% of a second
-// of sustained contention with the default limit).
-const handoffYield = 20 * time.Millisecond
 
 // NewLockActorProps returns the props of a lock actor. Spawn it with
 // SpawnNamed. A restart gives a fresh instance (the old one cleans up in
@@ -238,25 +188,22 @@ func newLockActor(cfg LockActorConfig) *LockActor {
 		cfg.Owner = cfg.Owner[:maxPrefix]
 	}
 	return &LockActor{
-		cfg: cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
+		incarnation: incarnation{opTimeout: cfg.OpTimeout},
+		cfg:         cfg, gate: NewBackendGate(cfg.Backend), log: cfg.Logger,
 		queues: map[string]*lockQueue{}, waiters: map[string]*lockWaiter{},
 		leases: map[string]*heldLease{}, granted: map[string]string{},
-		campaigns: map[string]*campaign{}, leaderships: map[string]*heldLeadership{},
-		hub: NewHub(), observations: map[string]*leaderWatch{},
 	}
 }
 
 // Receive implements actor.Actor.
 func (a *LockActor) Receive(ctx actor.Context) {
 	msg := ctx.Message()
-	if a.gate.Handle(ctx, msg) {
+	if a.gate.Handle(ctx, msg) || a.stale(msg) {
 		return
 	}
 	switch m := msg.(type) {
 	case *actor.Started:
-		a.gen = lockGenerations.Add(1)
-		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
-		a.life, a.kill = context.WithCancel(context.Background())
+		a.begin(ctx)
 		a.gate.Subscribe(ctx, a.cfg.Supervisor)
 	case *actor.Stopping:
 		a.shutdown(ctx, fmt.Errorf("lock actor %s stopped: %w", ctx.Self().Id, backends.ErrClosed))
@@ -278,127 +225,27 @@ func (a *LockActor) Receive(ctx actor.Context) {
 	case *lockv1.AdoptRequest:
 		a.onAdopt(ctx, m)
 	case *lockAcquired:
-		if m.gen == a.gen {
-			a.onAcquired(ctx, m.w)
-		}
+		a.onAcquired(ctx, m.w)
 	case *lockWaitExpired:
-		if m.gen == a.gen {
-			a.onWaitExpired(ctx, m.requestID)
-		}
+		a.onWaitExpired(ctx, m.requestID)
 	case *lockLeaseEnded:
-		if m.gen == a.gen {
-			a.onLeaseEnded(ctx, m.id)
-		}
+		a.onLeaseEnded(ctx, m.id)
 	case *lockYieldEnded:
-		if m.gen == a.gen {
-			a.startNext(ctx, m.name)
-		}
-
-	case *lockv1.CampaignRequest:
-		a.onCampaign(ctx, m)
-	case *lockv1.ResignRequest:
-		a.onResign(ctx, m)
-	case *lockv1.LeaderRequest:
-		a.onLeader(ctx, m)
-	case *lockv1.ObserveRequest:
-		a.onObserve(ctx, m)
-	case *subscriptionv1.UnsubscribeRequest:
-		a.unsubscribe(ctx, m.GetSubscriptionId())
-		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
-	case *subscriptionv1.Ack:
-		a.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), resyncFor)
-	case *actor.Terminated:
-		a.onSubscriberStopped(ctx, m.Who)
-	case *electCampaigned:
-		if m.gen == a.gen {
-			a.onCampaigned(ctx, m.c)
-		}
-	case *electLeadershipEnded:
-		if m.gen == a.gen {
-			a.onLeadershipEnded(ctx, m.id)
-		}
-	case *electWatchStarted:
-		if m.gen == a.gen {
-			a.onWatchStarted(ctx, m)
-		}
-	case *electObserved:
-		if m.gen == a.gen {
-			a.onObserved(ctx, m)
-		}
-	case *electWatchEnded:
-		if m.gen == a.gen {
-			a.onWatchEnded(ctx, m)
-		}
+		a.startNext(ctx, m.name)
 	case *actor.Stopped:
 	default:
 		rejectUnknown(ctx, msg)
 	}
 }
 
-// opContext bounds one backend call made from the mailbox.
-func (a *LockActor) opContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(a.life, a.cfg.OpTimeout)
-}
-
-// spawn runs f in a goroutine of this incarnation.
-func (a *LockActor) spawn(f func()) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		f()
-	}()
-}
-
-// notifyWhenDone sends msg to the actor when done closes, unless the
-// incarnation ends first.
-func (a *LockActor) notifyWhenDone(done <-chan struct{}, msg any) {
-	life, root, self := a.life, a.root, a.self
-	a.spawn(func() {
-		select {
-		case <-done:
-			root.Send(self, msg)
-		case <-life.Done():
-		}
-	})
-}
-
-// newHandle returns a random id for a lease or leadership: random rather
-// than counted, so a handle kept across an actor restart can never name a
-// newer grant.
-func newHandle() string { return rand.Text() }
-
-// durationOf reads an optional duration field; negative or malformed
-// values are invalid arguments.
-func durationOf(field string, d *durationpb.Duration) (time.Duration, error) {
-	if d == nil {
-		return 0, nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return 0, backends.Invalid(field, d.String(), err.Error())
-	}
-	v := d.AsDuration()
-	if v < 0 {
-		return 0, backends.Invalid(field, v, "must not be negative")
-	}
-	return v, nil
-}
-
-// claimRequestID checks that a requester-chosen id is not in use, and
-// makes one up when none was given (the request then cannot be cancelled).
+// claimRequestID checks that a requester-chosen id is not in use by a
+// waiting acquire or a lease it was granted.
 func (a *LockActor) claimRequestID(id string) (string, error) {
-	if id == "" {
-		return "auto-" + rand.Text(), nil
-	}
-	if len(id) > backends.MaxNameLen {
-		return "", backends.Invalid("request_id", id, fmt.Sprintf("longer than %d bytes", backends.MaxNameLen))
-	}
-	_, w := a.waiters[id]
-	_, c := a.campaigns[id]
-	_, g := a.granted[id]
-	if w || c || g {
-		return "", backends.Invalid("request_id", id, "already in use")
-	}
-	return id, nil
+	return claimRequestID(id, func(id string) bool {
+		_, w := a.waiters[id]
+		_, g := a.granted[id]
+		return w || g
+	})
 }
 
 // lockOptions turns a request into validated backend options.
@@ -465,12 +312,10 @@ func (a *LockActor) onAcquire(ctx actor.Context, m *lockv1.AcquireRequest) {
 	w := &lockWaiter{requestID: id, name: name, opts: opts, sender: ctx.Sender(), subscriber: subscriber}
 	if timeout > 0 {
 		w.deadline = time.Now().Add(timeout)
-		gen, root, self := a.gen, a.root, a.self
-		w.timer = time.AfterFunc(timeout, func() { root.Send(self, &lockWaitExpired{gen: gen, requestID: id}) })
+		w.timer = a.sendAfter(timeout, &lockWaitExpired{stamp: a.stamp(), requestID: id})
 	}
 	a.waiters[id] = w
-	q := a.queue(name)
-	q.waiting = append(q.waiting, w)
+	a.queue(name).add(id, w.deadline)
 	a.startNext(ctx, name)
 }
 
@@ -501,7 +346,7 @@ func (a *LockActor) tryAcquire(ctx actor.Context, m *lockv1.AcquireRequest, name
 func (a *LockActor) queue(name string) *lockQueue {
 	q := a.queues[name]
 	if q == nil {
-		q = &lockQueue{held: map[string]bool{}}
+		q = newLockQueue(a.cfg.HandoffLimit, handoffYield)
 		a.queues[name] = q
 	}
 	return q
@@ -509,54 +354,58 @@ func (a *LockActor) queue(name string) *lockQueue {
 
 // tidy forgets a queue with nothing in it.
 func (a *LockActor) tidy(name string) {
-	if q := a.queues[name]; q != nil && !q.busy() && len(q.held) == 0 {
+	if q := a.queues[name]; q != nil && q.empty() {
 		delete(a.queues, name)
 	}
 }
 
-// startNext starts the backend Acquire of the first waiter of name, when
-// no waiter runs and no lease of name is held through this actor.
+// startNext starts the backend Acquire of the next waiter of name when the
+// queue lets one run (see lockQueue.next); waiters that cannot run are
+// answered on the way. During a yield nothing starts: lockYieldEnded
+// comes.
 func (a *LockActor) startNext(ctx actor.Context, name string) {
 	q := a.queues[name]
 	if q == nil {
 		return
 	}
-	if len(q.waiting) > 0 && time.Now().Before(q.yieldUntil) {
-		return // lockYieldEnded comes
-	}
-	for q.inflight == nil && len(q.held) == 0 && len(q.waiting) > 0 {
-		w := q.waiting[0]
-		q.waiting[0] = nil
-		q.waiting = q.waiting[1:]
+	for {
+		next, ok := q.next(time.Now())
+		if !ok {
+			break
+		}
+		w := a.waiters[next.id]
+		if w == nil {
+			continue
+		}
 		if err := a.gate.Err(); err != nil {
 			a.finishWaiter(ctx, w, acquireFailed(err))
 			continue
 		}
-		if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		if next.expired(time.Now()) {
 			a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", name, context.DeadlineExceeded)))
 			continue
 		}
-		a.run(q, w)
+		q.start(w.requestID)
+		a.run(w)
 	}
 	a.tidy(name)
 }
 
 // run starts w's backend Acquire.
-func (a *LockActor) run(q *lockQueue, w *lockWaiter) {
+func (a *LockActor) run(w *lockWaiter) {
 	var wctx context.Context
 	if w.deadline.IsZero() {
 		wctx, w.cancel = context.WithCancel(a.life)
 	} else {
 		wctx, w.cancel = context.WithDeadline(a.life, w.deadline)
 	}
-	q.inflight = w
-	locker, gen, root, self := a.cfg.Locker, a.gen, a.root, a.self
+	locker, send, st := a.cfg.Locker, a.sender(), a.stamp()
 	a.spawn(func() {
 		lease, err := locker.Acquire(wctx, w.name, w.opts)
 		w.mu.Lock()
 		w.lease, w.err, w.grantedAt = lease, err, time.Now()
 		w.mu.Unlock()
-		root.Send(self, &lockAcquired{gen: gen, w: w})
+		send(&lockAcquired{stamp: st, w: w})
 	})
 }
 
@@ -581,8 +430,8 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 	if !ok {
 		return
 	}
-	if q := a.queues[w.name]; q != nil && q.inflight == w {
-		q.inflight = nil
+	if q := a.queues[w.name]; q != nil {
+		q.acquireEnded(w.requestID)
 	}
 	switch {
 	case w.canceled:
@@ -590,7 +439,7 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 			// Nobody will use this grant: pass it on like a release.
 			h := &heldLease{id: newHandle(), name: w.name, lease: lease}
 			a.leases[h.id] = h
-			a.queue(w.name).held[h.id] = true
+			a.queue(w.name).holdUnused(h.id)
 			_ = a.leave(ctx, h, true)
 		}
 		a.finishWaiter(ctx, w, acquireFailed(withdrawn("lock", w.name)))
@@ -600,10 +449,6 @@ func (a *LockActor) onAcquired(ctx actor.Context, w *lockWaiter) {
 		a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: a.hold(w.name, w.requestID, lease, w.subscriber, w.grantedAt)})
 	}
 	a.startNext(ctx, w.name)
-}
-
-func withdrawn(what, name string) error {
-	return fmt.Errorf("%s %q: request withdrawn: %w", what, name, context.Canceled)
 }
 
 // giveUp releases a lease nobody will use.
@@ -625,31 +470,30 @@ func (a *LockActor) onWaitExpired(ctx actor.Context, id string) {
 
 // unqueue removes a waiter that is not running from its queue.
 func (a *LockActor) unqueue(w *lockWaiter) {
-	q := a.queues[w.name]
-	if q == nil {
-		return
-	}
-	for i, x := range q.waiting {
-		if x == w {
-			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-			return
-		}
+	if q := a.queues[w.name]; q != nil {
+		q.remove(w.requestID)
 	}
 }
 
-// hold records a granted lease and watches it for loss. grantedAt is when
-// the backend call that granted it returned (zero for an adopted lease,
-// whose expiry the holder already knows).
+// hold records a lease obtained from the backend (not by a hand-off) and
+// watches it for loss; see record.
 func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscriber *actor.PID, grantedAt time.Time) *lockv1.Lease {
+	granted := a.record(name, requestID, lease, subscriber, grantedAt)
+	a.queue(name).hold(granted.GetLeaseId(), time.Now())
+	return granted
+}
+
+// record keeps a granted lease in the actor and watches it for loss; the
+// caller tells the queue. grantedAt is when the backend call that granted
+// it returned (zero for an adopted lease, whose expiry the holder already
+// knows).
+func (a *LockActor) record(name, requestID string, lease backends.Lease, subscriber *actor.PID, grantedAt time.Time) *lockv1.Lease {
 	id := newHandle()
 	a.leases[id] = &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
-	q := a.queue(name)
-	q.held[id] = true
-	q.chainStart = time.Now()
 	if requestID != "" {
 		a.granted[requestID] = id
 	}
-	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{gen: a.gen, id: id})
+	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{stamp: a.stamp(), id: id})
 	granted := &lockv1.Lease{
 		Name: name, Owner: lease.Owner(), Ttl: durationpb.New(lease.TTL()),
 		Token: lease.Token(), LeaseId: id,
@@ -715,7 +559,7 @@ func (a *LockActor) drop(h *heldLease) {
 		delete(a.granted, h.requestID)
 	}
 	if q := a.queues[h.name]; q != nil {
-		delete(q.held, h.id)
+		q.release(h.id)
 	}
 }
 
@@ -817,38 +661,33 @@ func (a *LockActor) releaseLater(lease backends.Lease) {
 	})
 }
 
-// handoffTarget returns the waiter h's lease can be handed to: the first
-// local waiter of its lock, when h is the only lease of that lock held
-// here, no waiter runs a backend Acquire and the lease can be handed off.
-// Waiters whose deadline passed on the way are answered and skipped.
+// handoffTarget returns the waiter h's lease can be handed to, when the
+// lease can be handed off at all (a backends.Handoffer, with the backend
+// up) and the queue picks one (see lockQueue.handoffTarget). Waiters whose
+// deadline passed on the way are answered. When the hand-off chain has run
+// for HandoffLimit, nobody is picked and lockYieldEnded lets the local
+// waiters acquire again after the yield.
 func (a *LockActor) handoffTarget(ctx actor.Context, h *heldLease) *lockWaiter {
 	q := a.queues[h.name]
-	if q == nil || q.inflight != nil || len(q.held) != 1 || !q.held[h.id] {
+	if q == nil {
 		return nil
 	}
 	if _, ok := h.lease.(backends.Handoffer); !ok || a.gate.Err() != nil {
 		return nil
 	}
-	for len(q.waiting) > 0 {
-		w := q.waiting[0]
-		if w.deadline.IsZero() || time.Now().Before(w.deadline) {
-			break
+	target, expired, yield := q.handoffTarget(h.id, time.Now())
+	for _, id := range expired {
+		if w := a.waiters[id]; w != nil {
+			a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
 		}
-		q.waiting[0] = nil
-		q.waiting = q.waiting[1:]
-		a.finishWaiter(ctx, w, acquireFailed(fmt.Errorf("lock %q: acquire: %w", w.name, context.DeadlineExceeded)))
 	}
-	if len(q.waiting) == 0 {
+	if yield {
+		a.sendAfter(handoffYield, &lockYieldEnded{stamp: a.stamp(), name: h.name})
+	}
+	if target == "" {
 		return nil
 	}
-	if limit := a.cfg.HandoffLimit; limit >= 0 && time.Since(q.chainStart) >= limit {
-		// Let the lock go free once, and leave it to outsiders briefly.
-		q.yieldUntil = time.Now().Add(handoffYield)
-		gen, root, self, name := a.gen, a.root, a.self, h.name
-		time.AfterFunc(handoffYield, func() { root.Send(self, &lockYieldEnded{gen: gen, name: name}) })
-		return nil
-	}
-	return q.waiting[0]
+	return a.waiters[target]
 }
 
 // handoff passes h's lease to w, the head of its queue, and answers w with
@@ -864,12 +703,8 @@ func (a *LockActor) handoff(ctx actor.Context, h *heldLease, w *lockWaiter) erro
 		return actorOpError(err)
 	}
 	a.drop(h)
-	q := a.queues[h.name]
-	q.waiting[0] = nil
-	q.waiting = q.waiting[1:]
-	chain := q.chainStart
-	granted := a.hold(w.name, w.requestID, next, w.subscriber, time.Now())
-	q.chainStart = chain // still the same chain
+	granted := a.record(w.name, w.requestID, next, w.subscriber, time.Now())
+	a.queues[h.name].handedOff(w.requestID, granted.GetLeaseId())
 	a.finishWaiter(ctx, w, &lockv1.AcquireResponse{Status: statusv1.OK(), Lease: granted})
 	return nil
 }
@@ -917,8 +752,7 @@ func (a *LockActor) onLeaseEnded(ctx actor.Context, id string) {
 	a.tidy(h.name)
 }
 
-// onCancel withdraws a waiting acquire or campaign, or gives up what it was
-// granted.
+// onCancel withdraws a waiting acquire, or gives up what it was granted.
 func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 	id := m.GetRequestId()
 	ok := &lockv1.CancelResponse{Status: statusv1.OK()}
@@ -937,21 +771,9 @@ func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 		respond(ctx, ok)
 		return
 	}
-	if c := a.campaigns[id]; c != nil {
-		c.canceled = true
-		c.cancelers = append(c.cancelers, ctx.Sender())
-		c.cancel()
-		return
-	}
 	if g, found := a.granted[id]; found {
 		if h := a.leases[g]; h != nil {
 			_ = a.leave(ctx, h, true)
-		}
-		if l := a.leaderships[g]; l != nil {
-			a.dropLeadership(l)
-			octx, cancel := a.opContext()
-			a.resignAbandoned(octx, l.leadership)
-			cancel()
 		}
 	}
 	respond(ctx, ok)
@@ -963,20 +785,17 @@ func (a *LockActor) onCancel(ctx actor.Context, m *lockv1.CancelRequest) {
 func (a *LockActor) reset(ctx actor.Context, cause error) {
 	a.shutdown(ctx, cause)
 	a.waiters = map[string]*lockWaiter{}
-	a.gen = lockGenerations.Add(1)
-	a.life, a.kill = context.WithCancel(context.Background())
+	a.renew()
 }
 
 // shutdown ends this incarnation: every goroutine is cancelled and waited
 // for, every parked request is answered with cause, every grant is given
 // back and its holder told.
 func (a *LockActor) shutdown(ctx actor.Context, cause error) {
-	if a.kill == nil {
-		return // never started
+	if !a.started() {
+		return
 	}
-	a.kill()
-	a.wg.Wait()
-	a.gen = lockGenerations.Add(1) // late continuations are stale now
+	a.end() // late continuations are stale from here on
 	// One bound for all the give-backs: a dead backend must not hold the
 	// shutdown for OpTimeout per grant.
 	octx, cancel := context.WithTimeout(context.Background(), a.cfg.OpTimeout)
@@ -1015,5 +834,4 @@ func (a *LockActor) shutdown(ctx actor.Context, cause error) {
 	}
 	a.leases = map[string]*heldLease{}
 	a.granted = map[string]string{}
-	a.shutdownElections(ctx, octx, cause)
 }

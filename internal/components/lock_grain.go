@@ -25,8 +25,8 @@ type LockGrainConfig struct {
 	// instance answer every request with it until it passivates.
 	Activate func(ctx actor.Context) (cfg LockActorConfig, name string, release func(), err error)
 	// IdleTimeout stops (passivates) the grain after this long without a
-	// message while it has no waiter, lease or election state; the next
-	// request activates it again. Default: 0, never.
+	// message while it has no waiter and no lease; the next request
+	// activates it again. Default: 0, never.
 	IdleTimeout time.Duration
 }
 
@@ -97,7 +97,7 @@ func (g *LockGrain) Receive(ctx actor.Context) {
 		}
 		return
 	case *holderDead:
-		if g.LockActor != nil && m.gen == g.LockActor.gen {
+		if g.LockActor != nil && !g.LockActor.stale(m) {
 			g.releaseFor(ctx, m.key)
 		}
 		return
@@ -132,7 +132,6 @@ func (g *LockGrain) activate(ctx actor.Context) {
 		return
 	}
 	g.name, g.release = name, release
-	cfg.Elector = nil // elections are not grains
 	g.LockActor = newLockActor(cfg)
 	// A grain that stops (it moved, its node stops) leaves held leases to
 	// their holders, who bring them to the next activation.
@@ -152,8 +151,7 @@ func (g *LockGrain) idle() bool {
 	if a == nil {
 		return true
 	}
-	return len(a.waiters) == 0 && len(a.leases) == 0 && len(a.queues) == 0 &&
-		len(a.campaigns) == 0 && len(a.leaderships) == 0 && len(a.observations) == 0
+	return len(a.waiters) == 0 && len(a.leases) == 0 && len(a.queues) == 0
 }
 
 // syncWatches keeps the subscribers of current waiters and leases
@@ -255,7 +253,7 @@ type LockGrainReset struct{}
 
 // holderDead reports that the node of a holder refused a connection.
 type holderDead struct {
-	gen uint64
+	stamp
 	key string
 }
 
@@ -269,9 +267,9 @@ const holderProbeTimeout = time.Second
 // early (holderDead); otherwise they last until released or expired.
 func (g *LockGrain) probeHolder(who *actor.PID) {
 	a := g.LockActor
-	gen, root, self, key, addr := a.gen, a.root, a.self, pidKey(who), who.GetAddress()
+	send, st, key, addr, life := a.sender(), a.stamp(), pidKey(who), who.GetAddress(), a.life
 	a.spawn(func() {
-		ctx, cancel := context.WithTimeout(a.life, holderProbeTimeout)
+		ctx, cancel := context.WithTimeout(life, holderProbeTimeout)
 		defer cancel()
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err == nil {
@@ -279,7 +277,7 @@ func (g *LockGrain) probeHolder(who *actor.PID) {
 			return
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			root.Send(self, &holderDead{gen: gen, key: key})
+			send(&holderDead{stamp: st, key: key})
 		}
 	})
 }

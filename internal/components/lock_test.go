@@ -21,6 +21,7 @@ import (
 	"github.com/baton-go/baton/backends/redis"
 	"github.com/baton-go/baton/integration/harness"
 	"github.com/baton-go/baton/internal/components"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -29,7 +30,7 @@ import (
 
 // lockEnv is one real backend server with a connected Locker and Elector,
 // shared by the subtests of one backend (each uses its own names and its
-// own lock actor).
+// own lock or election actor).
 type lockEnv struct {
 	backend string
 	sys     *actor.ActorSystem
@@ -136,15 +137,12 @@ func newLockerOn(t *testing.T, conn backends.Connector, ns backends.Namespace) b
 
 var lockActorSeq atomic.Int64
 
-// spawnLockActor starts a lock actor on env's locker and elector; it is
-// stopped (and so cleans up) when the test ends.
+// spawnLockActor starts a lock actor on env's locker; it is stopped (and
+// so cleans up) when the test ends.
 func (env *lockEnv) spawnLockActor(t *testing.T, cfg components.LockActorConfig) *actor.PID {
 	t.Helper()
 	if cfg.Locker == nil {
 		cfg.Locker = env.locker
-	}
-	if cfg.Elector == nil {
-		cfg.Elector = env.elector
 	}
 	cfg.Backend = env.backend
 	return env.spawnLockActorAs(t, cfg)
@@ -173,7 +171,7 @@ func (env *lockEnv) newInbox(t *testing.T, ackTo *actor.PID) *lockInbox {
 		switch m := ctx.Message().(type) {
 		case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
 			return
-		case *lockv1.LeaderChanged:
+		case *electionv1.LeaderChanged:
 			ctx.Send(ackTo, &subscriptionv1.Ack{SubscriptionId: m.GetSubscriptionId(), Seq: m.GetSeq()})
 		case *subscriptionv1.Resync:
 			ctx.Send(ackTo, &subscriptionv1.Ack{SubscriptionId: m.GetSubscriptionId(), Seq: m.GetSeq()})
@@ -326,9 +324,9 @@ func testLockMailboxNotBlocked(t *testing.T, env *lockEnv) {
 	assert.Less(t, time.Since(start), time.Second, "try-acquire of another name while a waiter is parked")
 
 	start = time.Now()
-	_, err = actors.Request[*lockv1.LeaderResponse](ctx, env.sys.Root, pid, &lockv1.LeaderRequest{Election: "nobody"})
-	assert.ErrorIs(t, err, backends.ErrNotFound)
-	assert.Less(t, time.Since(start), time.Second, "leader request while a waiter is parked")
+	_, err = actors.Request[*lockv1.RefreshResponse](ctx, env.sys.Root, pid, &lockv1.RefreshRequest{Name: "busy", LeaseId: "nope"})
+	assert.ErrorIs(t, err, backends.ErrNotHeld)
+	assert.Less(t, time.Since(start), time.Second, "refresh of the parked waiter's lock while it is parked")
 
 	require.NoError(t, releaseLock(ctx, env, pid, other))
 	require.NoError(t, outside.Release(ctx))
@@ -453,8 +451,10 @@ func testLockBadInput(t *testing.T, env *lockEnv) {
 	ctx := lockCtx(t, 30*time.Second)
 	root := env.sys.Root
 
-	_, err := actors.Request[*lockv1.AcquireResponse](ctx, root, pid, &lockv1.LeaderInfo{Election: "not a request"})
+	_, err := actors.Request[*lockv1.AcquireResponse](ctx, root, pid, &lockv1.Lease{Name: "not a request"})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "unknown proto message")
+	_, err = actors.Request[*electionv1.LeaderResponse](ctx, root, pid, &electionv1.LeaderRequest{Election: "ok"})
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "election requests go to the election actor")
 	res, err := root.RequestFuture(pid, "plain string", 5*time.Second).Result()
 	require.NoError(t, err)
 	st, ok := res.(*statusv1.Status)

@@ -24,7 +24,7 @@ import (
 // Names of the runtime's component actors on every member, used by
 // client-only nodes for the components that are not grains.
 const (
-	lockActorName = "baton-lock" // elections
+	electionActorName = "baton-election"
 )
 
 // Node is one node of a Baton cluster: a member (with a backend, hosting
@@ -696,7 +696,7 @@ func (n *Node) Discovery() *runtime.DiscoveryClient {
 }
 
 // Election returns the leader-election facade: a member's own, or on a
-// client-only node the lock actor of a member.
+// client-only node the election actor of a member.
 func (n *Node) Election() *runtime.ElectionClient {
 	if n.rt != nil {
 		return n.rt.Election()
@@ -707,7 +707,7 @@ func (n *Node) Election() *runtime.ElectionClient {
 	if e != nil {
 		return e
 	}
-	pid, err := n.serviceProxy(lockActorName)
+	pid, err := n.serviceProxy(electionActorName)
 	if err != nil {
 		return newRuntimeElectionClient(nil, nil, nodeaccess.ClientOptions{})
 	}

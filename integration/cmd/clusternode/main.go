@@ -556,7 +556,7 @@ func (d *driver) unknown(ctx context.Context, f []string) error {
 }
 
 // probeActors are the runtime's component actors on every member.
-var probeActors = []string{"baton-cache", "baton-lock", "baton-discovery", "baton-config", "baton-connectors"}
+var probeActors = []string{"baton-cache", "baton-lock", "baton-election", "baton-discovery", "baton-config", "baton-connectors"}
 
 // probe sends every Baton message type, empty, as a request to every
 // component actor at address, and reports each answer: run against a

@@ -4,10 +4,10 @@
 // 	protoc        (unknown)
 // source: baton/lock/v1/lock.proto
 
-// Package baton.lock.v1 holds the messages of distributed locks and leader
-// elections. A granted lock or leadership stays in the actor that obtained
-// it; the requester refers to it by the lease_id or leadership_id the
-// actor hands out.
+// Package baton.lock.v1 holds the messages of distributed locks. A granted
+// lock stays in the lock actor that obtained it; the requester refers to it
+// by the lease_id the actor hands out. Leader elections have their own
+// package, baton.election.v1.
 
 package lockv1
 
@@ -521,13 +521,13 @@ func (x *RefreshResponse) GetTtl() *durationpb.Duration {
 	return nil
 }
 
-// CancelRequest withdraws a waiting AcquireRequest or CampaignRequest, for
-// a requester whose context ended. A request still waiting is answered
-// CODE_CANCELED. One that was granted in the meantime is given up at once
-// (released or resigned), because its requester no longer listens.
+// CancelRequest withdraws a waiting AcquireRequest, for a requester whose
+// context ended. A request still waiting is answered CODE_CANCELED. One
+// that was granted in the meantime is released at once, because its
+// requester no longer listens.
 type CancelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The request_id of the AcquireRequest or CampaignRequest.
+	// The request_id of the AcquireRequest.
 	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

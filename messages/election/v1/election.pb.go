@@ -2,9 +2,14 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        (unknown)
-// source: baton/lock/v1/election.proto
+// source: baton/election/v1/election.proto
 
-package lockv1
+// Package baton.election.v1 holds the messages of leader elections. A won
+// campaign's leadership stays in the election actor that obtained it; the
+// candidate refers to it by the leadership_id the actor hands out, and
+// learns of its loss from a LeadershipLost event.
+
+package electionv1
 
 import (
 	v11 "github.com/baton-go/baton/messages/status/v1"
@@ -39,7 +44,7 @@ type LeaderInfo struct {
 
 func (x *LeaderInfo) Reset() {
 	*x = LeaderInfo{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[0]
+	mi := &file_baton_election_v1_election_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -51,7 +56,7 @@ func (x *LeaderInfo) String() string {
 func (*LeaderInfo) ProtoMessage() {}
 
 func (x *LeaderInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[0]
+	mi := &file_baton_election_v1_election_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -64,7 +69,7 @@ func (x *LeaderInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderInfo.ProtoReflect.Descriptor instead.
 func (*LeaderInfo) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{0}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *LeaderInfo) GetElection() string {
@@ -102,7 +107,7 @@ type Leadership struct {
 
 func (x *Leadership) Reset() {
 	*x = Leadership{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[1]
+	mi := &file_baton_election_v1_election_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +119,7 @@ func (x *Leadership) String() string {
 func (*Leadership) ProtoMessage() {}
 
 func (x *Leadership) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[1]
+	mi := &file_baton_election_v1_election_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +132,7 @@ func (x *Leadership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leadership.ProtoReflect.Descriptor instead.
 func (*Leadership) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{1}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Leadership) GetElection() string {
@@ -179,7 +184,7 @@ type CampaignRequest struct {
 
 func (x *CampaignRequest) Reset() {
 	*x = CampaignRequest{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[2]
+	mi := &file_baton_election_v1_election_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +196,7 @@ func (x *CampaignRequest) String() string {
 func (*CampaignRequest) ProtoMessage() {}
 
 func (x *CampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[2]
+	mi := &file_baton_election_v1_election_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +209,7 @@ func (x *CampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignRequest.ProtoReflect.Descriptor instead.
 func (*CampaignRequest) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{2}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CampaignRequest) GetElection() string {
@@ -254,7 +259,7 @@ type CampaignResponse struct {
 
 func (x *CampaignResponse) Reset() {
 	*x = CampaignResponse{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[3]
+	mi := &file_baton_election_v1_election_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +271,7 @@ func (x *CampaignResponse) String() string {
 func (*CampaignResponse) ProtoMessage() {}
 
 func (x *CampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[3]
+	mi := &file_baton_election_v1_election_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +284,7 @@ func (x *CampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignResponse.ProtoReflect.Descriptor instead.
 func (*CampaignResponse) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{3}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CampaignResponse) GetStatus() *v11.Status {
@@ -296,6 +301,101 @@ func (x *CampaignResponse) GetLeadership() *Leadership {
 	return nil
 }
 
+// CancelRequest withdraws a waiting CampaignRequest, for a candidate whose
+// context ended. A campaign still waiting is answered CODE_CANCELED. One
+// that won in the meantime is resigned at once, because its candidate no
+// longer listens.
+type CancelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request_id of the CampaignRequest.
+	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequest) Reset() {
+	*x = CancelRequest{}
+	mi := &file_baton_election_v1_election_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequest) ProtoMessage() {}
+
+func (x *CancelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_election_v1_election_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
+func (*CancelRequest) Descriptor() ([]byte, []int) {
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CancelRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// CancelResponse answers CancelRequest. Cancelling an unknown or finished
+// campaign is not an error.
+type CancelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *v11.Status            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelResponse) Reset() {
+	*x = CancelResponse{}
+	mi := &file_baton_election_v1_election_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelResponse) ProtoMessage() {}
+
+func (x *CancelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_election_v1_election_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
+func (*CancelResponse) Descriptor() ([]byte, []int) {
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CancelResponse) GetStatus() *v11.Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // ResignRequest gives up leadership so the next candidate takes over.
 type ResignRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -307,7 +407,7 @@ type ResignRequest struct {
 
 func (x *ResignRequest) Reset() {
 	*x = ResignRequest{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[4]
+	mi := &file_baton_election_v1_election_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +419,7 @@ func (x *ResignRequest) String() string {
 func (*ResignRequest) ProtoMessage() {}
 
 func (x *ResignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[4]
+	mi := &file_baton_election_v1_election_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +432,7 @@ func (x *ResignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResignRequest.ProtoReflect.Descriptor instead.
 func (*ResignRequest) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{4}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ResignRequest) GetElection() string {
@@ -360,7 +460,7 @@ type ResignResponse struct {
 
 func (x *ResignResponse) Reset() {
 	*x = ResignResponse{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[5]
+	mi := &file_baton_election_v1_election_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +472,7 @@ func (x *ResignResponse) String() string {
 func (*ResignResponse) ProtoMessage() {}
 
 func (x *ResignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[5]
+	mi := &file_baton_election_v1_election_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +485,7 @@ func (x *ResignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResignResponse.ProtoReflect.Descriptor instead.
 func (*ResignResponse) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{5}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResignResponse) GetStatus() *v11.Status {
@@ -405,7 +505,7 @@ type LeaderRequest struct {
 
 func (x *LeaderRequest) Reset() {
 	*x = LeaderRequest{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[6]
+	mi := &file_baton_election_v1_election_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +517,7 @@ func (x *LeaderRequest) String() string {
 func (*LeaderRequest) ProtoMessage() {}
 
 func (x *LeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[6]
+	mi := &file_baton_election_v1_election_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +530,7 @@ func (x *LeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderRequest.ProtoReflect.Descriptor instead.
 func (*LeaderRequest) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{6}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaderRequest) GetElection() string {
@@ -452,7 +552,7 @@ type LeaderResponse struct {
 
 func (x *LeaderResponse) Reset() {
 	*x = LeaderResponse{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[7]
+	mi := &file_baton_election_v1_election_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +564,7 @@ func (x *LeaderResponse) String() string {
 func (*LeaderResponse) ProtoMessage() {}
 
 func (x *LeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[7]
+	mi := &file_baton_election_v1_election_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +577,7 @@ func (x *LeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderResponse.ProtoReflect.Descriptor instead.
 func (*LeaderResponse) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{7}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LeaderResponse) GetStatus() *v11.Status {
@@ -509,7 +609,7 @@ type ObserveRequest struct {
 
 func (x *ObserveRequest) Reset() {
 	*x = ObserveRequest{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[8]
+	mi := &file_baton_election_v1_election_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +621,7 @@ func (x *ObserveRequest) String() string {
 func (*ObserveRequest) ProtoMessage() {}
 
 func (x *ObserveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[8]
+	mi := &file_baton_election_v1_election_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +634,7 @@ func (x *ObserveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObserveRequest.ProtoReflect.Descriptor instead.
 func (*ObserveRequest) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{8}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ObserveRequest) GetElection() string {
@@ -568,7 +668,7 @@ type ObserveResponse struct {
 
 func (x *ObserveResponse) Reset() {
 	*x = ObserveResponse{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[9]
+	mi := &file_baton_election_v1_election_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +680,7 @@ func (x *ObserveResponse) String() string {
 func (*ObserveResponse) ProtoMessage() {}
 
 func (x *ObserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[9]
+	mi := &file_baton_election_v1_election_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +693,7 @@ func (x *ObserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObserveResponse.ProtoReflect.Descriptor instead.
 func (*ObserveResponse) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{9}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ObserveResponse) GetStatus() *v11.Status {
@@ -619,7 +719,7 @@ type LeaderChanged struct {
 
 func (x *LeaderChanged) Reset() {
 	*x = LeaderChanged{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[10]
+	mi := &file_baton_election_v1_election_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +731,7 @@ func (x *LeaderChanged) String() string {
 func (*LeaderChanged) ProtoMessage() {}
 
 func (x *LeaderChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[10]
+	mi := &file_baton_election_v1_election_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +744,7 @@ func (x *LeaderChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderChanged.ProtoReflect.Descriptor instead.
 func (*LeaderChanged) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{10}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaderChanged) GetSubscriptionId() string {
@@ -683,7 +783,7 @@ type LeadershipLost struct {
 
 func (x *LeadershipLost) Reset() {
 	*x = LeadershipLost{}
-	mi := &file_baton_lock_v1_election_proto_msgTypes[11]
+	mi := &file_baton_election_v1_election_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +795,7 @@ func (x *LeadershipLost) String() string {
 func (*LeadershipLost) ProtoMessage() {}
 
 func (x *LeadershipLost) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_lock_v1_election_proto_msgTypes[11]
+	mi := &file_baton_election_v1_election_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +808,7 @@ func (x *LeadershipLost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeadershipLost.ProtoReflect.Descriptor instead.
 func (*LeadershipLost) Descriptor() ([]byte, []int) {
-	return file_baton_lock_v1_election_proto_rawDescGZIP(), []int{11}
+	return file_baton_election_v1_election_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LeadershipLost) GetElection() string {
@@ -732,11 +832,11 @@ func (x *LeadershipLost) GetCause() *v11.Status {
 	return nil
 }
 
-var File_baton_lock_v1_election_proto protoreflect.FileDescriptor
+var File_baton_election_v1_election_proto protoreflect.FileDescriptor
 
-const file_baton_lock_v1_election_proto_rawDesc = "" +
+const file_baton_election_v1_election_proto_rawDesc = "" +
 	"\n" +
-	"\x1cbaton/lock/v1/election.proto\x12\rbaton.lock.v1\x1a\x1cbaton/status/v1/status.proto\x1a(baton/subscription/v1/subscription.proto\x1a\x1egoogle/protobuf/duration.proto\"T\n" +
+	" baton/election/v1/election.proto\x12\x11baton.election.v1\x1a\x1cbaton/status/v1/status.proto\x1a(baton/subscription/v1/subscription.proto\x1a\x1egoogle/protobuf/duration.proto\"T\n" +
 	"\n" +
 	"LeaderInfo\x12\x1a\n" +
 	"\belection\x18\x01 \x01(\tR\belection\x12\x14\n" +
@@ -756,22 +856,27 @@ const file_baton_lock_v1_election_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12A\n" +
 	"\n" +
 	"subscriber\x18\x05 \x01(\v2!.baton.subscription.v1.SubscriberR\n" +
-	"subscriber\"~\n" +
+	"subscriber\"\x82\x01\n" +
 	"\x10CampaignResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\x129\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\x12=\n" +
 	"\n" +
-	"leadership\x18\x02 \x01(\v2\x19.baton.lock.v1.LeadershipR\n" +
-	"leadership\"P\n" +
+	"leadership\x18\x02 \x01(\v2\x1d.baton.election.v1.LeadershipR\n" +
+	"leadership\".\n" +
+	"\rCancelRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"A\n" +
+	"\x0eCancelResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\"P\n" +
 	"\rResignRequest\x12\x1a\n" +
 	"\belection\x18\x01 \x01(\tR\belection\x12#\n" +
 	"\rleadership_id\x18\x02 \x01(\tR\fleadershipId\"A\n" +
 	"\x0eResignResponse\x12/\n" +
 	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\"+\n" +
 	"\rLeaderRequest\x12\x1a\n" +
-	"\belection\x18\x01 \x01(\tR\belection\"t\n" +
+	"\belection\x18\x01 \x01(\tR\belection\"x\n" +
 	"\x0eLeaderResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\x121\n" +
-	"\x06leader\x18\x02 \x01(\v2\x19.baton.lock.v1.LeaderInfoR\x06leader\"\x98\x01\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\x125\n" +
+	"\x06leader\x18\x02 \x01(\v2\x1d.baton.election.v1.LeaderInfoR\x06leader\"\x98\x01\n" +
 	"\x0eObserveRequest\x12\x1a\n" +
 	"\belection\x18\x01 \x01(\tR\belection\x12'\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x12A\n" +
@@ -779,85 +884,88 @@ const file_baton_lock_v1_election_proto_rawDesc = "" +
 	"subscriber\x18\x03 \x01(\v2!.baton.subscription.v1.SubscriberR\n" +
 	"subscriber\"B\n" +
 	"\x0fObserveResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\"}\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.baton.status.v1.StatusR\x06status\"\x81\x01\n" +
 	"\rLeaderChanged\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\x121\n" +
-	"\x06leader\x18\x03 \x01(\v2\x19.baton.lock.v1.LeaderInfoR\x06leader\"\x80\x01\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x125\n" +
+	"\x06leader\x18\x03 \x01(\v2\x1d.baton.election.v1.LeaderInfoR\x06leader\"\x80\x01\n" +
 	"\x0eLeadershipLost\x12\x1a\n" +
 	"\belection\x18\x01 \x01(\tR\belection\x12#\n" +
 	"\rleadership_id\x18\x02 \x01(\tR\fleadershipId\x12-\n" +
-	"\x05cause\x18\x03 \x01(\v2\x17.baton.status.v1.StatusR\x05causeB3Z1github.com/baton-go/baton/messages/lock/v1;lockv1b\x06proto3"
+	"\x05cause\x18\x03 \x01(\v2\x17.baton.status.v1.StatusR\x05causeB;Z9github.com/baton-go/baton/messages/election/v1;electionv1b\x06proto3"
 
 var (
-	file_baton_lock_v1_election_proto_rawDescOnce sync.Once
-	file_baton_lock_v1_election_proto_rawDescData []byte
+	file_baton_election_v1_election_proto_rawDescOnce sync.Once
+	file_baton_election_v1_election_proto_rawDescData []byte
 )
 
-func file_baton_lock_v1_election_proto_rawDescGZIP() []byte {
-	file_baton_lock_v1_election_proto_rawDescOnce.Do(func() {
-		file_baton_lock_v1_election_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_baton_lock_v1_election_proto_rawDesc), len(file_baton_lock_v1_election_proto_rawDesc)))
+func file_baton_election_v1_election_proto_rawDescGZIP() []byte {
+	file_baton_election_v1_election_proto_rawDescOnce.Do(func() {
+		file_baton_election_v1_election_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_baton_election_v1_election_proto_rawDesc), len(file_baton_election_v1_election_proto_rawDesc)))
 	})
-	return file_baton_lock_v1_election_proto_rawDescData
+	return file_baton_election_v1_election_proto_rawDescData
 }
 
-var file_baton_lock_v1_election_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
-var file_baton_lock_v1_election_proto_goTypes = []any{
-	(*LeaderInfo)(nil),          // 0: baton.lock.v1.LeaderInfo
-	(*Leadership)(nil),          // 1: baton.lock.v1.Leadership
-	(*CampaignRequest)(nil),     // 2: baton.lock.v1.CampaignRequest
-	(*CampaignResponse)(nil),    // 3: baton.lock.v1.CampaignResponse
-	(*ResignRequest)(nil),       // 4: baton.lock.v1.ResignRequest
-	(*ResignResponse)(nil),      // 5: baton.lock.v1.ResignResponse
-	(*LeaderRequest)(nil),       // 6: baton.lock.v1.LeaderRequest
-	(*LeaderResponse)(nil),      // 7: baton.lock.v1.LeaderResponse
-	(*ObserveRequest)(nil),      // 8: baton.lock.v1.ObserveRequest
-	(*ObserveResponse)(nil),     // 9: baton.lock.v1.ObserveResponse
-	(*LeaderChanged)(nil),       // 10: baton.lock.v1.LeaderChanged
-	(*LeadershipLost)(nil),      // 11: baton.lock.v1.LeadershipLost
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
-	(*v1.Subscriber)(nil),       // 13: baton.subscription.v1.Subscriber
-	(*v11.Status)(nil),          // 14: baton.status.v1.Status
+var file_baton_election_v1_election_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_baton_election_v1_election_proto_goTypes = []any{
+	(*LeaderInfo)(nil),          // 0: baton.election.v1.LeaderInfo
+	(*Leadership)(nil),          // 1: baton.election.v1.Leadership
+	(*CampaignRequest)(nil),     // 2: baton.election.v1.CampaignRequest
+	(*CampaignResponse)(nil),    // 3: baton.election.v1.CampaignResponse
+	(*CancelRequest)(nil),       // 4: baton.election.v1.CancelRequest
+	(*CancelResponse)(nil),      // 5: baton.election.v1.CancelResponse
+	(*ResignRequest)(nil),       // 6: baton.election.v1.ResignRequest
+	(*ResignResponse)(nil),      // 7: baton.election.v1.ResignResponse
+	(*LeaderRequest)(nil),       // 8: baton.election.v1.LeaderRequest
+	(*LeaderResponse)(nil),      // 9: baton.election.v1.LeaderResponse
+	(*ObserveRequest)(nil),      // 10: baton.election.v1.ObserveRequest
+	(*ObserveResponse)(nil),     // 11: baton.election.v1.ObserveResponse
+	(*LeaderChanged)(nil),       // 12: baton.election.v1.LeaderChanged
+	(*LeadershipLost)(nil),      // 13: baton.election.v1.LeadershipLost
+	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
+	(*v1.Subscriber)(nil),       // 15: baton.subscription.v1.Subscriber
+	(*v11.Status)(nil),          // 16: baton.status.v1.Status
 }
-var file_baton_lock_v1_election_proto_depIdxs = []int32{
-	12, // 0: baton.lock.v1.CampaignRequest.timeout:type_name -> google.protobuf.Duration
-	13, // 1: baton.lock.v1.CampaignRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
-	14, // 2: baton.lock.v1.CampaignResponse.status:type_name -> baton.status.v1.Status
-	1,  // 3: baton.lock.v1.CampaignResponse.leadership:type_name -> baton.lock.v1.Leadership
-	14, // 4: baton.lock.v1.ResignResponse.status:type_name -> baton.status.v1.Status
-	14, // 5: baton.lock.v1.LeaderResponse.status:type_name -> baton.status.v1.Status
-	0,  // 6: baton.lock.v1.LeaderResponse.leader:type_name -> baton.lock.v1.LeaderInfo
-	13, // 7: baton.lock.v1.ObserveRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
-	14, // 8: baton.lock.v1.ObserveResponse.status:type_name -> baton.status.v1.Status
-	0,  // 9: baton.lock.v1.LeaderChanged.leader:type_name -> baton.lock.v1.LeaderInfo
-	14, // 10: baton.lock.v1.LeadershipLost.cause:type_name -> baton.status.v1.Status
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+var file_baton_election_v1_election_proto_depIdxs = []int32{
+	14, // 0: baton.election.v1.CampaignRequest.timeout:type_name -> google.protobuf.Duration
+	15, // 1: baton.election.v1.CampaignRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	16, // 2: baton.election.v1.CampaignResponse.status:type_name -> baton.status.v1.Status
+	1,  // 3: baton.election.v1.CampaignResponse.leadership:type_name -> baton.election.v1.Leadership
+	16, // 4: baton.election.v1.CancelResponse.status:type_name -> baton.status.v1.Status
+	16, // 5: baton.election.v1.ResignResponse.status:type_name -> baton.status.v1.Status
+	16, // 6: baton.election.v1.LeaderResponse.status:type_name -> baton.status.v1.Status
+	0,  // 7: baton.election.v1.LeaderResponse.leader:type_name -> baton.election.v1.LeaderInfo
+	15, // 8: baton.election.v1.ObserveRequest.subscriber:type_name -> baton.subscription.v1.Subscriber
+	16, // 9: baton.election.v1.ObserveResponse.status:type_name -> baton.status.v1.Status
+	0,  // 10: baton.election.v1.LeaderChanged.leader:type_name -> baton.election.v1.LeaderInfo
+	16, // 11: baton.election.v1.LeadershipLost.cause:type_name -> baton.status.v1.Status
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
-func init() { file_baton_lock_v1_election_proto_init() }
-func file_baton_lock_v1_election_proto_init() {
-	if File_baton_lock_v1_election_proto != nil {
+func init() { file_baton_election_v1_election_proto_init() }
+func file_baton_election_v1_election_proto_init() {
+	if File_baton_election_v1_election_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_lock_v1_election_proto_rawDesc), len(file_baton_lock_v1_election_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_election_v1_election_proto_rawDesc), len(file_baton_election_v1_election_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_baton_lock_v1_election_proto_goTypes,
-		DependencyIndexes: file_baton_lock_v1_election_proto_depIdxs,
-		MessageInfos:      file_baton_lock_v1_election_proto_msgTypes,
+		GoTypes:           file_baton_election_v1_election_proto_goTypes,
+		DependencyIndexes: file_baton_election_v1_election_proto_depIdxs,
+		MessageInfos:      file_baton_election_v1_election_proto_msgTypes,
 	}.Build()
-	File_baton_lock_v1_election_proto = out.File
-	file_baton_lock_v1_election_proto_goTypes = nil
-	file_baton_lock_v1_election_proto_depIdxs = nil
+	File_baton_election_v1_election_proto = out.File
+	file_baton_election_v1_election_proto_goTypes = nil
+	file_baton_election_v1_election_proto_depIdxs = nil
 }
