@@ -44,7 +44,7 @@ func newConfigCenter(t *testing.T, srv *server, opts backends.ConfigOptions) bac
 		t.Fatalf("unknown connector %T", srv.conn)
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = cc.(backends.Closer).Close() })
+	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
 

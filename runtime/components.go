@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"io"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,7 +21,7 @@ const DefaultConfigName = "default"
 // configuration so listing one never shows the other.
 const SettingsConfigName = "baton"
 
-func (n *Node) closeOnStop(name string, c backends.Closer) {
+func (n *Node) closeOnStop(name string, c io.Closer) {
 	n.onStop(name, func(context.Context) error { return c.Close() })
 }
 
@@ -37,9 +38,7 @@ func (n *Node) startConfig(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c, ok := center.(backends.Closer); ok {
-		n.closeOnStop("config center", c)
-	}
+	n.closeOnStop("config center", center)
 	pid, err := n.spawn("baton-config", actors.NewConfigActorProps(actors.ConfigActorConfig{
 		Center: center, Name: DefaultConfigName, Open: open, Backend: backend,
 		Supervisor: n.supervisor, OpTimeout: n.cfg.Components.OpTimeout, Logger: n.log,
@@ -120,10 +119,8 @@ func (n *Node) startLock(context.Context) error {
 	if err != nil {
 		return err
 	}
-	for name, c := range map[string]any{"locker": locker, "elector": elector} {
-		if cl, ok := c.(backends.Closer); ok {
-			n.closeOnStop(name, cl)
-		}
+	for name, c := range map[string]io.Closer{"locker": locker, "elector": elector} {
+		n.closeOnStop(name, c)
 	}
 	pid, err := n.spawn("baton-lock", actors.NewLockActorProps(actors.LockActorConfig{
 		Locker: locker, Elector: elector, Backend: backend, Supervisor: n.supervisor,

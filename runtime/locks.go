@@ -50,7 +50,6 @@ type LockClient struct {
 
 var (
 	_ backends.Locker = (*LockClient)(nil)
-	_ backends.Closer = (*LockClient)(nil)
 	_ backends.Lease  = (*clientLease)(nil)
 )
 

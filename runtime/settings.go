@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/layered"
 )
 
 // Settings are the component settings a running node reloads from the
@@ -166,7 +167,7 @@ func (r *settingsReloader) reload(ctx context.Context, initial bool) {
 	r.mu.Unlock()
 	changed := map[string]bool{}
 	for _, spec := range settingSpecs {
-		item, layer, err := backends.Resolve(ctx, r.cc, spec.component, r.n.cfg.NodeID, spec.name)
+		item, layer, err := layered.Resolve(ctx, r.cc, spec.component, r.n.cfg.NodeID, spec.name)
 		var v any
 		switch {
 		case errors.Is(err, backends.ErrNotFound):

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/typed"
 	"github.com/baton-go/baton/integration/harness"
 	"github.com/baton-go/baton/runtime"
 )
@@ -23,7 +24,7 @@ func TestTypedGetOrLoadThroughTheNode(t *testing.T) {
 	node := startNode(t, runtime.SystemConfig{Env: "test", Etcd: etcdConfig(e)})
 	ctx := ctxFor(t, 30*time.Second)
 	type report struct{ Rows int }
-	reports := backends.NewTyped[report](node.Cache("reports"), nil)
+	reports := typed.New[report](node.Cache("reports"), nil)
 
 	var loads atomic.Int32
 	release := make(chan struct{})

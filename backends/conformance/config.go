@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,9 +16,9 @@ import (
 	"github.com/baton-go/baton/backends"
 )
 
-// RunConfig runs the config center cases against target.NewConfig, including
-// the generic helpers built on any ConfigCenter (layered resolution, Bind,
-// the snapshot fallback).
+// RunConfig runs the config center cases against target.NewConfig. The
+// helpers built on any ConfigCenter (backends/layered, backends/bind,
+// backends/snapshot) are tested in their own packages, once.
 //
 // Cases run one at a time: first the ordinary ones, then the fault cases that
 // trim history, stop or restart target.Server. A fault case leaves the
@@ -42,14 +41,10 @@ func RunConfig(t *testing.T, target Target) {
 		{"history-and-rollback", false, s.historyAndRollback},
 		{"history-limit", false, s.historyLimit},
 		{"history-never-set", false, s.historyNeverSet},
-		{"layered-resolution", false, s.layeredResolution},
 		{"env-isolation", false, s.envIsolation},
-		{"bind-valid-and-invalid-update", false, s.bindUpdates},
-		{"bind-document", false, s.bindDocument},
 		// Fault cases: after every ordinary case.
 		{"gap-resync-exact-difference", false, s.gapResync},
 		{"watch-continues-after-restart", false, s.watchContinuesAfterRestart},
-		{"snapshot-fallback-while-down", false, s.snapshotFallback},
 	})
 }
 
@@ -105,24 +100,22 @@ func delKey(t *testing.T, cc backends.ConfigCenter, key string) {
 
 func requireConfigValue(t *testing.T, cc backends.ConfigCenter, key, want string) {
 	t.Helper()
-	got, err := cc.Get(ctxFor(t, opTimeout), key)
+	got, err := cc.GetItem(ctxFor(t, opTimeout), key)
 	require.NoError(t, err, "get %q", key)
-	require.Equal(t, want, got, "value of %q", key)
+	require.Equal(t, want, got.Value, "value of %q", key)
 }
 
 func requireConfigMissing(t *testing.T, cc backends.ConfigCenter, key string) {
 	t.Helper()
-	_, err := cc.Get(ctxFor(t, opTimeout), key)
-	require.ErrorIs(t, err, backends.ErrNotFound, "get %q", key)
-	_, err = cc.GetItem(ctxFor(t, opTimeout), key)
+	_, err := cc.GetItem(ctxFor(t, opTimeout), key)
 	require.ErrorIs(t, err, backends.ErrNotFound, "get item %q", key)
 }
 
 func listKeys(t *testing.T, cc backends.ConfigCenter, prefix string) map[string]string {
 	t.Helper()
-	m, err := cc.List(ctxFor(t, opTimeout), prefix)
+	items, err := cc.ListItems(ctxFor(t, opTimeout), prefix)
 	require.NoError(t, err, "list %q", prefix)
-	return m
+	return backends.ConfigValues(items)
 }
 
 func watchConfig(t *testing.T, cc backends.ConfigCenter, key string, opts backends.WatchOptions) (*eventLog[backends.ConfigEvent], context.CancelFunc) {
@@ -202,7 +195,6 @@ func (s configSuite) setGetDelete(t *testing.T) {
 	assert.Equal(t, "db/host", it.Key, "item key is the user key")
 	assert.Equal(t, "127.0.0.1", it.Value)
 	assert.NotZero(t, it.Version)
-	assert.False(t, it.Stale, "a backend read is not stale")
 
 	setKey(t, cc, "db/host", "127.0.0.2")
 	requireConfigValue(t, cc, "db/host", "127.0.0.2")
@@ -355,9 +347,7 @@ func (s configSuite) invalidArgs(t *testing.T) {
 		assert.True(t, errors.As(err, &ia), "%s: want an *InvalidArgumentError, got %T %v", what, err, err)
 	}
 	for what, k := range badKeys {
-		_, err := cc.Get(ctx, k)
-		isInvalid(err, "get "+what)
-		_, err = cc.GetItem(ctx, k)
+		_, err := cc.GetItem(ctx, k)
 		isInvalid(err, "get item "+what)
 		isInvalid(cc.Set(ctx, k, "v"), "set "+what)
 		isInvalid(cc.Delete(ctx, k), "delete "+what)
@@ -368,15 +358,13 @@ func (s configSuite) invalidArgs(t *testing.T) {
 		_, err = cc.Rollback(ctx, k, 1)
 		isInvalid(err, "rollback "+what)
 		wctx, cancel := context.WithCancel(ctx)
-		ch, err := cc.Watch(wctx, k)
+		ch, err := cc.WatchWith(wctx, k, backends.WatchOptions{})
 		isInvalid(err, "watch "+what)
 		assert.Nil(t, ch, "a rejected watch returns no channel")
 		cancel()
 	}
 	for what, p := range map[string]string{"nul": "a\x00", "too long": strings.Repeat("p", backends.MaxKeyLen+1)} {
-		_, err := cc.List(ctx, p)
-		isInvalid(err, "list prefix "+what)
-		_, err = cc.ListItems(ctx, p)
+		_, err := cc.ListItems(ctx, p)
 		isInvalid(err, "list items prefix "+what)
 		wctx, cancel := context.WithCancel(ctx)
 		_, err = cc.WatchWith(wctx, p, backends.WatchOptions{Prefix: true})
@@ -403,13 +391,13 @@ func (s configSuite) maxValueSize(t *testing.T) {
 	requireConfigValue(t, cc, "k", strings.Repeat("x", 16))
 }
 
-// watchKey covers plain Watch: only future changes of exactly one key. A
+// watchKey covers a plain watch (WatchWith, zero options): only future changes of exactly one key. A
 // plain watch has no start version, so the case first writes a priming value
 // until the watch reports it, which proves the watch is established.
 func (s configSuite) watchKey(t *testing.T) {
 	cc := s.fresh(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	ch, err := cc.Watch(ctx, "w/k")
+	ch, err := cc.WatchWith(ctx, "w/k", backends.WatchOptions{})
 	if err != nil {
 		cancel()
 	}
@@ -563,81 +551,8 @@ func (s configSuite) historyNeverSet(t *testing.T) {
 		require.NoError(t, err, "history of a key never set, limit %d", limit)
 		assert.Empty(t, hist, "limit %d", limit)
 	}
-	_, err := cc.Get(ctx, "never-set")
-	assert.ErrorIs(t, err, backends.ErrNotFound, "Get is what tells a key does not exist")
-}
-
-func (s configSuite) layeredResolution(t *testing.T) {
-	cc := s.fresh(t)
-	ctx := ctxFor(t, opTimeout)
-	const comp, inst = "gateway", "gw-1"
-	sys := backends.LayerKey(backends.LayerSystem, comp, inst, "timeout")
-	cmp := backends.LayerKey(backends.LayerComponent, comp, inst, "timeout")
-	ins := backends.LayerKey(backends.LayerInstance, comp, inst, "timeout")
-
-	_, _, err := backends.Resolve(ctx, cc, comp, inst, "timeout")
-	require.ErrorIs(t, err, backends.ErrNotFound, "no layer holds the key")
-
-	resolve := func(component, instance string) (string, string) {
-		t.Helper()
-		it, layer, err := backends.Resolve(ctx, cc, component, instance, "timeout")
-		require.NoError(t, err, "resolve for %s/%s", component, instance)
-		return it.Value, layer
-	}
-	setKey(t, cc, sys, "1s")
-	v, layer := resolve(comp, inst)
-	assert.Equal(t, [2]string{"1s", backends.LayerSystem}, [2]string{v, layer})
-
-	setKey(t, cc, cmp, "2s")
-	v, layer = resolve(comp, inst)
-	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer})
-
-	setKey(t, cc, ins, "3s")
-	v, layer = resolve(comp, inst)
-	assert.Equal(t, [2]string{"3s", backends.LayerInstance}, [2]string{v, layer})
-
-	v, layer = resolve(comp, "gw-2")
-	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer}, "another instance of the component")
-	v, layer = resolve("other", inst)
-	assert.Equal(t, [2]string{"1s", backends.LayerSystem}, [2]string{v, layer}, "another component")
-	v, layer = resolve(comp, "")
-	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer}, "no instance")
-
-	l, err := backends.NewLayered(cc, comp, inst)
-	require.NoError(t, err)
-	r, err := l.Resolve(ctx, "timeout")
-	require.NoError(t, err)
-	assert.Equal(t, backends.LayerInstance, r.Layer)
-	assert.Equal(t, getItem(t, cc, ins), r.ConfigItem, "the resolved item carries its version")
-
-	delKey(t, cc, ins)
-	v, layer = resolve(comp, inst)
-	assert.Equal(t, [2]string{"2s", backends.LayerComponent}, [2]string{v, layer}, "after the instance value is deleted")
-
-	// ResolveAll merges the layers.
-	setKey(t, cc, backends.LayerKey(backends.LayerSystem, comp, inst, "retries"), "5")
-	setKey(t, cc, backends.LayerKey(backends.LayerComponent, comp, inst, "db/host"), "comp-db")
-	setKey(t, cc, backends.LayerKey(backends.LayerInstance, comp, inst, "db/host"), "inst-db")
-	setKey(t, cc, backends.LayerKey(backends.LayerInstance, comp, "gw-2", "db/host"), "other-inst")
-	setKey(t, cc, backends.LayerKey(backends.LayerComponent, "gatewayx", inst, "db/host"), "other-comp")
-	all, err := l.ResolveAll(ctx)
-	require.NoError(t, err)
-	got := make(map[string][2]string, len(all))
-	for k, it := range all {
-		got[k] = [2]string{it.Value, it.Layer}
-	}
-	assert.Equal(t, map[string][2]string{
-		"timeout": {"2s", backends.LayerComponent},
-		"retries": {"5", backends.LayerSystem},
-		"db/host": {"inst-db", backends.LayerInstance},
-	}, got)
-
-	_, _, err = backends.Resolve(ctx, cc, "a/b", inst, "timeout")
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "component with '/'")
-	_, _, err = backends.Resolve(ctx, cc, comp, "", "")
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty key")
-	_, err = backends.NewLayered(cc, "", inst)
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty component")
+	_, err := cc.GetItem(ctx, "never-set")
+	assert.ErrorIs(t, err, backends.ErrNotFound, "GetItem is what tells a key does not exist")
 }
 
 func (s configSuite) envIsolation(t *testing.T) {
@@ -669,173 +584,6 @@ func (s configSuite) envIsolation(t *testing.T) {
 	requireConfigValue(t, c3, "k", "appx")
 }
 
-// bindSettings is the struct the Bind cases decode into.
-type bindSettings struct {
-	Host    string        `yaml:"host"`
-	Port    int           `yaml:"port"`
-	Timeout time.Duration `yaml:"timeout"`
-	Tags    []string      `yaml:"tags"`
-	DB      struct {
-		User string `yaml:"user"`
-		Pool int    `yaml:"pool"`
-	} `yaml:"db"`
-}
-
-var errBadPort = errors.New("port out of range")
-
-func validateSettings(v bindSettings) error {
-	if v.Port < 1 || v.Port > 65535 {
-		return fmt.Errorf("%w: %d", errBadPort, v.Port)
-	}
-	if v.Host == "" {
-		return errors.New("host is required")
-	}
-	return nil
-}
-
-// bindRecorder collects OnChange and OnError calls.
-type bindRecorder struct {
-	mu      sync.Mutex
-	changes [][2]bindSettings
-	errs    []error
-}
-
-func (r *bindRecorder) options() backends.BindOptions[bindSettings] {
-	return backends.BindOptions[bindSettings]{
-		Validate: validateSettings,
-		OnChange: func(old, updated bindSettings) {
-			r.mu.Lock()
-			r.changes = append(r.changes, [2]bindSettings{old, updated})
-			r.mu.Unlock()
-		},
-		OnError: func(err error) {
-			r.mu.Lock()
-			r.errs = append(r.errs, err)
-			r.mu.Unlock()
-		},
-	}
-}
-
-func (r *bindRecorder) counts() (int, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.changes), len(r.errs)
-}
-
-func (s configSuite) bindUpdates(t *testing.T) {
-	cc := s.fresh(t)
-	ctx := ctxFor(t, opTimeout)
-	for k, v := range map[string]string{
-		"svc/host": "example.org", "svc/port": "8080", "svc/timeout": "5s",
-		"svc/tags": `["a", "b"]`, "svc/db/user": "admin", "svc/db/pool": "4",
-		"svcx/port": "1", // shares the spelling only
-	} {
-		setKey(t, cc, k, v)
-	}
-	rec := &bindRecorder{}
-	b, err := backends.Bind(ctx, cc, "svc/", rec.options())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-
-	want := bindSettings{Host: "example.org", Port: 8080, Timeout: 5 * time.Second, Tags: []string{"a", "b"}}
-	want.DB.User, want.DB.Pool = "admin", 4
-	assert.Equal(t, want, b.Current(), "initial value")
-	assert.Equal(t, "svc", b.Prefix())
-
-	// A valid update is applied atomically and announced with old and new.
-	setKey(t, cc, "svc/port", "9090")
-	require.Eventually(t, func() bool { return b.Current().Port == 9090 }, opTimeout, tick, "valid update not applied")
-	rec.mu.Lock()
-	require.Len(t, rec.changes, 1)
-	assert.Equal(t, 8080, rec.changes[0][0].Port, "old value")
-	assert.Equal(t, 9090, rec.changes[0][1].Port, "new value")
-	assert.Equal(t, want.Host, rec.changes[0][1].Host, "untouched fields keep their value")
-	rec.mu.Unlock()
-
-	// An update the validator rejects is never installed.
-	setKey(t, cc, "svc/port", "0")
-	require.Eventually(t, func() bool { _, n := rec.counts(); return n >= 1 }, opTimeout, tick, "invalid update not reported")
-	rec.mu.Lock()
-	assert.ErrorIs(t, rec.errs[0], errBadPort, "the validator's error is passed on")
-	assert.ErrorIs(t, rec.errs[0], backends.ErrInvalidArgument)
-	rec.mu.Unlock()
-	assert.Equal(t, 9090, b.Current().Port, "the previous value stays")
-
-	// So is one that does not decode.
-	setKey(t, cc, "svc/port", "not-a-number")
-	require.Eventually(t, func() bool { _, n := rec.counts(); return n >= 2 }, opTimeout, tick, "undecodable update not reported")
-	assert.Equal(t, 9090, b.Current().Port, "the previous value stays")
-	changes, _ := rec.counts()
-	assert.Equal(t, 1, changes, "rejected updates are not announced")
-
-	// The next valid update starts from the last good value.
-	setKey(t, cc, "svc/port", "7070")
-	require.Eventually(t, func() bool { return b.Current().Port == 7070 }, opTimeout, tick, "valid update after rejected ones not applied")
-	rec.mu.Lock()
-	require.Len(t, rec.changes, 2)
-	assert.Equal(t, 9090, rec.changes[1][0].Port, "old value is the last good one")
-	rec.mu.Unlock()
-
-	// Deleting a key resets its field.
-	delKey(t, cc, "svc/db/pool")
-	require.Eventually(t, func() bool { return b.Current().DB.Pool == 0 }, opTimeout, tick, "delete not applied")
-	assert.Equal(t, "admin", b.Current().DB.User)
-	assert.Positive(t, b.Version())
-
-	// Initially invalid configuration: Bind fails with the validator's error.
-	setKey(t, cc, "bad/port", "0")
-	setKey(t, cc, "bad/host", "h")
-	_, err = backends.Bind(ctx, cc, "bad", backends.BindOptions[bindSettings]{Validate: validateSettings})
-	assert.ErrorIs(t, err, errBadPort)
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = backends.Bind(ctx, cc, "", backends.BindOptions[bindSettings]{})
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "empty prefix")
-
-	require.NoError(t, b.Close())
-	require.NoError(t, b.Close(), "close is idempotent")
-	assert.Equal(t, 7070, b.Current().Port, "the value survives Close")
-}
-
-func (s configSuite) bindDocument(t *testing.T) {
-	cc := s.fresh(t)
-	ctx := ctxFor(t, opTimeout)
-	setKey(t, cc, "doc", "host: from-doc\nport: 1000\ndb:\n  user: doc-user\n  pool: 2\n")
-	setKey(t, cc, "doc/port", "2000") // a field key overrides the document
-	rec := &bindRecorder{}
-	b, err := backends.Bind(ctx, cc, "doc", rec.options())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	want := bindSettings{Host: "from-doc", Port: 2000}
-	want.DB.User, want.DB.Pool = "doc-user", 2
-	assert.Equal(t, want, b.Current())
-
-	// A JSON document replaces the YAML one; the field key still wins.
-	setKey(t, cc, "doc", `{"host": "json-host", "port": 1, "db": {"user": "u"}}`)
-	want = bindSettings{Host: "json-host", Port: 2000}
-	want.DB.User = "u"
-	require.Eventually(t, func() bool { return b.Current().Host == "json-host" }, opTimeout, tick, "document update not applied")
-	assert.Equal(t, want, b.Current())
-
-	delKey(t, cc, "doc/port")
-	require.Eventually(t, func() bool { return b.Current().Port == 1 }, opTimeout, tick, "field key removal not applied")
-
-	// A document that is not a mapping is rejected, the value stays.
-	setKey(t, cc, "doc", "- just\n- a list\n")
-	require.Eventually(t, func() bool { _, n := rec.counts(); return n >= 1 }, opTimeout, tick, "bad document not reported")
-	assert.Equal(t, "json-host", b.Current().Host)
-
-	// Strict binding refuses keys that match no field.
-	setKey(t, cc, "strict/host", "h")
-	setKey(t, cc, "strict/port", "1")
-	setKey(t, cc, "strict/unknown", "x")
-	_, err = backends.Bind(ctx, cc, "strict", backends.BindOptions[bindSettings]{Strict: true})
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "strict with an unknown key")
-	lax, err := backends.Bind(ctx, cc, "strict", backends.BindOptions[bindSettings]{})
-	require.NoError(t, err, "non-strict ignores unknown keys")
-	assert.Equal(t, "h", lax.Current().Host)
-	require.NoError(t, lax.Close())
-}
-
 // ---- fault cases ----
 
 func (s configSuite) server(t *testing.T) Server {
@@ -848,7 +596,7 @@ func (s configSuite) server(t *testing.T) Server {
 // reaches the backend (found or not).
 func configHealthy(cc backends.ConfigCenter) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		_, err := cc.Get(ctx, "health-probe")
+		_, err := cc.GetItem(ctx, "health-probe")
 		if errors.Is(err, backends.ErrNotFound) {
 			return nil
 		}
@@ -927,11 +675,11 @@ func (s configSuite) watchContinuesAfterRestart(t *testing.T) {
 	w.waitFor(t, 30*time.Second, "watcher view equals the server's", func(evs []backends.ConfigEvent) bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		m, err := cc.List(ctx, "s/")
+		items, err := cc.ListItems(ctx, "s/")
 		if err != nil {
 			return false
 		}
-		truth = m
+		truth = backends.ConfigValues(items)
 		view := applyConfig(map[string]string{}, evs)
 		return len(evs) > mark && assert.ObjectsAreEqual(truth, view)
 	})
@@ -939,86 +687,4 @@ func (s configSuite) watchContinuesAfterRestart(t *testing.T) {
 	assert.Contains(t, after, put("s/b", "2"), "a write after the restart was missed")
 	assert.Contains(t, after, put("s/a", "3"), "a write after the restart was missed")
 	assert.Equal(t, "2", truth["s/b"])
-}
-
-// snapshotFallback: values read while the backend was up are served, marked
-// stale, while it is down — also by a new process loading the file — and
-// writes fail.
-func (s configSuite) snapshotFallback(t *testing.T) {
-	srv := s.server(t)
-	cc := s.freshReady(t)
-	t.Cleanup(func() { waitHealthy(t, "after "+t.Name(), configHealthy(cc)) })
-	path := filepath.Join(t.TempDir(), "config-snapshot.json")
-	opts := backends.SnapshotOptions{ReadTimeout: time.Second}
-	snap, err := backends.NewSnapshotFallback(cc, path, opts)
-	require.NoError(t, err)
-
-	ctx := ctxFor(t, opTimeout)
-	require.NoError(t, snap.Set(ctx, "app/host", "h1"))
-	require.NoError(t, snap.Set(ctx, "app/port", "80"))
-	require.NoError(t, snap.Set(ctx, "other", "x"))
-	live, err := snap.ListItems(ctx, "app/")
-	require.NoError(t, err)
-	require.Len(t, live, 2)
-	otherItem, err := snap.GetItem(ctx, "other")
-	require.NoError(t, err)
-	assert.False(t, otherItem.Stale)
-	assert.False(t, snap.Stale())
-
-	start := stopServer(t, srv)
-
-	isDown := func(err error) bool {
-		return errors.Is(err, backends.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
-	}
-	check := func(sf *backends.SnapshotFallback, who string) {
-		t.Helper()
-		ctx := ctxFor(t, opTimeout)
-		it, err := sf.GetItem(ctx, "app/host")
-		require.NoError(t, err, "%s: get item while down", who)
-		assert.Equal(t, "h1", it.Value)
-		assert.True(t, it.Stale, "%s: served from the snapshot, so stale", who)
-		assert.Equal(t, live[0].Version, it.Version, "%s: the version last seen", who)
-		assert.True(t, sf.Stale())
-		v, err := sf.Get(ctx, "other")
-		require.NoError(t, err, "%s: get while down", who)
-		assert.Equal(t, "x", v)
-		m, err := sf.List(ctx, "app/")
-		require.NoError(t, err, "%s: list while down", who)
-		assert.Equal(t, map[string]string{"app/host": "h1", "app/port": "80"}, m)
-		items, err := sf.ListItems(ctx, "app/")
-		require.NoError(t, err)
-		for _, it := range items {
-			assert.True(t, it.Stale, "%s: listed item %s stale", who, it.Key)
-		}
-		_, err = sf.Get(ctx, "never-seen")
-		assert.True(t, isDown(err), "%s: a key the snapshot never saw: want unavailable, got %v", who, err)
-		_, err = sf.List(ctx, "zzz/")
-		assert.True(t, isDown(err), "%s: a prefix never listed: want unavailable, got %v", who, err)
-	}
-	check(snap, "running process")
-
-	err = snap.Set(ctx, "app/host", "h2")
-	assert.True(t, isDown(err), "a write while down must fail, got %v", err)
-	_, err = snap.CompareAndSet(ctx, "app/host", "h2", live[0].Version)
-	assert.True(t, isDown(err), "compare-and-set while down must fail, got %v", err)
-	it, err := snap.GetItem(ctx, "app/host")
-	require.NoError(t, err)
-	assert.Equal(t, "h1", it.Value, "the failed write changed nothing")
-
-	// A process started while the backend is down serves the file.
-	again, err := backends.NewSnapshotFallback(cc, path, opts)
-	require.NoError(t, err)
-	check(again, "restarted process")
-
-	start()
-	require.True(t, waitHealthy(t, "restart", configHealthy(cc)))
-	// Back up: answers come from the backend again (Redis lost its data,
-	// etcd kept it; either way nothing is stale).
-	require.Eventually(t, func() bool {
-		it, err := snap.GetItem(ctxFor(t, opTimeout), "app/host")
-		return (err == nil && !it.Stale) || errors.Is(err, backends.ErrNotFound)
-	}, 30*time.Second, 100*time.Millisecond, "reads did not return to the backend")
-	assert.False(t, snap.Stale())
-	require.NoError(t, snap.Set(ctxFor(t, opTimeout), "app/host", "h3"))
-	requireConfigValue(t, snap, "app/host", "h3")
 }

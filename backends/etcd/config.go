@@ -70,10 +70,7 @@ type ConfigCenter struct {
 	closed bool
 }
 
-var (
-	_ backends.ConfigCenter = (*ConfigCenter)(nil)
-	_ backends.Closer       = (*ConfigCenter)(nil)
-)
+var _ backends.ConfigCenter = (*ConfigCenter)(nil)
 
 // NewConfigCenter returns config namespace opts.Name (default "default") in
 // opts.Namespace on conn. The connector may still be unconnected; calls then
@@ -142,12 +139,6 @@ func (c *ConfigCenter) client(op string) (*clientv3.Client, error) {
 		return nil, fmt.Errorf("etcd: config %s: %w", op, err)
 	}
 	return cli, nil
-}
-
-// Get returns the value of key, or ErrNotFound.
-func (c *ConfigCenter) Get(ctx context.Context, key string) (string, error) {
-	it, err := c.GetItem(ctx, key)
-	return it.Value, err
 }
 
 // GetItem returns the value of key with its version, or ErrNotFound.
@@ -296,15 +287,6 @@ func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List returns the values of every key starting with prefix ("" = all).
-func (c *ConfigCenter) List(ctx context.Context, prefix string) (map[string]string, error) {
-	items, err := c.ListItems(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	return backends.ConfigValues(items), nil
-}
-
 // ListItems is List with versions, sorted by key.
 func (c *ConfigCenter) ListItems(ctx context.Context, prefix string) ([]backends.ConfigItem, error) {
 	const op = "etcd: config list"
@@ -390,11 +372,6 @@ func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64)
 		}
 	}
 	return backends.ConfigItem{}, fmt.Errorf("%s %q to version %d: %w", op, key, version, backends.ErrNotFound)
-}
-
-// Watch sends every change of key; WatchWith(ctx, key, WatchOptions{}).
-func (c *ConfigCenter) Watch(ctx context.Context, key string) (<-chan backends.ConfigEvent, error) {
-	return c.WatchWith(ctx, key, backends.WatchOptions{})
 }
 
 // WatchWith watches key or, with opts.Prefix, every key under it, until ctx

@@ -74,10 +74,7 @@ type Discovery struct {
 	cbMu sync.Mutex // OnRegistration is never called concurrently
 }
 
-var (
-	_ backends.ServiceDiscovery = (*Discovery)(nil)
-	_ backends.Closer           = (*Discovery)(nil)
-)
+var _ backends.ServiceDiscovery = (*Discovery)(nil)
 
 // NewDiscovery returns service discovery in opts.Namespace on conn. The
 // connector may still be unconnected; calls then fail with ErrUnavailable.

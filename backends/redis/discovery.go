@@ -132,10 +132,7 @@ type Discovery struct {
 	cbWake  chan struct{}
 }
 
-var (
-	_ backends.ServiceDiscovery = (*Discovery)(nil)
-	_ backends.Closer           = (*Discovery)(nil)
-)
+var _ backends.ServiceDiscovery = (*Discovery)(nil)
 
 // discReg is one registration kept alive by this Discovery.
 type discReg struct {

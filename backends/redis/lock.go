@@ -61,7 +61,6 @@ type Locker struct {
 
 var (
 	_ backends.Locker    = (*Locker)(nil)
-	_ backends.Closer    = (*Locker)(nil)
 	_ backends.Lease     = (*lease)(nil)
 	_ backends.Handoffer = (*lease)(nil)
 )

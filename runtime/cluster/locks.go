@@ -77,7 +77,6 @@ type waitRef struct {
 
 var (
 	_ backends.Locker = (*Locks)(nil)
-	_ backends.Closer = (*Locks)(nil)
 	_ backends.Lease  = (*lease)(nil)
 )
 
