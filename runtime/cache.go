@@ -144,7 +144,7 @@ func (c *CacheClient) Stats(ctx context.Context) (batches, ops, maxBatch uint64,
 }
 
 // LoadOptions tunes GetOrLoad (the same type as backends.LoadOptions,
-// which Typed[T].GetOrLoad takes).
+// which typed.Cache[T].GetOrLoad takes).
 type LoadOptions = backends.LoadOptions
 
 var _ backends.CacheLoader = (*CacheClient)(nil)

@@ -16,7 +16,7 @@ import (
 	"github.com/baton-go/baton/runtime"
 )
 
-// TestTypedGetOrLoadThroughTheNode: Typed[T] over the node's cache facade
+// TestTypedGetOrLoadThroughTheNode: typed.Cache[T] over the node's cache facade
 // loads through the facade's GetOrLoad — one loader for concurrent
 // callers, and a cached miss with NegativeTTL.
 func TestTypedGetOrLoadThroughTheNode(t *testing.T) {

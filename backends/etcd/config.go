@@ -32,29 +32,10 @@ const historyInlineMax = 512 << 10
 // written in the value's transaction share its revision).
 const historyHeader = 8
 
-// ConfigCenter is backends.ConfigCenter on etcd.
-//
-// A key k of config namespace <name> is the etcd key
-// <root>/<env>/config/<name>/<k>; its version is its mod revision, so
-// versions strictly increase across the whole namespace and CompareAndSet is
-// a transaction comparing the mod revision (expected 0: the create revision
-// is 0, i.e. the key does not exist).
-//
-// History does not rely on etcd's MVCC history, which compaction removes:
-// every write also puts a record <root>/<env>/config-history/<name>/<k>\x00<random>
-// (NUL cannot occur in keys, so the records of "a" never mix with those of
-// "a/b") holding the version and the value, in the same transaction for
-// values up to 512 KiB. Records beyond HistoryLimit per key are trimmed right
-// after the write; History always includes the current value. Records
-// outlive a Delete, so Rollback can undo one.
-//
-// Watches run on their own watch stream (see resumableWatch) and keep the
-// versions of the keys the watcher holds. After a broken stream they resume
-// from the last delivered version + 1. When that history is compacted, or
-// etcd came back with wiped data (its revision is below one already seen, or
-// its cluster ID changed), they send ConfigResync and then exactly the
-// difference: Put for keys whose version differs from the held one, Delete
-// for held keys that are gone.
+// ConfigCenter is backends.ConfigCenter on etcd. A key's version is its mod
+// revision. History is kept in records of its own beside the namespace, so
+// etcd's compaction does not remove it, and the records outlive a Delete, so
+// Rollback can undo one. Close ends its watches.
 type ConfigCenter struct {
 	conn   *Connector
 	opts   backends.ConfigOptions

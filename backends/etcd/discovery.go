@@ -23,29 +23,10 @@ const closeRevokeTimeout = 2 * time.Second
 // watchBuffer is the capacity of the channels returned by Watch/WatchWith.
 const watchBuffer = 64
 
-// Discovery is backends.ServiceDiscovery on etcd.
-//
-// An instance is the key <root>/<env>/discovery/<service>/<id> holding the
-// ServiceInfo as JSON, attached to a lease of its own with the registration
-// TTL (whole seconds, at least 2s). A background keeper per registration
-// keeps the lease alive with clientv3's KeepAlive (a renewal every TTL/3) and
-// watches the instance key. The registration counts as lost when
-//
-//   - the keep-alive ends (the lease expired, or etcd answered "lease not
-//     found", as it does after a restart with wiped data) and a direct check
-//     does not find the key still attached to the live lease, or
-//   - the key is deleted by someone else.
-//
-// The keeper then reports RegistrationLost, grants a new lease and writes the
-// key again, retrying forever with jittered exponential backoff between
-// RetryMin and RetryMax, and reports RegistrationRestored.
-//
-// Watch lists the service (the snapshot, at revision R) and follows it from
-// R+1 on a watch stream of its own (see resumableWatch): after a broken
-// stream it resumes from the last delivered revision + 1; when that history
-// is compacted, the cluster ID changed, or the server reports a revision
-// below one already seen (it came back with wiped data), it lists again and
-// sends exactly the difference to the instances the watcher holds.
+// Discovery is backends.ServiceDiscovery on etcd. Each instance is a key on
+// a lease of its own, kept alive in the background and written again when it
+// is lost (both reported to DiscoveryOptions.OnRegistration). Close stops the
+// keep-alives and watches and deregisters what is still registered.
 type Discovery struct {
 	conn *Connector
 	opts backends.DiscoveryOptions

@@ -84,9 +84,7 @@ const (
 // Like Discovery.Watch, each watch holds one pooled connection while it
 // waits in XREAD BLOCK (at most one second at a time).
 //
-// This type has no local snapshot fallback: every read goes to Redis and
-// ConfigItem.Stale is always false here; the fallback belongs to the layer
-// above.
+// Every read goes to Redis; backends/snapshot adds a local fallback on top.
 type ConfigCenter struct {
 	conn   *Connector
 	opts   backends.ConfigOptions
