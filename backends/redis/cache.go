@@ -270,7 +270,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pattern := backends.EscapeGlob(c.prefix) + "*"
+	pattern := escapeGlob(c.prefix) + "*"
 	if cc, ok := cl.(*goredis.ClusterClient); ok {
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *goredis.Client) error {
 			return clearNode(ctx, node, pattern)

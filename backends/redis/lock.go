@@ -85,7 +85,7 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 // one namespace.
 func channelPattern(ns backends.Namespace, component string) string {
 	ns = ns.WithDefaults()
-	return backends.EscapeGlob(ns.Root+"/"+ns.Env+"/"+component+"/") + "*"
+	return escapeGlob(ns.Root+"/"+ns.Env+"/"+component+"/") + "*"
 }
 
 // lockKeys returns the keys and channel of one lock. The name is wrapped in
