@@ -44,7 +44,7 @@ func (r LeaseRecord) Validate() error {
 	case r.Token == 0:
 		return Invalid("lease token", r.Token, "must not be 0")
 	}
-	return ValidatePositiveTTL("lease ttl", r.TTL)
+	return validatePositiveTTL("lease ttl", r.TTL)
 }
 
 // Detacher is implemented by leases whose bookkeeping can move to another

@@ -2,12 +2,13 @@ package backends
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"time"
 )
 
 // Cache is a byte-valued key/value cache scoped to one named namespace
-// (<root>/<env>/cache/<name>/). Typed[T] adds codecs on top.
+// (<root>/<env>/cache/<name>/). Package backends/typed adds codecs on top.
 //
 // Keys are validated with ValidateKey, values with ValidateValue against the
 // configured maximum, TTLs with ValidateCacheTTL (0 means no expiry; at
@@ -28,6 +29,10 @@ type Cache interface {
 	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
 	// SetMany stores every item (each with its own TTL).
 	SetMany(ctx context.Context, items []CacheItem) error
+	// Close releases what the cache holds; see Lifecycle in the package
+	// documentation. A cache runs no background work, so for most
+	// implementations there is nothing to release.
+	io.Closer
 }
 
 // CacheItem is one entry for SetMany.
@@ -66,8 +71,8 @@ func (o CacheOptions) Validate() (CacheOptions, error) {
 	return o, nil
 }
 
-// LoadOptions tunes a cache-aside GetOrLoad (CacheLoader,
-// Typed[T].GetOrLoad).
+// LoadOptions tunes a cache-aside GetOrLoad (CacheLoader, and
+// typed.Cache[T].GetOrLoad in backends/typed).
 type LoadOptions struct {
 	// TTL of a loaded value; 0 = no expiry, else at least MinCacheTTL.
 	TTL time.Duration
@@ -110,10 +115,8 @@ func (o LoadOptions) EntryTTL() time.Duration {
 }
 
 // CacheLoader is implemented by caches that fill a missing key through a
-// loader, once across concurrent callers. The node's cache facade
-// (runtime.CacheClient) does: single-flight within the process and a
-// distributed lock across nodes. Typed[T].GetOrLoad uses it when its cache
-// has it.
+// loader, once across concurrent callers. typed.Cache[T].GetOrLoad uses it
+// when the cache it wraps has it.
 type CacheLoader interface {
 	// GetOrLoad returns the cached value of key or, on a miss, runs loader
 	// and caches what it returns (for opts.TTL). A loader error is
@@ -153,8 +156,7 @@ type CacheResult struct {
 
 // CacheBatcher is the optional capability the cache actor uses for
 // auto-pipelining: run many independent operations in as few round trips as
-// the backend allows (Redis: one pipeline; etcd: Txn chunks within the
-// server's max-txn-ops). The returned slice has len(ops) entries. A transport
+// the backend allows. The returned slice has len(ops) entries. A transport
 // failure sets Err on every affected op; DoBatch never panics on bad input.
 type CacheBatcher interface {
 	DoBatch(ctx context.Context, ops []CacheOp) []CacheResult

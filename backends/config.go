@@ -2,24 +2,21 @@ package backends
 
 import (
 	"context"
+	"io"
 )
 
 // ConfigItem is one versioned configuration value.
 type ConfigItem struct {
 	Key   string
 	Value string
-	// Version strictly increases with every write in a config namespace
-	// (etcd: the mod revision; Redis: a per-namespace counter). It is what
-	// CompareAndSet compares and what WatchOptions.FromVersion resumes from.
+	// Version strictly increases with every write in a config namespace.
+	// It is what CompareAndSet compares and what WatchOptions.FromVersion
+	// resumes from.
 	Version uint64
-	// Stale is true when the item was served from the local snapshot
-	// fallback because the backend is unreachable.
-	Stale bool
 }
 
-// ConfigValues maps the keys of items to their values: what List answers,
-// built from what ListItems answers. Implementations of ConfigCenter use it
-// so that the two cannot disagree.
+// ConfigValues maps the keys of items to their values: the plain key/value
+// view of what ListItems answers.
 func ConfigValues(items []ConfigItem) map[string]string {
 	out := make(map[string]string, len(items))
 	for _, it := range items {
@@ -31,44 +28,41 @@ func ConfigValues(items []ConfigItem) map[string]string {
 // ConfigCenter stores configuration in one environment's namespace
 // (<root>/<env>/config/<name>/). Keys follow ValidateKey and may contain '/'.
 type ConfigCenter interface {
-	// Get returns the value, or ErrNotFound.
-	Get(ctx context.Context, key string) (string, error)
+	// GetItem returns the value with its version, or ErrNotFound.
+	GetItem(ctx context.Context, key string) (ConfigItem, error)
 	// Set writes value unconditionally.
 	Set(ctx context.Context, key string, value string) error
 	// Delete removes the key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
-	// Watch sends every change of one key until ctx ends (then the channel
-	// closes). Equivalent to WatchWith(ctx, key, WatchOptions{}).
-	Watch(ctx context.Context, key string) (<-chan ConfigEvent, error)
-	// List returns the values of every key starting with prefix ("" = all).
-	List(ctx context.Context, prefix string) (map[string]string, error)
-
-	// GetItem returns the value with its version.
-	GetItem(ctx context.Context, key string) (ConfigItem, error)
 	// CompareAndSet writes value only if the key's current version equals
 	// expected (0 = the key must not exist); ErrConflict otherwise. It
 	// returns the new item.
 	CompareAndSet(ctx context.Context, key, value string, expected uint64) (ConfigItem, error)
-	// ListItems is List with versions, sorted by key.
+	// ListItems returns the items of every key starting with prefix
+	// ("" = all), sorted by key.
 	ListItems(ctx context.Context, prefix string) ([]ConfigItem, error)
-	// WatchWith watches a key or, with opts.Prefix, every key under it.
-	// With opts.FromVersion > 0 it first sends every change with a version
-	// above FromVersion, so a watcher that remembers the last version it saw
-	// misses nothing across reconnects. When that history is gone it sends
-	// a ConfigResync event followed by the exact difference (Put/Delete)
-	// between what the watcher had and the current state, computed from
-	// opts.Known when given.
+	// WatchWith sends every change of a key or, with opts.Prefix, of every
+	// key under it, until ctx ends (then the channel closes). With
+	// opts.FromVersion > 0 it first sends every change with a version
+	// above FromVersion, so a watcher that remembers the last version it
+	// saw misses nothing across reconnects. When that history is gone it
+	// sends a ConfigResync event followed by the exact difference
+	// (Put/Delete) between what the watcher had and the current state,
+	// computed from opts.Known when given.
 	WatchWith(ctx context.Context, key string, opts WatchOptions) (<-chan ConfigEvent, error)
 	// History returns up to limit earlier versions of key, newest first,
 	// including the current one (limit <= 0 = all that are kept). A key
 	// with no version kept — never set, or its history trimmed away — has
 	// an empty history: an empty slice and no error. History lists
 	// versions, it does not say whether the key exists (a deleted key
-	// keeps its earlier values); Get does.
+	// keeps its earlier values); GetItem does.
 	History(ctx context.Context, key string, limit int) ([]ConfigItem, error)
 	// Rollback sets key back to the value it had at version, as a new write
 	// (with a new version). ErrNotFound when that version is not in History.
 	Rollback(ctx context.Context, key string, version uint64) (ConfigItem, error)
+	// Close ends every watch (their channels close); see Lifecycle in the
+	// package documentation.
+	io.Closer
 }
 
 // WatchOptions refines WatchWith.

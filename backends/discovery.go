@@ -3,6 +3,7 @@ package backends
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -100,6 +101,9 @@ type ServiceDiscovery interface {
 	Watch(ctx context.Context, serviceName string) (<-chan ServiceEvent, error)
 	// HealthCheck reports whether the backend is reachable.
 	HealthCheck(ctx context.Context) error
+	// Close stops keep-alives and watches and deregisters what is still
+	// registered; see Lifecycle in the package documentation.
+	io.Closer
 }
 
 // ServiceEventType is the kind of a ServiceEvent.

@@ -179,26 +179,10 @@ func ValidateCacheTTL(field string, ttl time.Duration) error {
 	return nil
 }
 
-// ValidatePositiveTTL checks a TTL that must be set (locks, registrations).
-func ValidatePositiveTTL(field string, ttl time.Duration) error {
+// validatePositiveTTL checks a TTL that must be set (locks, registrations).
+func validatePositiveTTL(field string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return Invalid(field, ttl, "must be positive")
 	}
 	return nil
-}
-
-// EscapeGlob escapes the characters Redis' glob matcher (SCAN MATCH, KEYS,
-// PSUBSCRIBE) treats specially, so a pattern built from a user-supplied name
-// matches that name literally.
-func EscapeGlob(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\', '^', '-':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -3,27 +3,29 @@ package backends
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 )
 
 // Locker grants named distributed locks. Names follow ValidateName.
 //
 // Every granted Lease carries a fencing token that strictly increases per
-// lock name across all owners (Redis: a counter bumped inside the acquire
-// script; etcd: the lock key's create revision). Pass it to the resource you
-// protect and reject writes carrying an older token.
+// lock name across all owners. Pass it to the resource you protect and
+// reject writes carrying an older token.
 type Locker interface {
 	// Acquire blocks until the lock is obtained or ctx ends: then the error
 	// wraps both ctx.Err() and ErrNotObtained (errors.Is holds for either:
 	// why it gave up, and that it did not get the lock), and no stale entry
-	// is left behind. It does not busy-poll:
-	// etcd waits on its predecessor's delete; Redis on a release notification
-	// with a bounded, jittered fallback.
+	// is left behind. It waits for the lock to be freed rather than
+	// busy-polling.
 	Acquire(ctx context.Context, name string, opts LockOptions) (Lease, error)
 	// TryAcquire returns ErrNotObtained at once when the lock is held.
 	// ErrNotObtained means the caller does not hold the lock: "held by
 	// someone else" here, "gave up waiting" from Acquire.
 	TryAcquire(ctx context.Context, name string, opts LockOptions) (Lease, error)
+	// Close stops auto-renewal and releases the leases still held; see
+	// Lifecycle in the package documentation.
+	io.Closer
 }
 
 // LockOptions configures one acquisition.
@@ -104,14 +106,6 @@ type Lease interface {
 // next owner's acquire. Lock actors use it to serve their queued waiters:
 // the lock never becomes free in between, so no other contender can slip in
 // and nobody has to be woken.
-//
-// Both backends implement it. Redis runs one script (check the holder, bump
-// the fencing counter, store the new holder). etcd commits one transaction
-// that deletes this lease's key and creates the new owner's key on the same
-// etcd lease, guarded so that it fails when another contender already
-// queues in etcd (its FIFO must not be overtaken); a new owner asking for a
-// TTL that rounds to another number of seconds needs a fresh etcd lease
-// first, one more write.
 type Handoffer interface {
 	// Handoff ends this lease and grants the lock to a new owner described
 	// by opts (TTL, Owner, AutoRenew as for Acquire) with a fresh, higher
@@ -146,14 +140,16 @@ type Elector interface {
 	// ctx ends, when the channel is closed. A change to "no leader" is sent
 	// as a LeaderInfo with an empty Value and Epoch 0.
 	Observe(ctx context.Context, election string) (<-chan LeaderInfo, error)
+	// Close stops renewals and resigns the leaderships still held; see
+	// Lifecycle in the package documentation.
+	io.Closer
 }
 
 // LeaderInfo describes a leader.
 type LeaderInfo struct {
 	Election string
 	Value    string
-	// Epoch strictly increases with every new leadership of an election
-	// (etcd: the leader key's create revision; Redis: a counter).
+	// Epoch strictly increases with every new leadership of an election.
 	Epoch uint64
 }
 

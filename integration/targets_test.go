@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -40,29 +41,25 @@ func init() {
 // setupTimeout bounds connecting and disconnecting a test's connector.
 const setupTimeout = 10 * time.Second
 
-// component registers the cleanup of a freshly built component: Close when
-// it runs background work. Cleanups run in reverse, so the component closes
-// (releasing what it holds) before its connector disconnects.
-func component[T any](t *testing.T, c T, err error) T {
+// component registers the cleanup of a freshly built component: its Close.
+// Cleanups run in reverse, so the component closes (releasing what it
+// holds) before its connector disconnects.
+func component[T io.Closer](t *testing.T, c T, err error) T {
 	t.Helper()
 	require.NoError(t, err)
-	if closer, ok := any(c).(backends.Closer); ok {
-		t.Cleanup(func() { _ = closer.Close() })
-	}
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
 // crash simulates the death of the process owning c: its connector goes
 // away first, so the Close that follows cannot release anything; what c held
 // must expire by TTL.
-func crash(conn backends.Connector, c any) conformance.Crash {
+func crash(conn backends.Connector, c io.Closer) conformance.Crash {
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 		defer cancel()
 		_ = conn.Disconnect(ctx)
-		if closer, ok := c.(backends.Closer); ok {
-			_ = closer.Close()
-		}
+		_ = c.Close()
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 
 // CacheClient is the typed facade of one named cache served by a cache
 // actor: it implements backends.Cache by messaging the actor, so plain Go
-// code gets the actor's auto-pipelining. Wrap it with backends.NewTyped for
-// typed values. It is safe for concurrent use.
+// code gets the actor's auto-pipelining. Wrap it with typed.New (package
+// backends/typed) for typed values. It is safe for concurrent use.
 type CacheClient struct {
 	root   *actor.RootContext
 	pid    *actor.PID
@@ -39,6 +39,10 @@ func newCacheClient(root *actor.RootContext, pid *actor.PID, name string, locker
 
 // Name returns the cache name.
 func (c *CacheClient) Name() string { return c.name }
+
+// Close does nothing and returns nil: the facade holds nothing of its own
+// (the cache actor is the node's, and Stop ends it), so it stays usable.
+func (c *CacheClient) Close() error { return nil }
 
 func ttlpb(ttl time.Duration) *durationpb.Duration {
 	if ttl == 0 {

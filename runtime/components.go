@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"io"
 	"sync"
 
 	"github.com/baton-go/baton/internal/nodeaccess"
@@ -24,7 +25,7 @@ const DefaultConfigName = "default"
 // configuration so listing one never shows the other.
 const SettingsConfigName = "baton"
 
-func (n *Node) closeOnStop(name string, c backends.Closer) {
+func (n *Node) closeOnStop(name string, c io.Closer) {
 	n.onStop(name, func(context.Context) error { return c.Close() })
 }
 
@@ -41,9 +42,7 @@ func (n *Node) startConfig(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c, ok := center.(backends.Closer); ok {
-		n.closeOnStop("config center", c)
-	}
+	n.closeOnStop("config center", center)
 	pid, err := n.spawn("baton-config", components.NewConfigActorProps(components.ConfigActorConfig{
 		Center: center, Name: DefaultConfigName, Open: open, Backend: backend,
 		Supervisor: n.supervisor, OpTimeout: n.cfg.Components.OpTimeout, Logger: n.log,
@@ -118,9 +117,7 @@ func (n *Node) startLock(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c, ok := locker.(backends.Closer); ok {
-		n.closeOnStop("locker", c)
-	}
+	n.closeOnStop("locker", locker)
 	pid, err := n.spawn("baton-lock", components.NewLockActorProps(components.LockActorConfig{
 		Locker: locker, Backend: backend, Supervisor: n.supervisor,
 		OpTimeout: n.cfg.Components.OpTimeout, DefaultTTL: n.cfg.Components.LockTTL,
@@ -152,9 +149,7 @@ func (n *Node) startElection(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c, ok := elector.(backends.Closer); ok {
-		n.closeOnStop("elector", c)
-	}
+	n.closeOnStop("elector", elector)
 	pid, err := n.spawn("baton-election", components.NewElectionActorProps(components.ElectionActorConfig{
 		Elector: elector, Backend: backend, Supervisor: n.supervisor,
 		OpTimeout: n.cfg.Components.OpTimeout, Logger: n.log,

@@ -43,10 +43,7 @@ type ConfigClient struct {
 	closeOnce sync.Once
 }
 
-var (
-	_ backends.ConfigCenter = (*ConfigClient)(nil)
-	_ backends.Closer       = (*ConfigClient)(nil)
-)
+var _ backends.ConfigCenter = (*ConfigClient)(nil)
 
 // NewConfigClient returns a facade for config namespace name ("" = the
 // actor's default namespace) served by the actor at pid.
@@ -92,7 +89,8 @@ func (c *ConfigClient) checkPrefix(op, prefix string) error {
 	return nil
 }
 
-// Get implements backends.ConfigCenter.
+// Get returns the value of key, or ErrNotFound: GetItem without the
+// version.
 func (c *ConfigClient) Get(ctx context.Context, key string) (string, error) {
 	it, err := c.GetItem(ctx, key)
 	return it.Value, err
@@ -141,7 +139,8 @@ func (c *ConfigClient) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// List implements backends.ConfigCenter.
+// List returns the values of every key starting with prefix ("" = all):
+// ListItems as a key → value map.
 func (c *ConfigClient) List(ctx context.Context, prefix string) (map[string]string, error) {
 	items, err := c.ListItems(ctx, prefix)
 	if err != nil {
@@ -191,7 +190,7 @@ func (c *ConfigClient) Rollback(ctx context.Context, key string, version uint64)
 }
 
 // Resolve returns the most specific value of key for a component instance
-// (instance layer, then component, then system; see backends.Resolve) and
+// (instance layer, then component, then system; see layered.Resolve in backends/layered) and
 // the layer it came from. ErrNotFound when no layer has the key; instance
 // may be empty.
 func (c *ConfigClient) Resolve(ctx context.Context, component, instance, key string) (backends.ConfigItem, string, error) {
@@ -218,7 +217,7 @@ func (c *ConfigClient) Resolve(ctx context.Context, component, instance, key str
 	return protoconv.ConfigItemFromProto(resp.GetItem()), protoconv.LayerFromProto(resp.GetLayer()), nil
 }
 
-// Watch implements backends.ConfigCenter.
+// Watch sends every later change of key: WatchWith without options.
 func (c *ConfigClient) Watch(ctx context.Context, key string) (<-chan backends.ConfigEvent, error) {
 	return c.WatchWith(ctx, key, backends.WatchOptions{})
 }

@@ -47,10 +47,7 @@ type DiscoveryClient struct {
 	inflight sync.WaitGroup
 }
 
-var (
-	_ backends.ServiceDiscovery = (*DiscoveryClient)(nil)
-	_ backends.Closer           = (*DiscoveryClient)(nil)
-)
+var _ backends.ServiceDiscovery = (*DiscoveryClient)(nil)
 
 // closeTimeout bounds the deregistrations of Close.
 const closeTimeout = 5 * time.Second

@@ -43,7 +43,6 @@ type ElectionClient struct {
 
 var (
 	_ backends.Elector    = (*ElectionClient)(nil)
-	_ backends.Closer     = (*ElectionClient)(nil)
 	_ backends.Leadership = (*clientLeadership)(nil)
 )
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/typed"
 	"github.com/baton-go/baton/runtime"
 	"github.com/baton-go/baton/runtime/embedded"
 )
@@ -62,7 +63,7 @@ func ExampleCacheClient_typed() {
 	defer func() { _ = node.Stop(ctx) }()
 
 	type user struct{ Name string }
-	users := backends.NewTyped[user](node.Cache("users"), nil)
+	users := typed.New[user](node.Cache("users"), nil)
 	_ = users.Set(ctx, "u1", user{Name: "Ada"}, 0)
 	u, _ := users.Get(ctx, "u1")
 	fmt.Println(u.Name)

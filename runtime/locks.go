@@ -36,7 +36,6 @@ type LockClient struct {
 
 var (
 	_ backends.Locker = (*LockClient)(nil)
-	_ backends.Closer = (*LockClient)(nil)
 	_ backends.Lease  = (*clientLease)(nil)
 )
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-go/baton/backends/layered"
 	"github.com/baton-go/baton/internal/components"
 
 	"github.com/baton-go/baton/backends"
@@ -217,7 +218,7 @@ func (r *settingsReloader) reload(ctx context.Context, initial bool) {
 	changed := map[string]bool{}
 	for _, st := range reloadables {
 		component, name := st.names()
-		item, layer, err := backends.Resolve(ctx, r.cc, component, r.n.cfg.NodeID, name)
+		item, layer, err := layered.Resolve(ctx, r.cc, component, r.n.cfg.NodeID, name)
 		found := err == nil
 		if err != nil && !errors.Is(err, backends.ErrNotFound) {
 			r.n.log.Warn("baton: reading settings", "component", component, "setting", name, "err", err)

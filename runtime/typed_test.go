@@ -11,11 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/typed"
 	"github.com/baton-go/baton/integration/harness"
 	"github.com/baton-go/baton/runtime"
 )
 
-// TestTypedGetOrLoadThroughTheNode: Typed[T] over the node's cache facade
+// TestTypedGetOrLoadThroughTheNode: typed.Cache[T] over the node's cache facade
 // loads through the facade's GetOrLoad — one loader for concurrent
 // callers, and a cached miss with NegativeTTL.
 func TestTypedGetOrLoadThroughTheNode(t *testing.T) {
@@ -23,7 +24,7 @@ func TestTypedGetOrLoadThroughTheNode(t *testing.T) {
 	node := startNode(t, runtime.Spec{Env: "test", Etcd: etcdConfig(e)})
 	ctx := ctxFor(t, 30*time.Second)
 	type report struct{ Rows int }
-	reports := backends.NewTyped[report](node.Cache("reports"), nil)
+	reports := typed.New[report](node.Cache("reports"), nil)
 
 	var loads atomic.Int32
 	release := make(chan struct{})

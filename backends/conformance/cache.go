@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,9 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/baton-go/baton/backends"
 )
@@ -39,9 +35,6 @@ func RunCache(t *testing.T, target Target) {
 		{"binary-values", true, s.binaryValues},
 		{"max-value-size", true, s.maxValueSize},
 		{"invalid-args", true, s.invalidArgs},
-		{"typed-json", true, s.typedJSON},
-		{"typed-proto", true, s.typedProto},
-		{"typed-get-or-load", true, s.typedGetOrLoad},
 		{"concurrent-writers", true, s.concurrentWriters},
 	})
 }
@@ -436,105 +429,4 @@ func (s cacheSuite) concurrentWriters(t *testing.T) {
 	for w := range writers {
 		assert.Equal(t, value(w, rounds-1), all[keys[w]], "writer %d's last value", w)
 	}
-}
-
-// profile is the value type of the typed-json case.
-type profile struct {
-	Name   string            `json:"name"`
-	Age    int               `json:"age"`
-	Tags   []string          `json:"tags"`
-	Labels map[string]string `json:"labels"`
-	Raw    []byte            `json:"raw"`
-}
-
-func (s cacheSuite) typedJSON(t *testing.T) {
-	c := s.fresh(t)
-	ctx := ctxFor(t, opTimeout)
-	typed := backends.NewTyped[profile](c, nil)
-	want := profile{Name: "ada", Age: 36, Tags: []string{"a", "b"}, Labels: map[string]string{"k": "v"}, Raw: []byte{0, 1, 2}}
-	require.NoError(t, typed.Set(ctx, "ada", want, 0))
-	got, err := typed.Get(ctx, "ada")
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-
-	other := profile{Name: "bob"} // nil fields come back nil (null in JSON)
-	require.NoError(t, typed.SetMany(ctx, []backends.TypedItem[profile]{{Key: "bob", Value: other}}))
-	many, err := typed.GetMany(ctx, []string{"ada", "bob", "nobody"})
-	require.NoError(t, err)
-	assert.Equal(t, map[string]profile{"ada": want, "bob": other}, many)
-
-	_, err = typed.Get(ctx, "nobody")
-	assert.ErrorIs(t, err, backends.ErrNotFound)
-
-	// Bytes that are not JSON of T fail to decode as an invalid value.
-	require.NoError(t, c.Set(ctx, "garbage", []byte{0, 0xff, '{'}, 0))
-	_, err = typed.Get(ctx, "garbage")
-	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-}
-
-// typedGetOrLoad: a miss runs the loader and stores its value, encoded; a
-// hit does not load; a loader's error is returned and nothing is stored.
-func (s cacheSuite) typedGetOrLoad(t *testing.T) {
-	c := s.fresh(t)
-	ctx := ctxFor(t, opTimeout)
-	typed := backends.NewTyped[profile](c, nil)
-	want := profile{Name: "carol", Age: 41}
-	loads := 0
-	loader := func(context.Context) (profile, error) {
-		loads++
-		return want, nil
-	}
-	got, err := typed.GetOrLoad(ctx, "carol", backends.LoadOptions{TTL: time.Minute}, loader)
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-	got, err = typed.GetOrLoad(ctx, "carol", backends.LoadOptions{TTL: time.Minute}, loader)
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-	assert.Equal(t, 1, loads, "a hit does not load")
-	stored, err := typed.Get(ctx, "carol")
-	require.NoError(t, err)
-	assert.Equal(t, want, stored, "the loaded value is in the cache")
-
-	boom := errors.New("origin down")
-	_, err = typed.GetOrLoad(ctx, "dave", backends.LoadOptions{}, func(context.Context) (profile, error) {
-		return profile{}, boom
-	})
-	require.ErrorIs(t, err, boom)
-	_, err = typed.Get(ctx, "dave")
-	require.ErrorIs(t, err, backends.ErrNotFound, "a failed load stores nothing")
-
-	_, err = typed.GetOrLoad(ctx, "erin", backends.LoadOptions{TTL: time.Nanosecond}, loader)
-	require.ErrorIs(t, err, backends.ErrInvalidArgument, "ttl below the minimum")
-	_, err = typed.GetOrLoad(ctx, "bad\x00key", backends.LoadOptions{}, loader)
-	require.ErrorIs(t, err, backends.ErrInvalidArgument, "bad key")
-	assert.Equal(t, 1, loads)
-}
-
-func (s cacheSuite) typedProto(t *testing.T) {
-	c := s.fresh(t)
-	ctx := ctxFor(t, opTimeout)
-	typed := backends.NewTyped[*structpb.Struct](c, backends.ProtoCodec[*structpb.Struct]{})
-	want, err := structpb.NewStruct(map[string]any{
-		"name":   "ada",
-		"age":    36,
-		"nested": map[string]any{"ok": true, "list": []any{"x", 1.5, nil}},
-		"nul":    "a\x00b",
-	})
-	require.NoError(t, err)
-	require.NoError(t, typed.Set(ctx, "ada", want, 0))
-	got, err := typed.Get(ctx, "ada")
-	require.NoError(t, err)
-	assert.True(t, proto.Equal(want, got), "got %v, want %v", got, want)
-
-	// A second message type through a codec with an explicit constructor.
-	wrapped := backends.NewTyped[*wrapperspb.BytesValue](c, backends.ProtoCodec[*wrapperspb.BytesValue]{
-		New: func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) },
-	})
-	require.NoError(t, wrapped.Set(ctx, "bytes", wrapperspb.Bytes([]byte{0, 1, 0}), 0))
-	gotBytes, err := wrapped.Get(ctx, "bytes")
-	require.NoError(t, err)
-	assert.Equal(t, []byte{0, 1, 0}, gotBytes.GetValue())
-
-	_, err = typed.Get(ctx, "nobody")
-	assert.ErrorIs(t, err, backends.ErrNotFound)
 }

@@ -81,6 +81,11 @@ func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
 	}, nil
 }
 
+// Close does nothing and returns nil: the cache runs no background work and
+// holds nothing of its own (the client is the connector's), so it stays
+// usable. It is there so that every component closes the same way.
+func (c *Cache) Close() error { return nil }
+
 func (c *Cache) key(k string) string { return c.prefix + k }
 
 // live decodes a stored entry and reports whether it is still visible.

@@ -32,29 +32,10 @@ const historyInlineMax = 512 << 10
 // written in the value's transaction share its revision).
 const historyHeader = 8
 
-// ConfigCenter is backends.ConfigCenter on etcd.
-//
-// A key k of config namespace <name> is the etcd key
-// <root>/<env>/config/<name>/<k>; its version is its mod revision, so
-// versions strictly increase across the whole namespace and CompareAndSet is
-// a transaction comparing the mod revision (expected 0: the create revision
-// is 0, i.e. the key does not exist).
-//
-// History does not rely on etcd's MVCC history, which compaction removes:
-// every write also puts a record <root>/<env>/config-history/<name>/<k>\x00<random>
-// (NUL cannot occur in keys, so the records of "a" never mix with those of
-// "a/b") holding the version and the value, in the same transaction for
-// values up to 512 KiB. Records beyond HistoryLimit per key are trimmed right
-// after the write; History always includes the current value. Records
-// outlive a Delete, so Rollback can undo one.
-//
-// Watches run on their own watch stream (see resumableWatch) and keep the
-// versions of the keys the watcher holds. After a broken stream they resume
-// from the last delivered version + 1. When that history is compacted, or
-// etcd came back with wiped data (its revision is below one already seen, or
-// its cluster ID changed), they send ConfigResync and then exactly the
-// difference: Put for keys whose version differs from the held one, Delete
-// for held keys that are gone.
+// ConfigCenter is backends.ConfigCenter on etcd. A key's version is its mod
+// revision. History is kept in records of its own beside the namespace, so
+// etcd's compaction does not remove it, and the records outlive a Delete, so
+// Rollback can undo one. Close ends its watches.
 type ConfigCenter struct {
 	conn   *Connector
 	opts   backends.ConfigOptions
@@ -70,10 +51,7 @@ type ConfigCenter struct {
 	closed bool
 }
 
-var (
-	_ backends.ConfigCenter = (*ConfigCenter)(nil)
-	_ backends.Closer       = (*ConfigCenter)(nil)
-)
+var _ backends.ConfigCenter = (*ConfigCenter)(nil)
 
 // NewConfigCenter returns config namespace opts.Name (default "default") in
 // opts.Namespace on conn. The connector may still be unconnected; calls then
@@ -142,12 +120,6 @@ func (c *ConfigCenter) client(op string) (*clientv3.Client, error) {
 		return nil, fmt.Errorf("etcd: config %s: %w", op, err)
 	}
 	return cli, nil
-}
-
-// Get returns the value of key, or ErrNotFound.
-func (c *ConfigCenter) Get(ctx context.Context, key string) (string, error) {
-	it, err := c.GetItem(ctx, key)
-	return it.Value, err
 }
 
 // GetItem returns the value of key with its version, or ErrNotFound.
@@ -296,15 +268,6 @@ func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List returns the values of every key starting with prefix ("" = all).
-func (c *ConfigCenter) List(ctx context.Context, prefix string) (map[string]string, error) {
-	items, err := c.ListItems(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	return backends.ConfigValues(items), nil
-}
-
 // ListItems is List with versions, sorted by key.
 func (c *ConfigCenter) ListItems(ctx context.Context, prefix string) ([]backends.ConfigItem, error) {
 	const op = "etcd: config list"
@@ -390,11 +353,6 @@ func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64)
 		}
 	}
 	return backends.ConfigItem{}, fmt.Errorf("%s %q to version %d: %w", op, key, version, backends.ErrNotFound)
-}
-
-// Watch sends every change of key; WatchWith(ctx, key, WatchOptions{}).
-func (c *ConfigCenter) Watch(ctx context.Context, key string) (<-chan backends.ConfigEvent, error) {
-	return c.WatchWith(ctx, key, backends.WatchOptions{})
 }
 
 // WatchWith watches key or, with opts.Prefix, every key under it, until ctx

@@ -96,10 +96,10 @@ func TestConfigSetGetVersions(t *testing.T) {
 	c := cfgNew(t, conn, backends.ConfigOptions{Name: "app", MaxValueSize: 64})
 	ctx := t.Context()
 
-	_, err := c.Get(ctx, "db/url")
+	_, err := configValue(ctx, c, "db/url")
 	require.ErrorIs(t, err, backends.ErrNotFound)
 	a1 := cfgSet(t, c, "db/url", "postgres://a")
-	v, err := c.Get(ctx, "db/url")
+	v, err := configValue(ctx, c, "db/url")
 	require.NoError(t, err)
 	assert.Equal(t, "postgres://a", v)
 	b1 := cfgSet(t, c, "db/pool", "10")
@@ -115,7 +115,7 @@ func TestConfigSetGetVersions(t *testing.T) {
 
 	require.NoError(t, c.Delete(ctx, "db/url"))
 	require.NoError(t, c.Delete(ctx, "db/url"), "deleting a missing key is fine")
-	_, err = c.Get(ctx, "db/url")
+	_, err = configValue(ctx, c, "db/url")
 	require.ErrorIs(t, err, backends.ErrNotFound)
 
 	// Bad input.
@@ -133,11 +133,11 @@ func TestConfigSetGetVersions(t *testing.T) {
 	// A caller's cancelled ctx is reported as such.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = c.Get(cctx, "db/pool")
+	_, err = configValue(cctx, c, "db/pool")
 	require.ErrorIs(t, err, context.Canceled)
 
 	require.NoError(t, c.Close())
-	_, err = c.Get(ctx, "db/pool")
+	_, err = configValue(ctx, c, "db/pool")
 	require.ErrorIs(t, err, backends.ErrClosed)
 	require.NoError(t, c.Close())
 }
@@ -146,10 +146,10 @@ func TestConfigUnconnected(t *testing.T) {
 	conn, err := etcd.NewConnector(etcd.Config{Endpoints: []string{"127.0.0.1:1"}}, nil)
 	require.NoError(t, err)
 	c := cfgNew(t, conn, backends.ConfigOptions{})
-	_, err = c.Get(t.Context(), "k")
+	_, err = configValue(t.Context(), c, "k")
 	require.ErrorIs(t, err, backends.ErrUnavailable)
 	require.ErrorIs(t, c.Set(t.Context(), "k", "v"), backends.ErrUnavailable)
-	_, err = c.Watch(t.Context(), "k")
+	_, err = c.WatchWith(t.Context(), "k", backends.WatchOptions{})
 	require.ErrorIs(t, err, backends.ErrUnavailable)
 }
 
@@ -190,7 +190,7 @@ func TestConfigListIsolation(t *testing.T) {
 	require.NoError(t, cx.Set(ctx, "system/x", "other name"))
 	require.NoError(t, prod.Set(ctx, "system/a", "other env"))
 
-	all, err := c.List(ctx, "")
+	all, err := configList(ctx, c, "")
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{
 		"system/a": "v-system/a", "system/b": "v-system/b",
@@ -202,7 +202,7 @@ func TestConfigListIsolation(t *testing.T) {
 	assert.Equal(t, "system/a", items[0].Key)
 	assert.Equal(t, "system/b", items[1].Key)
 	assert.NotZero(t, items[0].Version)
-	empty, err := c.List(ctx, "nothing/")
+	empty, err := configList(ctx, c, "nothing/")
 	require.NoError(t, err)
 	assert.Empty(t, empty)
 }
@@ -215,7 +215,7 @@ func TestConfigWatchKeyPrefixAndLatency(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "svc/a", "0"))
 
 	key := cfgWatch(t, c, "svc/a", backends.WatchOptions{})
-	plain, err := c.Watch(ctx, "svc/a") // Watch is WatchWith without options
+	plain, err := c.WatchWith(ctx, "svc/a", backends.WatchOptions{}) // a plain watch: WatchWith without options
 	require.NoError(t, err)
 	prefix := cfgWatch(t, c, "svc/", backends.WatchOptions{Prefix: true})
 	all := cfgWatch(t, c, "", backends.WatchOptions{Prefix: true})
@@ -253,7 +253,7 @@ func TestConfigWatchKeyPrefixAndLatency(t *testing.T) {
 	require.NoError(t, c.Close())
 	for range plain {
 	}
-	_, err = c.Watch(ctx, "svc/a")
+	_, err = c.WatchWith(ctx, "svc/a", backends.WatchOptions{})
 	require.ErrorIs(t, err, backends.ErrClosed)
 }
 
@@ -400,7 +400,7 @@ func TestConfigHistoryRollback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v2", back.Value)
 	assert.Greater(t, back.Version, items[4].Version)
-	v, err := c.Get(ctx, "k")
+	v, err := configValue(ctx, c, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v2", v)
 	_, err = c.Rollback(ctx, "k", items[0].Version)
@@ -415,7 +415,7 @@ func TestConfigHistoryRollback(t *testing.T) {
 	assert.Equal(t, back, h[0])
 	_, err = c.Rollback(ctx, "k", items[4].Version)
 	require.NoError(t, err)
-	v, err = c.Get(ctx, "k")
+	v, err = configValue(ctx, c, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v4", v)
 
@@ -430,4 +430,19 @@ func TestConfigHistoryRollback(t *testing.T) {
 	back, err = big.Rollback(ctx, "blob", l1.Version)
 	require.NoError(t, err)
 	assert.Len(t, back.Value, 700<<10)
+}
+
+// configValue is GetItem's value: the reads of these tests want the string.
+func configValue(ctx context.Context, cc backends.ConfigCenter, key string) (string, error) {
+	it, err := cc.GetItem(ctx, key)
+	return it.Value, err
+}
+
+// configList is ListItems as a key → value map.
+func configList(ctx context.Context, cc backends.ConfigCenter, prefix string) (map[string]string, error) {
+	items, err := cc.ListItems(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return backends.ConfigValues(items), nil
 }

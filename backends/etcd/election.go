@@ -22,10 +22,7 @@ type Elector struct {
 	holdSet
 }
 
-var (
-	_ backends.Elector = (*Elector)(nil)
-	_ backends.Closer  = (*Elector)(nil)
-)
+var _ backends.Elector = (*Elector)(nil)
 
 // NewElector returns an Elector for opts.Namespace on conn. opts.TTL
 // defaults to 10s and is rounded up to whole seconds, minimum 2s.

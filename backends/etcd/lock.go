@@ -31,10 +31,7 @@ type Locker struct {
 	holdSet
 }
 
-var (
-	_ backends.Locker = (*Locker)(nil)
-	_ backends.Closer = (*Locker)(nil)
-)
+var _ backends.Locker = (*Locker)(nil)
 
 // NewLocker returns a Locker for opts.Namespace on conn.
 func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {

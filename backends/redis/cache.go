@@ -43,6 +43,11 @@ func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
 	return &Cache{conn: conn, opts: o, prefix: o.Namespace.Prefix(backends.ComponentCache, o.Name)}, nil
 }
 
+// Close does nothing and returns nil: the cache runs no background work and
+// holds nothing of its own (the client is the connector's), so it stays
+// usable. It is there so that every component closes the same way.
+func (c *Cache) Close() error { return nil }
+
 func (c *Cache) key(k string) string { return c.prefix + k }
 
 // pxTTL rounds a positive TTL up to whole milliseconds so go-redis sends it
@@ -265,7 +270,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pattern := backends.EscapeGlob(c.prefix) + "*"
+	pattern := escapeGlob(c.prefix) + "*"
 	if cc, ok := cl.(*goredis.ClusterClient); ok {
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *goredis.Client) error {
 			return clearNode(ctx, node, pattern)

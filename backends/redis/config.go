@@ -84,9 +84,7 @@ const (
 // Like Discovery.Watch, each watch holds one pooled connection while it
 // waits in XREAD BLOCK (at most one second at a time).
 //
-// This type has no local snapshot fallback: every read goes to Redis and
-// ConfigItem.Stale is always false here; the fallback belongs to the layer
-// above.
+// Every read goes to Redis; backends/snapshot adds a local fallback on top.
 type ConfigCenter struct {
 	conn   *Connector
 	opts   backends.ConfigOptions
@@ -101,10 +99,7 @@ type ConfigCenter struct {
 	closed bool
 }
 
-var (
-	_ backends.ConfigCenter = (*ConfigCenter)(nil)
-	_ backends.Closer       = (*ConfigCenter)(nil)
-)
+var _ backends.ConfigCenter = (*ConfigCenter)(nil)
 
 type cfgKeys struct {
 	meta, values, versions, log, historyPrefix string
@@ -173,12 +168,6 @@ func (c *ConfigCenter) checkWrite(op, key, value string) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
-}
-
-// Get returns the value of key, or ErrNotFound.
-func (c *ConfigCenter) Get(ctx context.Context, key string) (string, error) {
-	it, err := c.GetItem(ctx, key)
-	return it.Value, err
 }
 
 // GetItem returns the value of key with its version, or ErrNotFound.
@@ -265,15 +254,6 @@ func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
 	}
 	err = cfgDeleteScript.Run(ctx, cl, c.keys.withHistory(key), key, c.opts.HistoryLimit, cfgLogMaxLen).Err()
 	return mapErr(op, err)
-}
-
-// List returns the values of every key starting with prefix ("" = all).
-func (c *ConfigCenter) List(ctx context.Context, prefix string) (map[string]string, error) {
-	items, err := c.ListItems(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	return backends.ConfigValues(items), nil
 }
 
 // ListItems returns every key starting with prefix with its value and
@@ -409,11 +389,6 @@ func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64)
 		return backends.ConfigItem{}, err
 	}
 	return backends.ConfigItem{Key: key, Value: vals[2], Version: v}, nil
-}
-
-// Watch sends every later change of key until ctx ends or Close.
-func (c *ConfigCenter) Watch(ctx context.Context, key string) (<-chan backends.ConfigEvent, error) {
-	return c.WatchWith(ctx, key, backends.WatchOptions{})
 }
 
 // WatchWith watches key, or with opts.Prefix every key starting with it

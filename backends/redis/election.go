@@ -45,7 +45,6 @@ type Elector struct {
 
 var (
 	_ backends.Elector    = (*Elector)(nil)
-	_ backends.Closer     = (*Elector)(nil)
 	_ backends.Leadership = (*leadership)(nil)
 )
 

@@ -61,7 +61,6 @@ type Locker struct {
 
 var (
 	_ backends.Locker    = (*Locker)(nil)
-	_ backends.Closer    = (*Locker)(nil)
 	_ backends.Lease     = (*lease)(nil)
 	_ backends.Handoffer = (*lease)(nil)
 )
@@ -86,7 +85,7 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 // one namespace.
 func channelPattern(ns backends.Namespace, component string) string {
 	ns = ns.WithDefaults()
-	return backends.EscapeGlob(ns.Root+"/"+ns.Env+"/"+component+"/") + "*"
+	return escapeGlob(ns.Root+"/"+ns.Env+"/"+component+"/") + "*"
 }
 
 // lockKeys returns the keys and channel of one lock. The name is wrapped in

@@ -10,15 +10,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/integration/harness"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 // kitConnect returns a connected Connector for r, disconnected at cleanup.
 func kitConnect(t testing.TB, cfg Config) *Connector {

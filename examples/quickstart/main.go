@@ -18,6 +18,7 @@ import (
 
 	"github.com/baton-go/baton/actors"
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/typed"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 	"github.com/baton-go/baton/runtime"
@@ -135,7 +136,7 @@ func tourCache(ctx context.Context, node *runtime.Node) error {
 	}
 	step("otp with a 2s TTL expired after %s", time.Since(start).Round(100*time.Millisecond))
 
-	profiles := backends.NewTyped[profile](cache, nil)
+	profiles := typed.New[profile](cache, nil)
 	if err := profiles.Set(ctx, "ada", profile{Name: "Ada", Score: 42}, 0); err != nil {
 		return err
 	}

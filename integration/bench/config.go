@@ -212,10 +212,10 @@ func fanoutRunners(ctx context.Context, s *stack, n int) ([]*runner, error) {
 		return nil, err
 	}
 	fd, extra, err := subscribe(ctx, n, func(ctx context.Context) (<-chan backends.ConfigEvent, error) {
-		return center.Watch(ctx, fanoutKey)
+		return center.WatchWith(ctx, fanoutKey, backends.WatchOptions{})
 	})
 	if err != nil {
-		closeIfCloser(center)
+		_ = center.Close()
 		disconnect()
 		closeAll()
 		return nil, fmt.Errorf("direct: %w", err)
@@ -226,7 +226,7 @@ func fanoutRunners(ctx context.Context, s *stack, n int) ([]*runner, error) {
 		run: func(ctx context.Context, _ int, d time.Duration) round { return fd.run(ctx, d) },
 		close: func(context.Context) error {
 			err := fd.stop()
-			closeIfCloser(center)
+			_ = center.Close()
 			disconnect()
 			return err
 		}})

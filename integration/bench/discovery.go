@@ -117,7 +117,7 @@ func discoveryRunners(ctx context.Context, s *stack) ([]*runner, error) {
 	}
 	wd, err := newWatchLatency(ctx, d, "bench-svc-direct")
 	if err != nil {
-		closeIfCloser(d)
+		_ = d.Close()
 		_ = cleanup()
 		wb.cancel()
 		return nil, fmt.Errorf("direct: %w", err)
@@ -126,7 +126,7 @@ func discoveryRunners(ctx context.Context, s *stack) ([]*runner, error) {
 		run: func(ctx context.Context, _ int, d time.Duration) round { return wd.run(ctx, d) },
 		close: func(context.Context) error {
 			wd.cancel()
-			closeIfCloser(d)
+			_ = d.Close()
 			return cleanup()
 		}})
 	return out, nil

@@ -149,10 +149,3 @@ func newDiscovery(conn backends.Connector, opts backends.DiscoveryOptions) (back
 	}
 	return etcd.NewDiscovery(conn.(*etcd.Connector), opts)
 }
-
-// closeIfCloser closes v when it holds resources of its own (watches, keep-alives).
-func closeIfCloser(v any) {
-	if c, ok := v.(backends.Closer); ok {
-		_ = c.Close()
-	}
-}

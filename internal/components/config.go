@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/layered"
 	"github.com/baton-go/baton/internal/protoconv"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
@@ -26,8 +27,8 @@ type ConfigActorConfig struct {
 	// Default: "default".
 	Name string
 	// Open, if set, opens another config namespace by name. The actor opens
-	// each name at most once, keeps it, and closes it (when it implements
-	// backends.Closer) when the actor stops. Nil: only Center is served and
+	// each name at most once, keeps it, and closes it when the actor stops.
+	// Nil: only Center is served and
 	// other names are rejected with an invalid-argument status.
 	Open func(name string) (backends.ConfigCenter, error)
 	// Backend is "redis" or "etcd", for the connector gate.
@@ -92,7 +93,7 @@ func AskWatchStats(ctx context.Context, root *actor.RootContext, pid *actor.PID)
 // compare-and-set and answers the new item; without it the write is
 // unconditional and the answered item has version 0, because
 // backends.ConfigCenter.Set reports none. ResolveRequest uses
-// backends.Resolve.
+// layered.Resolve.
 //
 // Watches with from_version 0 share one backend watch per (namespace,
 // key, prefix flag); a replay from a version gets its own. The subscription
@@ -151,10 +152,8 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.topics.teardown(ctx, fmt.Errorf("config actor stopped: %w", backends.ErrClosed))
 		for name, c := range a.opened {
-			if cl, ok := c.(backends.Closer); ok {
-				if err := cl.Close(); err != nil {
-					a.log.Debug("baton: close config namespace", "name", name, "err", err)
-				}
+			if err := c.Close(); err != nil {
+				a.log.Debug("baton: close config namespace", "name", name, "err", err)
 			}
 			delete(a.opened, name)
 		}
@@ -211,7 +210,7 @@ func (a *ConfigActor) Receive(ctx actor.Context) {
 			layer string
 		)
 		err := a.do(m.GetName(), func(c context.Context, cc backends.ConfigCenter) (err error) {
-			it, layer, err = backends.Resolve(c, cc, m.GetComponent(), m.GetInstance(), m.GetKey())
+			it, layer, err = layered.Resolve(c, cc, m.GetComponent(), m.GetInstance(), m.GetKey())
 			return err
 		})
 		respond(ctx, &configv1.ResolveResponse{Status: statusv1.FromError(err), Item: itemOrNil(it, err), Layer: protoconv.LayerToProto(layer)})

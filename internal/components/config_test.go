@@ -48,7 +48,7 @@ func newConfigCenter(t *testing.T, srv *server, opts backends.ConfigOptions) bac
 		t.Fatalf("unknown connector %T", srv.conn)
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = cc.(backends.Closer).Close() })
+	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
 
@@ -421,11 +421,11 @@ func TestConfigActorNamespaces(t *testing.T) {
 	v, err = other.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "other", v)
-	v, err = nodeaccess.NewConfigClient(sys.Root, pid, "default").Get(ctx, "k")
+	v, err = nodeaccess.NewConfigClient(sys.Root, pid, "default").(*runtime.ConfigClient).Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "default", v, "the default namespace by its name")
 	assert.EqualValues(t, 1, opened.Load())
-	_, err = nodeaccess.NewConfigClient(sys.Root, pid, "a/b").Get(ctx, "k")
+	_, err = nodeaccess.NewConfigClient(sys.Root, pid, "a/b").(*runtime.ConfigClient).Get(ctx, "k")
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
 

@@ -23,8 +23,8 @@ type DiscoveryActorConfig struct {
 	// NewDiscovery creates the backend discovery. The actor calls it once
 	// (again only after a failure that was not an invalid argument) with
 	// Options, after installing its own OnRegistration hook, and closes the
-	// result (when it implements backends.Closer) when the actor stops —
-	// which deregisters what it still holds. Required.
+	// result when the actor stops — which deregisters what it still holds.
+	// Required.
 	NewDiscovery func(opts backends.DiscoveryOptions) (backends.ServiceDiscovery, error)
 	// Options are passed to NewDiscovery. An OnRegistration set here is
 	// still called, after the actor has queued its own notification.
@@ -132,8 +132,8 @@ func (a *DiscoveryActor) Receive(ctx actor.Context) {
 		a.topics.teardown(ctx, backends.Unavailable("discovery actor", errors.New("restarted")))
 	case *actor.Stopping:
 		a.topics.teardown(ctx, fmt.Errorf("discovery actor stopped: %w", backends.ErrClosed))
-		if cl, ok := a.disc.(backends.Closer); ok {
-			if err := cl.Close(); err != nil {
+		if a.disc != nil {
+			if err := a.disc.Close(); err != nil {
 				a.log.Debug("baton: close discovery", "err", err)
 			}
 		}

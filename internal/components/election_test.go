@@ -225,7 +225,7 @@ func newLockTestElector(t *testing.T, backend string, conn backends.Connector) b
 		e, err = etcd.NewElector(c, opts)
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = e.(backends.Closer).Close() })
+	t.Cleanup(func() { _ = e.Close() })
 	return e
 }
 

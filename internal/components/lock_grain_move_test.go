@@ -32,7 +32,7 @@ func newTestLocker(t *testing.T, srv *server) backends.Locker {
 		l, err = etcd.NewLocker(srv.conn.(*etcd.Connector), opts)
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.(backends.Closer).Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 

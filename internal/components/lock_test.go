@@ -131,7 +131,7 @@ func newLockerOn(t *testing.T, conn backends.Connector, ns backends.Namespace) b
 		t.Fatalf("no locker for %T", conn)
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.(backends.Closer).Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 

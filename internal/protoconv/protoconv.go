@@ -19,12 +19,12 @@ import (
 
 // ConfigItemToProto converts a backends.ConfigItem.
 func ConfigItemToProto(it backends.ConfigItem) *configv1.Item {
-	return &configv1.Item{Key: it.Key, Value: it.Value, Version: it.Version, Stale: it.Stale}
+	return &configv1.Item{Key: it.Key, Value: it.Value, Version: it.Version}
 }
 
 // ConfigItemFromProto converts a configv1.Item (nil is the zero item).
 func ConfigItemFromProto(it *configv1.Item) backends.ConfigItem {
-	return backends.ConfigItem{Key: it.GetKey(), Value: it.GetValue(), Version: it.GetVersion(), Stale: it.GetStale()}
+	return backends.ConfigItem{Key: it.GetKey(), Value: it.GetValue(), Version: it.GetVersion()}
 }
 
 // ConfigEventTypeToProto converts a backends.ConfigEventType.

@@ -133,8 +133,8 @@ func (h *host) closeLockers() {
 	h.rt = nil
 	h.mu.Unlock()
 	for _, s := range ls {
-		if c, ok := s.l.(backends.Closer); ok {
-			_ = c.Close()
+		if s.l != nil {
+			_ = s.l.Close()
 		}
 	}
 }
@@ -184,8 +184,8 @@ func (h *host) locker(rt *runtime.Node, ns backends.Namespace) (backends.Locker,
 				delete(h.lockers, key)
 			}
 			h.mu.Unlock()
-			if c, ok := s.l.(backends.Closer); ok && last {
-				_ = c.Close()
+			if last && s.l != nil {
+				_ = s.l.Close()
 			}
 		})
 	}
@@ -315,9 +315,7 @@ func (h *host) buildConfig(ctx actor.Context) (*actor.Props, func(), error) {
 		OpTimeout: sc.Components.OpTimeout, Logger: h.log,
 	})
 	release := func() {
-		if c, ok := center.(backends.Closer); ok {
-			_ = c.Close()
-		}
+		_ = center.Close()
 	}
 	return props, release, nil
 }

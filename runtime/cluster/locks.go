@@ -79,7 +79,6 @@ type waitRef struct {
 
 var (
 	_ backends.Locker = (*LockClient)(nil)
-	_ backends.Closer = (*LockClient)(nil)
 	_ backends.Lease  = (*lease)(nil)
 )
 

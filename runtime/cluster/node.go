@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -71,7 +72,7 @@ type Node struct {
 	configs   map[string]*runtime.ConfigClient
 	discovery *runtime.DiscoveryClient // client-only: through a member
 	election  *runtime.ElectionClient  // client-only: through a member
-	closers   []backends.Closer
+	closers   []io.Closer
 }
 
 const (

@@ -42,8 +42,8 @@ func (s *seedSource) open(ctx context.Context, service string) (<-chan backends.
 	s.next++
 	d := s.dial(addr)
 	closeD := func() {
-		if c, ok := d.(backends.Closer); ok {
-			_ = c.Close()
+		if d != nil {
+			_ = d.Close()
 		}
 	}
 	wctx, cancel := context.WithCancel(ctx)

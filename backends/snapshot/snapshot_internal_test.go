@@ -1,4 +1,4 @@
-package backends
+package snapshot
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/redis"
 )
 
 func TestWriteFileAtomic(t *testing.T) {
@@ -49,10 +52,10 @@ func TestWriteFileAtomicFailureKeepsOldFile(t *testing.T) {
 
 // newTestSnapshot builds a snapshot wrapper without a backend; only its
 // bookkeeping and file handling are exercised.
-func newTestSnapshot(t *testing.T, path string) *SnapshotFallback {
+func newTestSnapshot(t *testing.T, path string) *Fallback {
 	t.Helper()
-	var cc ConfigCenter = (*SnapshotFallback)(nil) // never called
-	s, err := NewSnapshotFallback(cc, path, SnapshotOptions{})
+	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil) // never called
+	s, err := New(cc, path, Options{})
 	require.NoError(t, err)
 	return s
 }
@@ -64,30 +67,32 @@ func TestSnapshotPersistsAndReloads(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "nothing written before there is something to keep")
 
 	s.update(func() bool {
-		return s.replacePrefix("app/", []ConfigItem{{Key: "app/a", Value: "1", Version: 3}, {Key: "app/b", Value: "2", Version: 4}})
+		return s.replacePrefix("app/", []backends.ConfigItem{{Key: "app/a", Value: "1", Version: 3}, {Key: "app/b", Value: "2", Version: 4}})
 	})
-	s.update(func() bool { return s.put(ConfigItem{Key: "x", Value: "y", Version: 9, Stale: true}) })
+	s.update(func() bool { return s.put(backends.ConfigItem{Key: "x", Value: "y", Version: 9}) })
 	before, err := os.ReadFile(path)
 	require.NoError(t, err)
 	// Recording what is already known does not rewrite the file.
-	s.update(func() bool { return s.put(ConfigItem{Key: "x", Value: "y", Version: 9}) })
+	s.update(func() bool { return s.put(backends.ConfigItem{Key: "x", Value: "y", Version: 9}) })
 	after, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, before, after)
 
 	re := newTestSnapshot(t, path)
-	assert.Equal(t, map[string]ConfigItem{
+	assert.Equal(t, map[string]backends.ConfigItem{
 		"app/a": {Key: "app/a", Value: "1", Version: 3},
 		"app/b": {Key: "app/b", Value: "2", Version: 4},
 		"x":     {Key: "x", Value: "y", Version: 9},
-	}, re.items, "stale flags are never persisted")
+	}, re.items, "what was recorded comes back")
 	assert.True(t, re.covered("app/"))
 	assert.True(t, re.covered("app/sub/"))
 	assert.False(t, re.covered("ap"))
 	assert.False(t, re.covered("x"), "a key read alone does not make its prefix complete")
 
 	// A fresh listing replaces what the prefix held.
-	re.update(func() bool { return re.replacePrefix("app/", []ConfigItem{{Key: "app/b", Value: "3", Version: 7}}) })
+	re.update(func() bool {
+		return re.replacePrefix("app/", []backends.ConfigItem{{Key: "app/b", Value: "3", Version: 7}})
+	})
 	assert.NotContains(t, re.items, "app/a")
 	assert.Equal(t, "3", re.items["app/b"].Value)
 	// A wider listing subsumes narrower ones.
@@ -98,32 +103,32 @@ func TestSnapshotPersistsAndReloads(t *testing.T) {
 
 func TestSnapshotLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	var cc ConfigCenter = (*SnapshotFallback)(nil)
+	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil)
 
 	corrupt := filepath.Join(dir, "corrupt.json")
 	require.NoError(t, os.WriteFile(corrupt, []byte("{not json"), 0o600))
-	_, err := NewSnapshotFallback(cc, corrupt, SnapshotOptions{})
-	require.ErrorIs(t, err, ErrInvalidArgument)
+	_, err := New(cc, corrupt, Options{})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 
 	future := filepath.Join(dir, "future.json")
 	require.NoError(t, os.WriteFile(future, []byte(`{"format": 99}`), 0o600))
-	_, err = NewSnapshotFallback(cc, future, SnapshotOptions{})
-	require.ErrorIs(t, err, ErrInvalidArgument)
+	_, err = New(cc, future, Options{})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 
-	_, err = NewSnapshotFallback(nil, filepath.Join(dir, "x"), SnapshotOptions{})
-	require.ErrorIs(t, err, ErrInvalidArgument)
-	_, err = NewSnapshotFallback(cc, "", SnapshotOptions{})
-	require.ErrorIs(t, err, ErrInvalidArgument)
-	_, err = NewSnapshotFallback(cc, filepath.Join(dir, "x"), SnapshotOptions{ReadTimeout: -time.Second})
-	require.ErrorIs(t, err, ErrInvalidArgument)
+	_, err = New(nil, filepath.Join(dir, "x"), Options{})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	_, err = New(cc, "", Options{})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
+	_, err = New(cc, filepath.Join(dir, "x"), Options{ReadTimeout: -time.Second})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
 
 func TestSnapshotShouldFallback(t *testing.T) {
-	s := &SnapshotFallback{}
+	s := &Fallback{}
 	bg := context.Background()
-	assert.True(t, s.shouldFallback(bg, bg, Unavailable("get", errors.New("connection refused"))))
-	assert.False(t, s.shouldFallback(bg, bg, ErrNotFound))
-	assert.False(t, s.shouldFallback(bg, bg, Invalid("key", "", "must not be empty")))
+	assert.True(t, s.shouldFallback(bg, bg, backends.Unavailable("get", errors.New("connection refused"))))
+	assert.False(t, s.shouldFallback(bg, bg, backends.ErrNotFound))
+	assert.False(t, s.shouldFallback(bg, bg, backends.Invalid("key", "", "must not be empty")))
 
 	expired, cancel := context.WithTimeout(bg, -time.Second)
 	defer cancel()

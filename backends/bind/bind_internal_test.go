@@ -1,4 +1,4 @@
-package backends
+package bind
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/backends/redis"
 )
 
 func TestMain(m *testing.M) {
@@ -116,7 +119,7 @@ func TestDecodeBinding(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := decodeBinding[decodeTarget]("svc", c.values, c.strict)
+			got, err := decode[decodeTarget]("svc", c.values, c.strict)
 			if c.errSub != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), c.errSub)
@@ -129,16 +132,16 @@ func TestDecodeBinding(t *testing.T) {
 }
 
 func TestDecodeBindingMap(t *testing.T) {
-	got, err := decodeBinding[map[string]any]("f", map[string]string{"f/a": "1", "f/b/c": "true"}, false)
+	got, err := decode[map[string]any]("f", map[string]string{"f/a": "1", "f/b/c": "true"}, false)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"a": 1, "b": map[string]any{"c": true}}, got)
 }
 
 // newTestBinding builds a binding without a backend to drive apply/reload.
-func newTestBinding(t *testing.T, opts BindOptions[decodeTarget]) *Binding[decodeTarget] {
+func newTestBinding(t *testing.T, opts Options[decodeTarget]) *Value[decodeTarget] {
 	t.Helper()
-	b := &Binding[decodeTarget]{base: "svc", opts: opts, state: map[string]ConfigItem{}}
-	b.cur.Store(&bindSnapshot[decodeTarget]{})
+	b := &Value[decodeTarget]{base: "svc", opts: opts, state: map[string]backends.ConfigItem{}}
+	b.cur.Store(&snapshot[decodeTarget]{})
 	return b
 }
 
@@ -146,7 +149,7 @@ func TestBindingApplyAndReload(t *testing.T) {
 	errTooBig := errors.New("too big")
 	var changes [][2]decodeTarget
 	var errs []error
-	b := newTestBinding(t, BindOptions[decodeTarget]{
+	b := newTestBinding(t, Options[decodeTarget]{
 		Validate: func(v decodeTarget) error {
 			if v.Port > 100 {
 				return errTooBig
@@ -156,13 +159,13 @@ func TestBindingApplyAndReload(t *testing.T) {
 		OnChange: func(old, updated decodeTarget) { changes = append(changes, [2]decodeTarget{old, updated}) },
 		OnError:  func(err error) { errs = append(errs, err) },
 	})
-	putEv := func(k, v string, ver uint64) ConfigEvent {
-		return ConfigEvent{Type: ConfigPut, Item: ConfigItem{Key: k, Value: v, Version: ver}}
+	putEv := func(k, v string, ver uint64) backends.ConfigEvent {
+		return backends.ConfigEvent{Type: backends.ConfigPut, Item: backends.ConfigItem{Key: k, Value: v, Version: ver}}
 	}
 
 	require.True(t, b.apply(putEv("svc/port", "10", 5)))
 	assert.False(t, b.apply(putEv("svcx/port", "99", 6)), "a key outside the binding")
-	assert.False(t, b.apply(ConfigEvent{Type: ConfigResync}))
+	assert.False(t, b.apply(backends.ConfigEvent{Type: backends.ConfigResync}))
 	b.reload()
 	assert.Equal(t, 10, b.Current().Port)
 	assert.Equal(t, uint64(6), b.Version())
@@ -174,7 +177,7 @@ func TestBindingApplyAndReload(t *testing.T) {
 	assert.Equal(t, 10, b.Current().Port, "a rejected value is not installed")
 	require.Len(t, errs, 1)
 	assert.ErrorIs(t, errs[0], errTooBig)
-	assert.ErrorIs(t, errs[0], ErrInvalidArgument)
+	assert.ErrorIs(t, errs[0], backends.ErrInvalidArgument)
 	assert.Len(t, changes, 1)
 
 	b.apply(putEv("svc/port", "20", 8))
@@ -186,8 +189,8 @@ func TestBindingApplyAndReload(t *testing.T) {
 
 	// Re-writing the same values changes nothing visible.
 	assert.False(t, b.apply(putEv("svc/host", "h", 10)))
-	require.True(t, b.apply(ConfigEvent{Type: ConfigDelete, Item: ConfigItem{Key: "svc/host", Version: 11}}))
-	assert.False(t, b.apply(ConfigEvent{Type: ConfigDelete, Item: ConfigItem{Key: "svc/host", Version: 12}}), "deleting a missing key")
+	require.True(t, b.apply(backends.ConfigEvent{Type: backends.ConfigDelete, Item: backends.ConfigItem{Key: "svc/host", Version: 11}}))
+	assert.False(t, b.apply(backends.ConfigEvent{Type: backends.ConfigDelete, Item: backends.ConfigItem{Key: "svc/host", Version: 12}}), "deleting a missing key")
 	b.reload()
 	assert.Empty(t, b.Current().Host)
 	assert.Len(t, changes, 3)
@@ -198,14 +201,14 @@ func TestBindingApplyAndReload(t *testing.T) {
 
 func TestBindRejectsBadArguments(t *testing.T) {
 	ctx := context.Background()
-	_, err := Bind(ctx, nil, "svc", BindOptions[decodeTarget]{})
-	require.ErrorIs(t, err, ErrInvalidArgument)
+	_, err := New(ctx, nil, "svc", Options[decodeTarget]{})
+	require.ErrorIs(t, err, backends.ErrInvalidArgument)
 
-	var cc ConfigCenter = (*SnapshotFallback)(nil) // never called: arguments fail first
+	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil) // never called: arguments fail first
 	for _, prefix := range []string{"", "/", "a\x00"} {
-		_, err = Bind(ctx, cc, prefix, BindOptions[decodeTarget]{})
-		assert.ErrorIs(t, err, ErrInvalidArgument, "prefix %q", prefix)
+		_, err = New(ctx, cc, prefix, Options[decodeTarget]{})
+		assert.ErrorIs(t, err, backends.ErrInvalidArgument, "prefix %q", prefix)
 	}
-	_, err = Bind(ctx, cc, "svc", BindOptions[decodeTarget]{RetryMin: -time.Second})
-	assert.ErrorIs(t, err, ErrInvalidArgument)
+	_, err = New(ctx, cc, "svc", Options[decodeTarget]{RetryMin: -time.Second})
+	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
