@@ -49,9 +49,8 @@ func decodeEntry(raw []byte) (value []byte, deadline int64) {
 	return raw[envHeader:], int64(binary.BigEndian.Uint64(raw[2:envHeader]))
 }
 
-// Cache is backends.Cache (and backends.CacheBatcher) on etcd. See the
-// package doc for how TTLs map to shared leases. It runs no goroutines.
-type Cache struct {
+// cacheStore is the Cache NewCache returns.
+type cacheStore struct {
 	conn   *Connector
 	opts   backends.CacheOptions
 	prefix string
@@ -59,13 +58,24 @@ type Cache struct {
 }
 
 var (
-	_ backends.Cache        = (*Cache)(nil)
-	_ backends.CacheBatcher = (*Cache)(nil)
+	_ backends.Cache        = (*cacheStore)(nil)
+	_ backends.CacheBatcher = (*cacheStore)(nil)
 )
 
-// NewCache returns the cache opts.Name in opts.Namespace on conn. The
-// connector may still be unconnected; calls then fail with ErrUnavailable.
-func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
+// NewCache returns the cache opts.Name in opts.Namespace on conn. It also
+// implements backends.CacheBatcher; the package doc says how TTLs map to
+// shared leases. It runs no goroutines. The connector may still be
+// unconnected; calls then fail with ErrUnavailable.
+func NewCache(conn *Connector, opts backends.CacheOptions) (backends.Cache, error) {
+	s, err := newCacheStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newCacheStore is NewCache with the concrete type, for this package's tests.
+func newCacheStore(conn *Connector, opts backends.CacheOptions) (*cacheStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "<nil>", "must not be nil")
 	}
@@ -73,7 +83,7 @@ func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{
+	return &cacheStore{
 		conn:   conn,
 		opts:   opts,
 		prefix: opts.Namespace.Prefix(backends.ComponentCache, opts.Name),
@@ -84,12 +94,12 @@ func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
 // Close does nothing and returns nil: the cache runs no background work and
 // holds nothing of its own (the client is the connector's), so it stays
 // usable. It is there so that every component closes the same way.
-func (c *Cache) Close() error { return nil }
+func (c *cacheStore) Close() error { return nil }
 
-func (c *Cache) key(k string) string { return c.prefix + k }
+func (c *cacheStore) key(k string) string { return c.prefix + k }
 
 // live decodes a stored entry and reports whether it is still visible.
-func (c *Cache) live(raw []byte) ([]byte, bool) {
+func (c *cacheStore) live(raw []byte) ([]byte, bool) {
 	v, deadline := decodeEntry(raw)
 	if deadline != 0 && c.now().UnixNano() >= deadline {
 		return nil, false
@@ -109,7 +119,7 @@ func validTTL(ttl time.Duration) error {
 
 // Get returns the value, or ErrNotFound when it is missing or past its
 // deadline.
-func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+func (c *cacheStore) Get(ctx context.Context, key string) ([]byte, error) {
 	const op = "etcd: cache get"
 	v, ok, err := c.get(ctx, op, key)
 	if err != nil {
@@ -123,12 +133,12 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Exists reports whether the key is present and not past its deadline. It
 // reads the value because the deadline is stored with it.
-func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
+func (c *cacheStore) Exists(ctx context.Context, key string) (bool, error) {
 	_, ok, err := c.get(ctx, "etcd: cache exists", key)
 	return ok, err
 }
 
-func (c *Cache) get(ctx context.Context, op, key string) ([]byte, bool, error) {
+func (c *cacheStore) get(ctx context.Context, op, key string) ([]byte, bool, error) {
 	if err := backends.ValidateKey(key); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", op, err)
 	}
@@ -150,7 +160,7 @@ func (c *Cache) get(ctx context.Context, op, key string) ([]byte, bool, error) {
 }
 
 // Set stores value; ttl 0 means no expiry.
-func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *cacheStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	o := backends.CacheOp{Kind: backends.CacheOpSet, Key: key, Value: value, TTL: ttl}
 	if err := c.checkOp(o); err != nil {
 		return fmt.Errorf("etcd: cache set: %w", err)
@@ -160,7 +170,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete removes the key; a missing key is not an error.
-func (c *Cache) Delete(ctx context.Context, key string) error {
+func (c *cacheStore) Delete(ctx context.Context, key string) error {
 	const op = "etcd: cache delete"
 	if err := backends.ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -178,7 +188,7 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 }
 
 // Clear deletes every key under this cache's prefix in one request.
-func (c *Cache) Clear(ctx context.Context) error {
+func (c *cacheStore) Clear(ctx context.Context) error {
 	const op = "etcd: cache clear"
 	cli, err := c.conn.client()
 	if err != nil {
@@ -194,7 +204,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 
 // GetMany returns the live values of keys; missing keys are absent. Any
 // invalid key fails the whole call before anything is read.
-func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+func (c *cacheStore) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
 	const op = "etcd: cache get many"
 	ops := make([]backends.CacheOp, len(keys))
 	for i, k := range keys {
@@ -217,7 +227,7 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 
 // SetMany stores every item. Invalid items fail the whole call before
 // anything is written; otherwise the first write error is returned.
-func (c *Cache) SetMany(ctx context.Context, items []backends.CacheItem) error {
+func (c *cacheStore) SetMany(ctx context.Context, items []backends.CacheItem) error {
 	const op = "etcd: cache set many"
 	ops := make([]backends.CacheOp, len(items))
 	for i, it := range items {
@@ -237,7 +247,7 @@ func (c *Cache) SetMany(ctx context.Context, items []backends.CacheItem) error {
 	return errors.Join(errs...)
 }
 
-func (c *Cache) checkOp(o backends.CacheOp) error {
+func (c *cacheStore) checkOp(o backends.CacheOp) error {
 	if err := backends.ValidateKey(o.Key); err != nil {
 		return err
 	}
@@ -259,7 +269,7 @@ func (c *Cache) checkOp(o backends.CacheOp) error {
 // there keeps every operation seeing the ones before it). An invalid op
 // fails alone; a transport failure fails the chunk it hit and every later
 // one.
-func (c *Cache) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.CacheResult {
+func (c *cacheStore) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.CacheResult {
 	results := make([]backends.CacheResult, len(ops))
 	cli, err := c.conn.client()
 	if err != nil {
@@ -321,7 +331,7 @@ func cacheChunks(ops []backends.CacheOp, idx []int) [][]int {
 // results. A non-nil error means the whole chunk failed (transport, ctx,
 // lease grant); the caller then reports it on every op of this and every
 // later chunk.
-func (c *Cache) runChunk(ctx context.Context, cli *clientv3.Client, ops []backends.CacheOp, idx []int, results []backends.CacheResult) error {
+func (c *cacheStore) runChunk(ctx context.Context, cli *clientv3.Client, ops []backends.CacheOp, idx []int, results []backends.CacheResult) error {
 	const op = "etcd: cache batch"
 	for attempt := 0; ; attempt++ {
 		var (

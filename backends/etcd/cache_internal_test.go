@@ -67,9 +67,9 @@ func TestCacheChunks(t *testing.T) {
 	assert.Len(t, chunks[2], 300-256)
 }
 
-func newTestCache(t *testing.T, conn *Connector) *Cache {
+func newTestCache(t *testing.T, conn *Connector) *cacheStore {
 	t.Helper()
-	c, err := NewCache(conn, backends.CacheOptions{Namespace: testNS(), Name: "c"})
+	c, err := newCacheStore(conn, backends.CacheOptions{Namespace: testNS(), Name: "c"})
 	require.NoError(t, err)
 	return c
 }
@@ -255,7 +255,7 @@ func TestCacheLeaseBuckets(t *testing.T) {
 	raw := rawClient(t, srv)
 	ctx := t.Context()
 
-	distinct := func(c *Cache) map[clientv3.LeaseID]int {
+	distinct := func(c *cacheStore) map[clientv3.LeaseID]int {
 		m := map[clientv3.LeaseID]int{}
 		for _, kv := range rawKeys(t, raw, c.prefix) {
 			m[kv.Lease]++
@@ -350,9 +350,9 @@ func TestCacheClearIsScoped(t *testing.T) {
 	conn := testConn(t, srv)
 	raw := rawClient(t, srv)
 	ns := testNS()
-	a, err := NewCache(conn, backends.CacheOptions{Namespace: ns, Name: "a"})
+	a, err := newCacheStore(conn, backends.CacheOptions{Namespace: ns, Name: "a"})
 	require.NoError(t, err)
-	ab, err := NewCache(conn, backends.CacheOptions{Namespace: ns, Name: "ab"})
+	ab, err := newCacheStore(conn, backends.CacheOptions{Namespace: ns, Name: "ab"})
 	require.NoError(t, err)
 	require.NoError(t, a.Set(t.Context(), "k", []byte("1"), 0))
 	require.NoError(t, ab.Set(t.Context(), "k", []byte("2"), 0))

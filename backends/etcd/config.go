@@ -32,11 +32,8 @@ const historyInlineMax = 512 << 10
 // written in the value's transaction share its revision).
 const historyHeader = 8
 
-// ConfigCenter is backends.ConfigCenter on etcd. A key's version is its mod
-// revision. History is kept in records of its own beside the namespace, so
-// etcd's compaction does not remove it, and the records outlive a Delete, so
-// Rollback can undo one. Close ends its watches.
-type ConfigCenter struct {
+// configStore is the ConfigCenter NewConfigCenter returns.
+type configStore struct {
 	conn   *Connector
 	opts   backends.ConfigOptions
 	log    *slog.Logger
@@ -51,12 +48,24 @@ type ConfigCenter struct {
 	closed bool
 }
 
-var _ backends.ConfigCenter = (*ConfigCenter)(nil)
+var _ backends.ConfigCenter = (*configStore)(nil)
 
 // NewConfigCenter returns config namespace opts.Name (default "default") in
-// opts.Namespace on conn. The connector may still be unconnected; calls then
-// fail with ErrUnavailable.
-func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (*ConfigCenter, error) {
+// opts.Namespace on conn. A key's version is its mod revision. History is
+// kept in records of its own beside the namespace, so etcd's compaction does
+// not remove it, and they outlive a Delete, so Rollback can undo one. Close
+// ends its watches. The connector may still be unconnected; calls then fail
+// with ErrUnavailable.
+func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (backends.ConfigCenter, error) {
+	s, err := newConfigStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newConfigStore is NewConfigCenter with the concrete type, for this package's tests.
+func newConfigStore(conn *Connector, opts backends.ConfigOptions) (*configStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "<nil>", "must not be nil")
 	}
@@ -65,7 +74,7 @@ func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (*ConfigCente
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ConfigCenter{
+	return &configStore{
 		conn:   conn,
 		opts:   opts,
 		log:    conn.Logger(),
@@ -76,9 +85,9 @@ func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (*ConfigCente
 	}, nil
 }
 
-func (c *ConfigCenter) histPrefix(key string) string { return c.hist + key + "\x00" }
+func (c *configStore) histPrefix(key string) string { return c.hist + key + "\x00" }
 
-func (c *ConfigCenter) histKey(key string) string {
+func (c *configStore) histKey(key string) string {
 	return fmt.Sprintf("%s%016x", c.histPrefix(key), rand.Uint64())
 }
 
@@ -100,18 +109,18 @@ func decodeRecord(kv *mvccpb.KeyValue) (version int64, value string, ok bool) {
 	return version, string(kv.Value[historyHeader:]), true
 }
 
-func (c *ConfigCenter) errClosed(op string) error {
+func (c *configStore) errClosed(op string) error {
 	return fmt.Errorf("etcd: config %s: %w", op, backends.ErrClosed)
 }
 
-func (c *ConfigCenter) isClosed() bool {
+func (c *configStore) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
 }
 
 // client returns the connector's client unless the center is closed.
-func (c *ConfigCenter) client(op string) (*clientv3.Client, error) {
+func (c *configStore) client(op string) (*clientv3.Client, error) {
 	if c.isClosed() {
 		return nil, c.errClosed(op)
 	}
@@ -123,7 +132,7 @@ func (c *ConfigCenter) client(op string) (*clientv3.Client, error) {
 }
 
 // GetItem returns the value of key with its version, or ErrNotFound.
-func (c *ConfigCenter) GetItem(ctx context.Context, key string) (backends.ConfigItem, error) {
+func (c *configStore) GetItem(ctx context.Context, key string) (backends.ConfigItem, error) {
 	const op = "etcd: config get"
 	if err := backends.ValidateKey(key); err != nil {
 		return backends.ConfigItem{}, fmt.Errorf("%s: %w", op, err)
@@ -146,14 +155,14 @@ func (c *ConfigCenter) GetItem(ctx context.Context, key string) (backends.Config
 }
 
 // Set writes value unconditionally.
-func (c *ConfigCenter) Set(ctx context.Context, key, value string) error {
+func (c *configStore) Set(ctx context.Context, key, value string) error {
 	_, err := c.write(ctx, "set", key, value, nil)
 	return err
 }
 
 // CompareAndSet writes value only if the key's version is expected (0: the
 // key must not exist); ErrConflict otherwise. It returns the new item.
-func (c *ConfigCenter) CompareAndSet(ctx context.Context, key, value string, expected uint64) (backends.ConfigItem, error) {
+func (c *configStore) CompareAndSet(ctx context.Context, key, value string, expected uint64) (backends.ConfigItem, error) {
 	var cmp clientv3.Cmp
 	if expected == 0 {
 		cmp = clientv3.Compare(clientv3.CreateRevision(c.prefix+key), "=", 0)
@@ -164,7 +173,7 @@ func (c *ConfigCenter) CompareAndSet(ctx context.Context, key, value string, exp
 }
 
 // write puts value (under cmp, when given) together with its history record.
-func (c *ConfigCenter) write(ctx context.Context, opName, key, value string, cmp *clientv3.Cmp) (backends.ConfigItem, error) {
+func (c *configStore) write(ctx context.Context, opName, key, value string, cmp *clientv3.Cmp) (backends.ConfigItem, error) {
 	op := "etcd: config " + opName
 	if err := backends.ValidateKey(key); err != nil {
 		return backends.ConfigItem{}, fmt.Errorf("%s: %w", op, err)
@@ -229,7 +238,7 @@ func (c *ConfigCenter) write(ctx context.Context, opName, key, value string, cmp
 
 // trim deletes the n oldest history records of key, best-effort: a failure
 // leaves a few records too many until the next write trims them.
-func (c *ConfigCenter) trim(ctx context.Context, cli *clientv3.Client, key string, n int64) {
+func (c *configStore) trim(ctx context.Context, cli *clientv3.Client, key string, n int64) {
 	resp, err := cli.Get(ctx, c.histPrefix(key), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
 		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortAscend), clientv3.WithLimit(n))
 	if err != nil {
@@ -251,7 +260,7 @@ func (c *ConfigCenter) trim(ctx context.Context, cli *clientv3.Client, key strin
 }
 
 // Delete removes key; a missing key is not an error. Its history is kept.
-func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
+func (c *configStore) Delete(ctx context.Context, key string) error {
 	const op = "etcd: config delete"
 	if err := backends.ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -269,7 +278,7 @@ func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
 }
 
 // ListItems is List with versions, sorted by key.
-func (c *ConfigCenter) ListItems(ctx context.Context, prefix string) ([]backends.ConfigItem, error) {
+func (c *configStore) ListItems(ctx context.Context, prefix string) ([]backends.ConfigItem, error) {
 	const op = "etcd: config list"
 	if err := backends.ValidatePrefix(prefix); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -299,7 +308,7 @@ func (c *ConfigCenter) ListItems(ctx context.Context, prefix string) ([]backends
 // current one (limit <= 0: all that are kept, at most HistoryLimit).
 // Versions written before a Delete are still listed. ErrNotFound when
 // nothing is kept for key.
-func (c *ConfigCenter) History(ctx context.Context, key string, limit int) ([]backends.ConfigItem, error) {
+func (c *configStore) History(ctx context.Context, key string, limit int) ([]backends.ConfigItem, error) {
 	const op = "etcd: config history"
 	if err := backends.ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -341,7 +350,7 @@ func (c *ConfigCenter) History(ctx context.Context, key string, limit int) ([]ba
 
 // Rollback writes the value key had at version as a new version.
 // ErrNotFound when that version is not kept in History.
-func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64) (backends.ConfigItem, error) {
+func (c *configStore) Rollback(ctx context.Context, key string, version uint64) (backends.ConfigItem, error) {
 	const op = "etcd: config rollback"
 	items, err := c.History(ctx, key, 0)
 	if err != nil {
@@ -362,7 +371,7 @@ func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64)
 // (keys absent from Known count as not held). The watched range is read
 // before WatchWith returns, so an unreachable etcd is reported as
 // ErrUnavailable.
-func (c *ConfigCenter) WatchWith(ctx context.Context, key string, opts backends.WatchOptions) (<-chan backends.ConfigEvent, error) {
+func (c *configStore) WatchWith(ctx context.Context, key string, opts backends.WatchOptions) (<-chan backends.ConfigEvent, error) {
 	const op = "etcd: config watch"
 	var err error
 	if opts.Prefix {
@@ -441,7 +450,7 @@ func (c *ConfigCenter) WatchWith(ctx context.Context, key string, opts backends.
 
 // configWatch is the state of one watch: the versions the watcher holds.
 type configWatch struct {
-	c    *ConfigCenter
+	c    *configStore
 	key  string
 	view map[string]int64
 	out  chan<- backends.ConfigEvent
@@ -514,7 +523,7 @@ func (s *configWatch) resync(ctx context.Context, kvs []*mvccpb.KeyValue, rev in
 
 // Close ends every watch (their channels close). Later calls return nil;
 // other methods return ErrClosed.
-func (c *ConfigCenter) Close() error {
+func (c *configStore) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -17,7 +17,7 @@ import (
 	"github.com/baton-go/baton/integration/harness"
 )
 
-func cfgNew(t *testing.T, conn *etcd.Connector, opts backends.ConfigOptions) *etcd.ConfigCenter {
+func cfgNew(t *testing.T, conn *etcd.Connector, opts backends.ConfigOptions) backends.ConfigCenter {
 	t.Helper()
 	if opts.Namespace.Env == "" {
 		opts.Namespace.Env = "test"
@@ -28,7 +28,7 @@ func cfgNew(t *testing.T, conn *etcd.Connector, opts backends.ConfigOptions) *et
 	return c
 }
 
-func cfgWatch(t *testing.T, c *etcd.ConfigCenter, key string, opts backends.WatchOptions) <-chan backends.ConfigEvent {
+func cfgWatch(t *testing.T, c backends.ConfigCenter, key string, opts backends.WatchOptions) <-chan backends.ConfigEvent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
@@ -82,7 +82,7 @@ func cfgCollect(t *testing.T, ch <-chan backends.ConfigEvent, n int) []string {
 	return out
 }
 
-func cfgSet(t *testing.T, c *etcd.ConfigCenter, key, value string) backends.ConfigItem {
+func cfgSet(t *testing.T, c backends.ConfigCenter, key, value string) backends.ConfigItem {
 	t.Helper()
 	require.NoError(t, c.Set(t.Context(), key, value))
 	it, err := c.GetItem(t.Context(), key)

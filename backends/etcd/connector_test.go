@@ -158,7 +158,7 @@ func TestComponentsFollowConnectorState(t *testing.T) {
 		_, err := cache.Get(t.Context(), "k")
 		require.ErrorIs(t, err, want)
 		require.ErrorIs(t, cache.Set(t.Context(), "k", []byte("v"), time.Minute), want)
-		res := cache.DoBatch(t.Context(), []backends.CacheOp{{Kind: backends.CacheOpGet, Key: "k"}})
+		res := cache.(backends.CacheBatcher).DoBatch(t.Context(), []backends.CacheOp{{Kind: backends.CacheOpGet, Key: "k"}})
 		require.ErrorIs(t, res[0].Err, want)
 		_, err = locker.TryAcquire(t.Context(), "l", backends.LockOptions{})
 		require.ErrorIs(t, err, want)

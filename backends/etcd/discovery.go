@@ -23,11 +23,8 @@ const closeRevokeTimeout = 2 * time.Second
 // watchBuffer is the capacity of the channels returned by Watch/WatchWith.
 const watchBuffer = 64
 
-// Discovery is backends.ServiceDiscovery on etcd. Each instance is a key on
-// a lease of its own, kept alive in the background and written again when it
-// is lost (both reported to DiscoveryOptions.OnRegistration). Close stops the
-// keep-alives and watches and deregisters what is still registered.
-type Discovery struct {
+// registry is the ServiceDiscovery NewDiscovery returns.
+type registry struct {
 	conn *Connector
 	opts backends.DiscoveryOptions
 	log  *slog.Logger
@@ -47,11 +44,24 @@ type Discovery struct {
 	cbMu sync.Mutex // OnRegistration is never called concurrently
 }
 
-var _ backends.ServiceDiscovery = (*Discovery)(nil)
+var _ backends.ServiceDiscovery = (*registry)(nil)
 
-// NewDiscovery returns service discovery in opts.Namespace on conn. The
-// connector may still be unconnected; calls then fail with ErrUnavailable.
-func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (*Discovery, error) {
+// NewDiscovery returns service discovery in opts.Namespace on conn. Each
+// instance is a key on a lease of its own, kept alive in the background and
+// written again when it is lost (both reported to
+// DiscoveryOptions.OnRegistration). Close stops the keep-alives and watches
+// and deregisters what is still registered. The connector may still be
+// unconnected; calls then fail with ErrUnavailable.
+func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (backends.ServiceDiscovery, error) {
+	s, err := newRegistry(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newRegistry is NewDiscovery with the concrete type, for this package's tests.
+func newRegistry(conn *Connector, opts backends.DiscoveryOptions) (*registry, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "<nil>", "must not be nil")
 	}
@@ -75,7 +85,7 @@ func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (*Discovery, 
 		return nil, backends.Invalid("retry max", opts.RetryMax, "must not be below retry min")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Discovery{
+	return &registry{
 		conn:   conn,
 		opts:   opts,
 		log:    conn.Logger(),
@@ -86,22 +96,22 @@ func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (*Discovery, 
 	}, nil
 }
 
-func (d *Discovery) prefix(service string) string {
+func (d *registry) prefix(service string) string {
 	return d.opts.Namespace.Prefix(backends.ComponentDiscovery, service)
 }
 
-func (d *Discovery) errClosed(op string) error {
+func (d *registry) errClosed(op string) error {
 	return fmt.Errorf("etcd: discovery %s: %w", op, backends.ErrClosed)
 }
 
-func (d *Discovery) isClosed() bool {
+func (d *registry) isClosed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.closed
 }
 
 // lockOps takes the ops semaphore, or fails when ctx ends first.
-func (d *Discovery) lockOps(ctx context.Context) error {
+func (d *registry) lockOps(ctx context.Context) error {
 	select {
 	case d.ops <- struct{}{}:
 		return nil
@@ -110,10 +120,10 @@ func (d *Discovery) lockOps(ctx context.Context) error {
 	}
 }
 
-func (d *Discovery) unlockOps() { <-d.ops }
+func (d *registry) unlockOps() { <-d.ops }
 
 // HealthCheck reports whether etcd answers (the connector's health check).
-func (d *Discovery) HealthCheck(ctx context.Context) error {
+func (d *registry) HealthCheck(ctx context.Context) error {
 	if d.isClosed() {
 		return d.errClosed("health check")
 	}
@@ -124,7 +134,7 @@ func (d *Discovery) HealthCheck(ctx context.Context) error {
 // the leases of the registrations still held, best-effort within 2s, so the
 // instances disappear at once. Later calls return nil; other methods return
 // ErrClosed.
-func (d *Discovery) Close() error {
+func (d *registry) Close() error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()

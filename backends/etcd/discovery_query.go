@@ -14,7 +14,7 @@ import (
 
 // Discover returns the live instances of service, sorted by ID (an empty
 // slice when there are none). Values that are not a ServiceInfo are skipped.
-func (d *Discovery) Discover(ctx context.Context, service string) ([]backends.ServiceInfo, error) {
+func (d *registry) Discover(ctx context.Context, service string) ([]backends.ServiceInfo, error) {
 	const op = "etcd: discovery discover"
 	if err := backends.ValidateName("service name", service); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -30,7 +30,7 @@ func (d *Discovery) Discover(ctx context.Context, service string) ([]backends.Se
 	return sortedInstances(view), nil
 }
 
-func (d *Discovery) list(ctx context.Context, service string) (*clientv3.GetResponse, error) {
+func (d *registry) list(ctx context.Context, service string) (*clientv3.GetResponse, error) {
 	cli, err := d.conn.client()
 	if err != nil {
 		return nil, err
@@ -41,7 +41,7 @@ func (d *Discovery) list(ctx context.Context, service string) (*clientv3.GetResp
 }
 
 // decode parses one instance; ok is false for foreign or corrupt values.
-func (d *Discovery) decode(service string, kv *mvccpb.KeyValue) (id string, svc backends.ServiceInfo, ok bool) {
+func (d *registry) decode(service string, kv *mvccpb.KeyValue) (id string, svc backends.ServiceInfo, ok bool) {
 	id = strings.TrimPrefix(string(kv.Key), d.prefix(service))
 	if err := json.Unmarshal(kv.Value, &svc); err != nil {
 		d.log.Warn("etcd discovery: skipping an undecodable instance", "key", string(kv.Key), "error", err)
@@ -53,7 +53,7 @@ func (d *Discovery) decode(service string, kv *mvccpb.KeyValue) (id string, svc 
 	return id, svc, true
 }
 
-func (d *Discovery) decodeAll(service string, kvs []*mvccpb.KeyValue) map[string]backends.ServiceInfo {
+func (d *registry) decodeAll(service string, kvs []*mvccpb.KeyValue) map[string]backends.ServiceInfo {
 	view := make(map[string]backends.ServiceInfo, len(kvs))
 	for _, kv := range kvs {
 		if id, svc, ok := d.decode(service, kv); ok {

@@ -20,7 +20,7 @@ import (
 // this value already holds replaces that registration (new value, new
 // lease); if the replacement cannot be written, the old one stays in force.
 // Errors: ErrInvalidArgument, ErrUnavailable, ErrClosed, or ctx's error.
-func (d *Discovery) Register(ctx context.Context, svc backends.ServiceInfo, ttl time.Duration) error {
+func (d *registry) Register(ctx context.Context, svc backends.ServiceInfo, ttl time.Duration) error {
 	const op = "etcd: discovery register"
 	if err := svc.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -86,7 +86,7 @@ func (d *Discovery) Register(ctx context.Context, svc backends.ServiceInfo, ttl 
 // keeping the instance alive even when etcd cannot be reached (the error is
 // then returned and the key expires within its TTL). ErrNotFound when this
 // value holds no registration with that ID.
-func (d *Discovery) Deregister(ctx context.Context, serviceID string) error {
+func (d *registry) Deregister(ctx context.Context, serviceID string) error {
 	const op = "etcd: discovery deregister"
 	if err := backends.ValidateName("service id", serviceID); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -130,7 +130,7 @@ func (d *Discovery) Deregister(ctx context.Context, serviceID string) error {
 
 // revoke ends a lease best-effort, within closeRevokeTimeout; a lease it
 // misses expires by its TTL.
-func (d *Discovery) revoke(lease clientv3.LeaseID) {
+func (d *registry) revoke(lease clientv3.LeaseID) {
 	cli, err := d.conn.client()
 	if err != nil || lease == 0 {
 		return
@@ -142,7 +142,7 @@ func (d *Discovery) revoke(lease clientv3.LeaseID) {
 	}
 }
 
-func (d *Discovery) report(ev backends.RegistrationEvent) {
+func (d *registry) report(ev backends.RegistrationEvent) {
 	if d.opts.OnRegistration == nil {
 		return
 	}
@@ -152,7 +152,7 @@ func (d *Discovery) report(ev backends.RegistrationEvent) {
 }
 
 // start runs r's keeper in the background.
-func (d *Discovery) start(r *registration) {
+func (d *registry) start(r *registration) {
 	ctx, cancel := context.WithCancel(d.ctx)
 	r.cancel, r.done = cancel, make(chan struct{})
 	d.wg.Add(1)
@@ -167,7 +167,7 @@ func (d *Discovery) start(r *registration) {
 // written only by establish, which runs either before the keeper starts or
 // inside it; stop() makes them safe to read again.
 type registration struct {
-	d     *Discovery
+	d     *registry
 	svc   backends.ServiceInfo
 	key   string
 	value []byte

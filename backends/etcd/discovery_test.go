@@ -31,7 +31,7 @@ func discConnector(t *testing.T, srv *harness.Etcd) *etcd.Connector {
 	return c
 }
 
-func discNew(t *testing.T, conn *etcd.Connector, opts backends.DiscoveryOptions) *etcd.Discovery {
+func discNew(t *testing.T, conn *etcd.Connector, opts backends.DiscoveryOptions) backends.ServiceDiscovery {
 	t.Helper()
 	if opts.Namespace.Env == "" {
 		opts.Namespace.Env = "test"
@@ -47,7 +47,7 @@ func discSvc(name, id, addr string) backends.ServiceInfo {
 }
 
 // discWatch starts a watch whose context ends at cleanup.
-func discWatch(t *testing.T, d *etcd.Discovery, name string) <-chan backends.ServiceEvent {
+func discWatch(t *testing.T, d backends.ServiceDiscovery, name string) <-chan backends.ServiceEvent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
@@ -91,7 +91,7 @@ func discIDs(list []backends.ServiceInfo) []string {
 	return ids
 }
 
-func discIDsOf(t *testing.T, d *etcd.Discovery, name string) []string {
+func discIDsOf(t *testing.T, d backends.ServiceDiscovery, name string) []string {
 	t.Helper()
 	list, err := d.Discover(t.Context(), name)
 	require.NoError(t, err)

@@ -17,7 +17,7 @@ import (
 // how reconnects, compaction and wiped servers are handled. A write that
 // leaves an instance as it was sends nothing. The listing happens before
 // Watch returns, so an unreachable etcd is reported as ErrUnavailable.
-func (d *Discovery) Watch(ctx context.Context, service string) (<-chan backends.ServiceEvent, error) {
+func (d *registry) Watch(ctx context.Context, service string) (<-chan backends.ServiceEvent, error) {
 	const op = "etcd: discovery watch"
 	if err := backends.ValidateName("service name", service); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -72,7 +72,7 @@ func (d *Discovery) Watch(ctx context.Context, service string) (<-chan backends.
 
 // serviceWatch is the state of one Watch: the instances the watcher holds.
 type serviceWatch struct {
-	d       *Discovery
+	d       *registry
 	service string
 	view    map[string]backends.ServiceInfo
 	out     chan<- backends.ServiceEvent

@@ -10,23 +10,32 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Elector is backends.Elector on etcd. Each Campaign runs on its own lease
-// (the session) of ElectorOptions.TTL, kept alive in the background; the
-// candidate whose key has the lowest create revision leads, and that revision
-// is the epoch. Close resigns every leadership it holds and stops Observe
-// goroutines.
-type Elector struct {
+// electionStore is the Elector NewElector returns.
+type electionStore struct {
 	conn    *Connector
 	ns      backends.Namespace
 	ttlSecs int64
 	holdSet
 }
 
-var _ backends.Elector = (*Elector)(nil)
+var _ backends.Elector = (*electionStore)(nil)
 
 // NewElector returns an Elector for opts.Namespace on conn. opts.TTL
-// defaults to 10s and is rounded up to whole seconds, minimum 2s.
-func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error) {
+// defaults to 10s and is rounded up to whole seconds, minimum 2s. Each
+// Campaign runs on a lease of its own, kept alive in the background; the
+// candidate whose key has the lowest create revision leads, and that
+// revision is the epoch. Close resigns every leadership it holds and stops
+// Observe goroutines.
+func NewElector(conn *Connector, opts backends.ElectorOptions) (backends.Elector, error) {
+	s, err := newElectionStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newElectionStore is NewElector with the concrete type, for this package's tests.
+func newElectionStore(conn *Connector, opts backends.ElectorOptions) (*electionStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "<nil>", "must not be nil")
 	}
@@ -40,12 +49,12 @@ func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error)
 	if opts.TTL == 0 {
 		opts.TTL = backends.DefaultElectionTTL
 	}
-	e := &Elector{conn: conn, ns: ns, ttlSecs: leaseSeconds(opts.TTL)}
+	e := &electionStore{conn: conn, ns: ns, ttlSecs: leaseSeconds(opts.TTL)}
 	e.holdSet.init("elector")
 	return e, nil
 }
 
-func (e *Elector) prefix(election string) string {
+func (e *electionStore) prefix(election string) string {
 	return e.ns.Prefix(backends.ComponentElection, election)
 }
 
@@ -56,7 +65,7 @@ func electValidate(election string) error {
 // Campaign blocks until this candidate leads election or ctx ends; then its
 // key and lease are removed and the wrapped ctx.Err() is returned.
 // Candidates are served in arrival order.
-func (e *Elector) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
+func (e *electionStore) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
 	const op = "etcd: campaign"
 	if err := electValidate(election); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -98,7 +107,7 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 }
 
 // Leader returns the current leader, or ErrNotFound when there is none.
-func (e *Elector) Leader(ctx context.Context, election string) (backends.LeaderInfo, error) {
+func (e *electionStore) Leader(ctx context.Context, election string) (backends.LeaderInfo, error) {
 	const op = "etcd: leader"
 	if err := electValidate(election); err != nil {
 		return backends.LeaderInfo{}, fmt.Errorf("%s: %w", op, err)
@@ -118,7 +127,7 @@ func (e *Elector) Leader(ctx context.Context, election string) (backends.LeaderI
 }
 
 // electLeader reads the leader (Epoch 0 when none) and the revision read at.
-func (e *Elector) electLeader(ctx context.Context, cli *clientv3.Client, election string) (backends.LeaderInfo, int64, error) {
+func (e *electionStore) electLeader(ctx context.Context, cli *clientv3.Client, election string) (backends.LeaderInfo, int64, error) {
 	octx, cancel := e.conn.opContext(ctx)
 	defer cancel()
 	resp, err := cli.Get(octx, e.prefix(election), clientv3.WithFirstCreate()...)
@@ -138,7 +147,7 @@ func (e *Elector) electLeader(ctx context.Context, cli *clientv3.Client, electio
 // sent as LeaderInfo{Election: election}. Connection trouble does not end
 // the observation: it retries with jittered backoff and resumes from where
 // it was, sending only what changed meanwhile.
-func (e *Elector) Observe(ctx context.Context, election string) (<-chan backends.LeaderInfo, error) {
+func (e *electionStore) Observe(ctx context.Context, election string) (<-chan backends.LeaderInfo, error) {
 	const op = "etcd: observe"
 	if err := electValidate(election); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -165,7 +174,7 @@ func (e *Elector) Observe(ctx context.Context, election string) (<-chan backends
 	return ch, nil
 }
 
-func (e *Elector) electObserve(ctx context.Context, election string, ch chan<- backends.LeaderInfo) {
+func (e *electionStore) electObserve(ctx context.Context, election string, ch chan<- backends.LeaderInfo) {
 	last := backends.LeaderInfo{Election: election} // "no leader": not sent first
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
@@ -221,7 +230,7 @@ func electSleep(ctx context.Context, d time.Duration) bool {
 // Close resigns every leadership still held (best effort, bounded by the
 // connector's RequestTimeout each), aborts waiting Campaigns and ends every
 // Observe. Later calls return ErrClosed.
-func (e *Elector) Close() error {
+func (e *electionStore) Close() error {
 	return e.shut(e.conn, "etcd: elector close")
 }
 

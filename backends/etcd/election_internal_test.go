@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func newTestElector(t *testing.T, conn *Connector, ns backends.Namespace, ttl time.Duration) *Elector {
+func newTestElector(t *testing.T, conn *Connector, ns backends.Namespace, ttl time.Duration) *electionStore {
 	t.Helper()
-	e, err := NewElector(conn, backends.ElectorOptions{Namespace: ns, TTL: ttl})
+	e, err := newElectionStore(conn, backends.ElectorOptions{Namespace: ns, TTL: ttl})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Close() })
 	return e

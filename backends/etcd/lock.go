@@ -23,18 +23,29 @@ var errLockLeaseLost = errors.New("etcd: lease lost while waiting")
 // ctx ending: the client was closed underneath it.
 var errLockWatchClosed = errors.New("etcd: watch closed")
 
-// Locker is backends.Locker on etcd (see the package doc for the layout).
-// Close releases every lease it still holds and aborts waiting Acquires.
-type Locker struct {
+// lockStore is the Locker NewLocker returns.
+type lockStore struct {
 	conn *Connector
 	ns   backends.Namespace
 	holdSet
 }
 
-var _ backends.Locker = (*Locker)(nil)
+var _ backends.Locker = (*lockStore)(nil)
 
-// NewLocker returns a Locker for opts.Namespace on conn.
-func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
+// NewLocker returns a Locker for opts.Namespace on conn (the package doc has
+// the layout). It also implements backends.Adopter; its leases implement
+// backends.Handoffer and backends.Detacher. Close releases every lease it
+// still holds and aborts waiting Acquires.
+func NewLocker(conn *Connector, opts backends.LockerOptions) (backends.Locker, error) {
+	s, err := newLockStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newLockStore is NewLocker with the concrete type, for this package's tests.
+func newLockStore(conn *Connector, opts backends.LockerOptions) (*lockStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "<nil>", "must not be nil")
 	}
@@ -42,7 +53,7 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Locker{conn: conn, ns: ns}
+	l := &lockStore{conn: conn, ns: ns}
 	l.holdSet.init("locker")
 	return l, nil
 }
@@ -52,17 +63,17 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 // predecessor's delete, without polling. When ctx ends the contender's key
 // and lease are removed before an error wrapping ctx.Err() and
 // ErrNotObtained is returned.
-func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+func (l *lockStore) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return l.acquire(ctx, "etcd: lock acquire", name, opts, true)
 }
 
 // TryAcquire takes the lock only if it is free; ErrNotObtained otherwise
 // (its own key and lease are removed again).
-func (l *Locker) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+func (l *lockStore) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	return l.acquire(ctx, "etcd: lock try acquire", name, opts, false)
 }
 
-func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
+func (l *lockStore) acquire(ctx context.Context, op, name string, opts backends.LockOptions, wait bool) (backends.Lease, error) {
 	if err := backends.ValidateName("lock name", name); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -119,7 +130,7 @@ func (l *Locker) acquire(ctx context.Context, op, name string, opts backends.Loc
 
 // hold turns a queue entry that reached the front into a held lock: it
 // renews the lease once so the TTL counts from now, then starts the monitor.
-func (l *Locker) hold(ctx context.Context, cli *clientv3.Client, e lockEntry, autoRenew bool) (*lockHold, error) {
+func (l *lockStore) hold(ctx context.Context, cli *clientv3.Client, e lockEntry, autoRenew bool) (*lockHold, error) {
 	if e.waited {
 		start := time.Now()
 		octx, cancel := l.conn.opContext(ctx)
@@ -143,7 +154,7 @@ func (l *Locker) hold(ctx context.Context, cli *clientv3.Client, e lockEntry, au
 // Close releases every lock still held (best effort, bounded by the
 // connector's RequestTimeout each), aborts waiting Acquires and stops all
 // background goroutines. Later calls return ErrClosed.
-func (l *Locker) Close() error {
+func (l *lockStore) Close() error {
 	return l.shut(l.conn, "etcd: lock close")
 }
 
@@ -641,7 +652,7 @@ func (h *lockHold) grantedTTL() time.Duration {
 
 // lockLease is a held lock: backends.Lease.
 type lockLease struct {
-	l     *Locker
+	l     *lockStore
 	h     *lockHold
 	name  string
 	owner string
@@ -706,7 +717,7 @@ func (l *lockLease) Handoff(ctx context.Context, opts backends.LockOptions) (bac
 	return &lockLease{l: l.l, h: h, name: l.name, owner: opts.Owner}, nil
 }
 
-func (l *Locker) handoff(ctx context.Context, op string, ls *lockLease, opts backends.LockOptions) (*lockHold, error) {
+func (l *lockStore) handoff(ctx context.Context, op string, ls *lockLease, opts backends.LockOptions) (*lockHold, error) {
 	h := ls.h
 	h.opMu.Lock()
 	defer h.opMu.Unlock()

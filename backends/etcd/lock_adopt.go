@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	_ backends.Adopter  = (*Locker)(nil)
+	_ backends.Adopter  = (*lockStore)(nil)
 	_ backends.Detacher = (*lockLease)(nil)
 )
 
@@ -41,7 +41,7 @@ func (l *lockLease) Detach() {
 // exist with the record's create revision (the token) and owner, and its
 // etcd lease must still be alive. The adopted hold watches the key from
 // there on, as a granted one does; the lease's TTL is not restarted.
-func (l *Locker) Adopt(ctx context.Context, rec backends.LeaseRecord, autoRenew bool) (backends.Lease, error) {
+func (l *lockStore) Adopt(ctx context.Context, rec backends.LeaseRecord, autoRenew bool) (backends.Lease, error) {
 	op := fmt.Sprintf("etcd: lock %q adopt", rec.Name)
 	if err := rec.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)

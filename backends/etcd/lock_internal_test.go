@@ -15,9 +15,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-func newTestLocker(t *testing.T, conn *Connector, ns backends.Namespace) *Locker {
+func newTestLocker(t *testing.T, conn *Connector, ns backends.Namespace) *lockStore {
 	t.Helper()
-	l, err := NewLocker(conn, backends.LockerOptions{Namespace: ns})
+	l, err := newLockStore(conn, backends.LockerOptions{Namespace: ns})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
@@ -29,7 +29,7 @@ type acquired struct {
 	at    time.Time
 }
 
-func goAcquire(ctx context.Context, l *Locker, name string, opts backends.LockOptions) <-chan acquired {
+func goAcquire(ctx context.Context, l *lockStore, name string, opts backends.LockOptions) <-chan acquired {
 	ch := make(chan acquired, 1)
 	go func() {
 		lease, err := l.Acquire(ctx, name, opts)
@@ -39,7 +39,7 @@ func goAcquire(ctx context.Context, l *Locker, name string, opts backends.LockOp
 }
 
 // queueLen is the number of contenders (holder included) of a lock.
-func queueLen(t *testing.T, raw *clientv3.Client, l *Locker, name string) int {
+func queueLen(t *testing.T, raw *clientv3.Client, l *lockStore, name string) int {
 	return len(rawKeys(t, raw, l.ns.Prefix(backends.ComponentLock, name)))
 }
 

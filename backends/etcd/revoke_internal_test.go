@@ -24,8 +24,8 @@ func TestLostHoldsRevokedAfterRestart(t *testing.T) {
 	srv := harness.StartEtcdProcess(t)
 	ns := testNS()
 	connA, connB := testConn(t, srv), testConn(t, srv)
-	elector := func(conn *Connector) *Elector {
-		e, err := NewElector(conn, backends.ElectorOptions{Namespace: ns, TTL: ttl})
+	elector := func(conn *Connector) *electionStore {
+		e, err := newElectionStore(conn, backends.ElectorOptions{Namespace: ns, TTL: ttl})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = e.Close() })
 		return e

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
-	"github.com/baton-go/baton/backends/redis"
 )
 
 func TestLayersMostSpecificFirst(t *testing.T) {
@@ -26,7 +25,7 @@ func TestResolveRejectsBadArguments(t *testing.T) {
 	_, err = New(nil, "c", "i")
 	require.ErrorIs(t, err, backends.ErrInvalidArgument, "nil config center")
 
-	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil) // never called: arguments fail first
+	var cc backends.ConfigCenter = unusedCenter{} // never called: arguments fail first
 	bad := []struct{ what, component, instance, key string }{
 		{"empty component", "", "i", "k"},
 		{"component with slash", "a/b", "i", "k"},
@@ -53,8 +52,12 @@ func TestResolveRejectsBadArguments(t *testing.T) {
 func TestResolveKeyTooLongAfterLayering(t *testing.T) {
 	// A key valid on its own can exceed the limit once the layer prefix is
 	// added; that is an invalid argument, not a backend error.
-	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil)
+	var cc backends.ConfigCenter = unusedCenter{}
 	key := strings.Repeat("k", backends.MaxKeyLen-2)
 	_, _, err := Resolve(context.Background(), cc, "c", "i", key)
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
+
+// unusedCenter is a config center whose methods must never be called
+// (each would panic on the nil interface it embeds).
+type unusedCenter struct{ backends.ConfigCenter }

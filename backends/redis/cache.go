@@ -16,23 +16,33 @@ import (
 // server on huge namespaces.
 const clearBatch = 500
 
-// Cache is a backends.Cache (and backends.CacheBatcher) on Redis strings.
-// Keys are <root>/<env>/cache/<name>/<key>; TTLs are set with millisecond
-// precision (PX), rounded up to the next millisecond.
-type Cache struct {
+// cacheStore is the Cache NewCache returns.
+type cacheStore struct {
 	conn   *Connector
 	opts   backends.CacheOptions
 	prefix string
 }
 
 var (
-	_ backends.Cache        = (*Cache)(nil)
-	_ backends.CacheBatcher = (*Cache)(nil)
+	_ backends.Cache        = (*cacheStore)(nil)
+	_ backends.CacheBatcher = (*cacheStore)(nil)
 )
 
-// NewCache returns the cache named opts.Name on conn. The connector may be
-// connected later; calls before that fail with ErrUnavailable.
-func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
+// NewCache returns the cache named opts.Name on conn: Redis strings under
+// <root>/<env>/cache/<name>/<key>, TTLs set with millisecond precision (PX,
+// rounded up). It also implements backends.CacheBatcher (one pipeline per
+// batch). The connector may be connected later; calls before that fail
+// with ErrUnavailable.
+func NewCache(conn *Connector, opts backends.CacheOptions) (backends.Cache, error) {
+	s, err := newCacheStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newCacheStore is NewCache with the concrete type, for this package's tests.
+func newCacheStore(conn *Connector, opts backends.CacheOptions) (*cacheStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "nil", "must not be nil")
 	}
@@ -40,15 +50,15 @@ func NewCache(conn *Connector, opts backends.CacheOptions) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{conn: conn, opts: o, prefix: o.Namespace.Prefix(backends.ComponentCache, o.Name)}, nil
+	return &cacheStore{conn: conn, opts: o, prefix: o.Namespace.Prefix(backends.ComponentCache, o.Name)}, nil
 }
 
 // Close does nothing and returns nil: the cache runs no background work and
 // holds nothing of its own (the client is the connector's), so it stays
 // usable. It is there so that every component closes the same way.
-func (c *Cache) Close() error { return nil }
+func (c *cacheStore) Close() error { return nil }
 
-func (c *Cache) key(k string) string { return c.prefix + k }
+func (c *cacheStore) key(k string) string { return c.prefix + k }
 
 // pxTTL rounds a positive TTL up to whole milliseconds so go-redis sends it
 // as PX and never as a sub-millisecond value it would have to clamp.
@@ -59,7 +69,7 @@ func pxTTL(ttl time.Duration) time.Duration {
 	return (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
-func (c *Cache) checkSet(key string, value []byte, ttl time.Duration) error {
+func (c *cacheStore) checkSet(key string, value []byte, ttl time.Duration) error {
 	if err := backends.ValidateKey(key); err != nil {
 		return err
 	}
@@ -70,7 +80,7 @@ func (c *Cache) checkSet(key string, value []byte, ttl time.Duration) error {
 }
 
 // Get returns the value, or ErrNotFound.
-func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+func (c *cacheStore) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := backends.ValidateKey(key); err != nil {
 		return nil, err
 	}
@@ -86,7 +96,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // Set stores value for ttl (0 = no expiry).
-func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *cacheStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := c.checkSet(key, value, ttl); err != nil {
 		return err
 	}
@@ -98,7 +108,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete removes key; a missing key is not an error.
-func (c *Cache) Delete(ctx context.Context, key string) error {
+func (c *cacheStore) Delete(ctx context.Context, key string) error {
 	if err := backends.ValidateKey(key); err != nil {
 		return err
 	}
@@ -110,7 +120,7 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 }
 
 // Exists reports whether key is present.
-func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
+func (c *cacheStore) Exists(ctx context.Context, key string) (bool, error) {
 	if err := backends.ValidateKey(key); err != nil {
 		return false, err
 	}
@@ -128,7 +138,7 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 // GetMany returns the values of the keys that exist, in one pipeline of GETs
 // (not MGET, whose keys would have to share a slot on Redis Cluster). Any
 // invalid key fails the whole call before anything is sent.
-func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+func (c *cacheStore) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
 	for _, k := range keys {
 		if err := backends.ValidateKey(k); err != nil {
 			return nil, err
@@ -163,7 +173,7 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 
 // SetMany stores every item in one pipeline. Any invalid item fails the
 // whole call before anything is sent.
-func (c *Cache) SetMany(ctx context.Context, items []backends.CacheItem) error {
+func (c *cacheStore) SetMany(ctx context.Context, items []backends.CacheItem) error {
 	for _, it := range items {
 		if err := c.checkSet(it.Key, it.Value, it.TTL); err != nil {
 			return err
@@ -191,7 +201,7 @@ func (c *Cache) SetMany(ctx context.Context, items []backends.CacheItem) error {
 
 // DoBatch runs ops in one pipeline. An op that fails validation gets its own
 // error and is not sent; the others still run.
-func (c *Cache) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.CacheResult {
+func (c *cacheStore) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.CacheResult {
 	res := make([]backends.CacheResult, len(ops))
 	cmds := make([]goredis.Cmder, len(ops))
 	valid := 0
@@ -265,7 +275,7 @@ func (c *Cache) DoBatch(ctx context.Context, ops []backends.CacheOp) []backends.
 // Clear removes every key of this cache and nothing else: SCAN with MATCH on
 // the glob-escaped prefix, then UNLINK in pipelined batches. On Redis Cluster
 // every master is scanned. Keys written while Clear runs may survive.
-func (c *Cache) Clear(ctx context.Context) error {
+func (c *cacheStore) Clear(ctx context.Context) error {
 	cl, err := c.conn.client()
 	if err != nil {
 		return err
@@ -308,4 +318,4 @@ func clearNode(ctx context.Context, cl goredis.Cmdable, pattern string) error {
 }
 
 // String names the cache for diagnostics.
-func (c *Cache) String() string { return fmt.Sprintf("redis cache %q", c.prefix) }
+func (c *cacheStore) String() string { return fmt.Sprintf("redis cache %q", c.prefix) }

@@ -13,9 +13,9 @@ import (
 	"github.com/baton-go/baton/backends"
 )
 
-func kitCache(t testing.TB, c *Connector, ns backends.Namespace, name string) *Cache {
+func kitCache(t testing.TB, c *Connector, ns backends.Namespace, name string) *cacheStore {
 	t.Helper()
-	cache, err := NewCache(c, backends.CacheOptions{Namespace: ns, Name: name, MaxValueSize: 1024})
+	cache, err := newCacheStore(c, backends.CacheOptions{Namespace: ns, Name: name, MaxValueSize: 1024})
 	require.NoError(t, err)
 	return cache
 }
@@ -96,10 +96,10 @@ func TestCacheValidation(t *testing.T) {
 		{Namespace: backends.Namespace{Env: "dev"}, Name: "a/b"},
 		{Namespace: backends.Namespace{Env: "dev"}, Name: "x", MaxValueSize: -1},
 	} {
-		_, err := NewCache(c, opts)
+		_, err := newCacheStore(c, opts)
 		assert.ErrorIs(t, err, backends.ErrInvalidArgument, "%+v", opts)
 	}
-	_, err = NewCache(nil, backends.CacheOptions{Namespace: backends.Namespace{Env: "dev"}, Name: "x"})
+	_, err = newCacheStore(nil, backends.CacheOptions{Namespace: backends.Namespace{Env: "dev"}, Name: "x"})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
 
@@ -113,7 +113,7 @@ func TestCacheClearIsolation(t *testing.T) {
 func kitClearIsolation(t *testing.T, c *Connector) {
 	ctx := t.Context()
 	names := []string{"a*", "ab", "a", "a?", "a[b]", "a\\", "a-z", "[^a]"}
-	dev := map[string]*Cache{}
+	dev := map[string]*cacheStore{}
 	for _, n := range names {
 		dev[n] = kitCache(t, c, kitNS(t, "dev"), n)
 	}

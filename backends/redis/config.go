@@ -77,15 +77,8 @@ const (
 	cfgWatchBuffer = 64
 )
 
-// ConfigCenter implements backends.ConfigCenter on Redis. Create it with
-// NewConfigCenter; it uses the connector's client at call time and so
-// follows reconnects. Close stops its watches.
-//
-// Like Discovery.Watch, each watch holds one pooled connection while it
-// waits in XREAD BLOCK (at most one second at a time).
-//
-// Every read goes to Redis; backends/snapshot adds a local fallback on top.
-type ConfigCenter struct {
+// configStore is the ConfigCenter NewConfigCenter returns.
+type configStore struct {
 	conn   *Connector
 	opts   backends.ConfigOptions
 	logger *slog.Logger
@@ -99,7 +92,7 @@ type ConfigCenter struct {
 	closed bool
 }
 
-var _ backends.ConfigCenter = (*ConfigCenter)(nil)
+var _ backends.ConfigCenter = (*configStore)(nil)
 
 type cfgKeys struct {
 	meta, values, versions, log, historyPrefix string
@@ -114,9 +107,21 @@ func (k cfgKeys) withHistory(key string) []string {
 }
 
 // NewConfigCenter returns a ConfigCenter for namespace opts.Name (default
-// "default") that uses conn's client. See backends.ConfigOptions for the
-// other defaults.
-func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (*ConfigCenter, error) {
+// "default") that uses conn's client at call time, so it follows
+// reconnects; see backends.ConfigOptions for the other defaults. Each watch
+// holds one pooled connection while it waits in XREAD BLOCK (at most a
+// second at a time). Every read goes to Redis; backends/snapshot adds a
+// local fallback on top. Close stops its watches.
+func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (backends.ConfigCenter, error) {
+	s, err := newConfigStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newConfigStore is NewConfigCenter with the concrete type, for this package's tests.
+func newConfigStore(conn *Connector, opts backends.ConfigOptions) (*configStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "nil", "must not be nil")
 	}
@@ -125,7 +130,7 @@ func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (*ConfigCente
 		return nil, err
 	}
 	base := opts.Namespace.Prefix(backends.ComponentConfig, opts.Name) + "{" + discHashTag(opts.Name) + "}"
-	c := &ConfigCenter{
+	c := &configStore{
 		conn:   conn,
 		opts:   opts,
 		logger: conn.Logger().With("component", "redis config", "name", opts.Name),
@@ -141,12 +146,12 @@ func NewConfigCenter(conn *Connector, opts backends.ConfigOptions) (*ConfigCente
 	return c, nil
 }
 
-func (c *ConfigCenter) errClosed(op string) error {
+func (c *configStore) errClosed(op string) error {
 	return fmt.Errorf("%s: config center %w", op, backends.ErrClosed)
 }
 
 // client returns the connector's client unless c is closed.
-func (c *ConfigCenter) client(op string) (goredis.UniversalClient, error) {
+func (c *configStore) client(op string) (goredis.UniversalClient, error) {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
@@ -160,7 +165,7 @@ func (c *ConfigCenter) client(op string) (goredis.UniversalClient, error) {
 	return cl, nil
 }
 
-func (c *ConfigCenter) checkWrite(op, key, value string) error {
+func (c *configStore) checkWrite(op, key, value string) error {
 	if err := backends.ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -171,7 +176,7 @@ func (c *ConfigCenter) checkWrite(op, key, value string) error {
 }
 
 // GetItem returns the value of key with its version, or ErrNotFound.
-func (c *ConfigCenter) GetItem(ctx context.Context, key string) (backends.ConfigItem, error) {
+func (c *configStore) GetItem(ctx context.Context, key string) (backends.ConfigItem, error) {
 	const op = "redis config: get"
 	if err := backends.ValidateKey(key); err != nil {
 		return backends.ConfigItem{}, fmt.Errorf("%s: %w", op, err)
@@ -203,18 +208,18 @@ func cfgParseVersion(op, s string) (uint64, error) {
 }
 
 // Set writes value under key with a new version.
-func (c *ConfigCenter) Set(ctx context.Context, key, value string) error {
+func (c *configStore) Set(ctx context.Context, key, value string) error {
 	_, err := c.set(ctx, "redis config: set", key, value, "any", 0)
 	return err
 }
 
 // CompareAndSet writes value only if key's version is expected (0: key must
 // not exist); ErrConflict otherwise. It returns the new item.
-func (c *ConfigCenter) CompareAndSet(ctx context.Context, key, value string, expected uint64) (backends.ConfigItem, error) {
+func (c *configStore) CompareAndSet(ctx context.Context, key, value string, expected uint64) (backends.ConfigItem, error) {
 	return c.set(ctx, "redis config: compare and set", key, value, "cas", expected)
 }
 
-func (c *ConfigCenter) set(ctx context.Context, op, key, value, mode string, expected uint64) (backends.ConfigItem, error) {
+func (c *configStore) set(ctx context.Context, op, key, value, mode string, expected uint64) (backends.ConfigItem, error) {
 	if err := c.checkWrite(op, key, value); err != nil {
 		return backends.ConfigItem{}, err
 	}
@@ -243,7 +248,7 @@ func (c *ConfigCenter) set(ctx context.Context, op, key, value, mode string, exp
 // Delete removes key with a new version (watchers see a ConfigDelete).
 // Deleting a missing key does nothing and is not an error. The key's
 // history is kept, so Rollback can bring it back.
-func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
+func (c *configStore) Delete(ctx context.Context, key string) error {
 	const op = "redis config: delete"
 	if err := backends.ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -258,7 +263,7 @@ func (c *ConfigCenter) Delete(ctx context.Context, key string) error {
 
 // ListItems returns every key starting with prefix with its value and
 // version, sorted by key, read atomically.
-func (c *ConfigCenter) ListItems(ctx context.Context, prefix string) ([]backends.ConfigItem, error) {
+func (c *configStore) ListItems(ctx context.Context, prefix string) ([]backends.ConfigItem, error) {
 	const op = "redis config: list"
 	if err := backends.ValidatePrefix(prefix); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -283,7 +288,7 @@ type cfgList struct {
 
 // list reads the items under prefix and the namespace position in one
 // script. With start, a missing epoch is created (watches need one).
-func (c *ConfigCenter) list(ctx context.Context, cl goredis.Scripter, op, prefix string, start bool) (cfgList, error) {
+func (c *configStore) list(ctx context.Context, cl goredis.Scripter, op, prefix string, start bool) (cfgList, error) {
 	flag := "0"
 	if start {
 		flag = "1"
@@ -316,7 +321,7 @@ func (c *ConfigCenter) list(ctx context.Context, cl goredis.Scripter, op, prefix
 // History returns up to limit kept values of key, newest first, the current
 // one included (limit <= 0: all kept, at most HistoryLimit). Deletions are
 // recorded but not listed. A key without history gives an empty slice.
-func (c *ConfigCenter) History(ctx context.Context, key string, limit int) ([]backends.ConfigItem, error) {
+func (c *configStore) History(ctx context.Context, key string, limit int) ([]backends.ConfigItem, error) {
 	const op = "redis config: history"
 	if err := backends.ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -364,7 +369,7 @@ func cfgParseHistory(e string) (version uint64, kind, value string, ok bool) {
 // Rollback writes the value key had at version again, as a new version
 // (also after the key was deleted). ErrNotFound when that version is not
 // among the values History keeps.
-func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64) (backends.ConfigItem, error) {
+func (c *configStore) Rollback(ctx context.Context, key string, version uint64) (backends.ConfigItem, error) {
 	const op = "redis config: rollback"
 	if err := backends.ValidateKey(key); err != nil {
 		return backends.ConfigItem{}, fmt.Errorf("%s: %w", op, err)
@@ -409,7 +414,7 @@ func (c *ConfigCenter) Rollback(ctx context.Context, key string, version uint64)
 // delivered after errors and reconnects (retrying with backoff while Redis
 // is unreachable), and detects trimmed logs and empty restarts the same way,
 // answering with ConfigResync and the difference to what it has delivered.
-func (c *ConfigCenter) WatchWith(ctx context.Context, key string, opts backends.WatchOptions) (<-chan backends.ConfigEvent, error) {
+func (c *configStore) WatchWith(ctx context.Context, key string, opts backends.WatchOptions) (<-chan backends.ConfigEvent, error) {
 	const op = "redis config: watch"
 	if opts.Prefix {
 		if err := backends.ValidatePrefix(key); err != nil {
@@ -484,7 +489,7 @@ func (c *ConfigCenter) WatchWith(ctx context.Context, key string, opts backends.
 // Close stops every watch (their channels close). It does not disconnect
 // the connector. Close is idempotent; other calls afterwards return
 // ErrClosed.
-func (c *ConfigCenter) Close() error {
+func (c *configStore) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -499,7 +504,7 @@ func (c *ConfigCenter) Close() error {
 
 // cfgWatch is the state of one watch goroutine.
 type cfgWatch struct {
-	c      *ConfigCenter
+	c      *configStore
 	key    string
 	prefix bool
 	ch     chan backends.ConfigEvent

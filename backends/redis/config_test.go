@@ -16,12 +16,12 @@ import (
 	"github.com/baton-go/baton/backends"
 )
 
-func cfgNew(t *testing.T, conn *Connector, opts backends.ConfigOptions) *ConfigCenter {
+func cfgNew(t *testing.T, conn *Connector, opts backends.ConfigOptions) *configStore {
 	t.Helper()
 	if opts.Namespace.Env == "" {
 		opts.Namespace = kitNS(t, "test")
 	}
-	c, err := NewConfigCenter(conn, opts)
+	c, err := newConfigStore(conn, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -168,13 +168,13 @@ func TestConfigSetGetVersions(t *testing.T) {
 func TestConfigInvalidInput(t *testing.T) {
 	_, conn := kitRedis(t)
 	ctx := t.Context()
-	_, err := NewConfigCenter(nil, backends.ConfigOptions{Namespace: backends.Namespace{Env: "test"}})
+	_, err := newConfigStore(nil, backends.ConfigOptions{Namespace: backends.Namespace{Env: "test"}})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = NewConfigCenter(conn, backends.ConfigOptions{})
+	_, err = newConfigStore(conn, backends.ConfigOptions{})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = NewConfigCenter(conn, backends.ConfigOptions{Namespace: backends.Namespace{Env: "test"}, Name: "a/b"})
+	_, err = newConfigStore(conn, backends.ConfigOptions{Namespace: backends.Namespace{Env: "test"}, Name: "a/b"})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = NewConfigCenter(conn, backends.ConfigOptions{Namespace: backends.Namespace{Env: "test"}, HistoryLimit: -1})
+	_, err = newConfigStore(conn, backends.ConfigOptions{Namespace: backends.Namespace{Env: "test"}, HistoryLimit: -1})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 
 	c := cfgNew(t, conn, backends.ConfigOptions{MaxValueSize: 8})
@@ -372,7 +372,7 @@ func TestConfigWatchFromVersion(t *testing.T) {
 	cfgExpect(t, ch2, backends.ConfigPut, "a", "next")
 }
 
-func cfgCurrent(t *testing.T, c *ConfigCenter, key string) uint64 {
+func cfgCurrent(t *testing.T, c *configStore, key string) uint64 {
 	it, err := c.GetItem(t.Context(), key)
 	if err != nil {
 		require.ErrorIs(t, err, backends.ErrNotFound)

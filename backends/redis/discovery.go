@@ -98,15 +98,8 @@ const (
 // errDiscStopped tells a keep-alive loop that its registration was removed.
 var errDiscStopped = errors.New("redis discovery: registration stopped")
 
-// Discovery implements backends.ServiceDiscovery on Redis. Create it with
-// NewDiscovery; it uses the connector's client at call time and so follows
-// reconnects. Close stops keep-alives, watches and the expiry sweeper.
-//
-// Each Watch holds one pooled connection while it waits in XREAD BLOCK (at
-// most one second at a time); size the connector's pool for the number of
-// concurrent watches, or share watches (the actor layer runs one per service
-// per node).
-type Discovery struct {
+// registry is the ServiceDiscovery NewDiscovery returns.
+type registry struct {
 	conn   *Connector
 	opts   backends.DiscoveryOptions
 	logger *slog.Logger
@@ -128,7 +121,7 @@ type Discovery struct {
 	cbWake  chan struct{}
 }
 
-var _ backends.ServiceDiscovery = (*Discovery)(nil)
+var _ backends.ServiceDiscovery = (*registry)(nil)
 
 // discReg is one registration kept alive by this Discovery.
 type discReg struct {
@@ -154,9 +147,23 @@ type discKeys struct {
 	index, log, meta, dataPrefix string
 }
 
-// NewDiscovery returns a Discovery that uses conn's client. opts.Namespace
-// needs an Env; RetryMin and RetryMax default to 100ms and 5s.
-func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (*Discovery, error) {
+// NewDiscovery returns service discovery that uses conn's client at call
+// time, so it follows reconnects. opts.Namespace needs an Env; RetryMin and
+// RetryMax default to 100ms and 5s. Each Watch holds one pooled connection
+// while it waits in XREAD BLOCK (at most a second at a time): size the
+// connector's pool for the concurrent watches, or share them (the actor
+// layer runs one per service per node). Close stops keep-alives, watches
+// and the expiry sweeper.
+func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (backends.ServiceDiscovery, error) {
+	s, err := newRegistry(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newRegistry is NewDiscovery with the concrete type, for this package's tests.
+func newRegistry(conn *Connector, opts backends.DiscoveryOptions) (*registry, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "nil", "must not be nil")
 	}
@@ -179,7 +186,7 @@ func NewDiscovery(conn *Connector, opts backends.DiscoveryOptions) (*Discovery, 
 	if opts.RetryMin > opts.RetryMax {
 		return nil, backends.Invalid("retry min", opts.RetryMin, "must not exceed retry max "+opts.RetryMax.String())
 	}
-	d := &Discovery{
+	d := &registry{
 		conn:     conn,
 		opts:     opts,
 		logger:   conn.Logger().With("component", "redis discovery"),
@@ -203,7 +210,7 @@ func discHashTag(name string) string {
 	return strings.NewReplacer("{", "(", "}", ")").Replace(name)
 }
 
-func (d *Discovery) keys(service string) discKeys {
+func (d *registry) keys(service string) discKeys {
 	base := d.opts.Namespace.Prefix(backends.ComponentDiscovery, service) + "{" + discHashTag(service) + "}"
 	return discKeys{
 		index:      base + ":index",
@@ -219,20 +226,20 @@ func (k discKeys) run(ctx context.Context, cl goredis.Scripter, s *goredis.Scrip
 	return s.Run(ctx, cl, []string{k.index, k.log, k.meta}, append([]any{k.dataPrefix, discLogMaxLen}, args...)...)
 }
 
-func (d *Discovery) errClosed(op string) error {
+func (d *registry) errClosed(op string) error {
 	return fmt.Errorf("%s: discovery %w", op, backends.ErrClosed)
 }
 
-func (d *Discovery) isClosed() bool {
+func (d *registry) isClosed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.closed
 }
 
 // useService and releaseService keep the sweeper's list; callers hold d.mu.
-func (d *Discovery) useService(name string) { d.services[name]++ }
+func (d *registry) useService(name string) { d.services[name]++ }
 
-func (d *Discovery) releaseService(name string) {
+func (d *registry) releaseService(name string) {
 	if d.services[name] <= 1 {
 		delete(d.services, name)
 		return
@@ -241,7 +248,7 @@ func (d *Discovery) releaseService(name string) {
 }
 
 // HealthCheck reports whether Redis answers (the connector's health).
-func (d *Discovery) HealthCheck(ctx context.Context) error {
+func (d *registry) HealthCheck(ctx context.Context) error {
 	if d.isClosed() {
 		return d.errClosed("redis discovery: health check")
 	}
@@ -254,7 +261,7 @@ func (d *Discovery) HealthCheck(ctx context.Context) error {
 // connector. Close is idempotent; other calls afterwards return ErrClosed.
 // Registration events not yet delivered are dropped; OnRegistration must not
 // call Close (Close waits for the goroutine that calls it).
-func (d *Discovery) Close() error {
+func (d *registry) Close() error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()

@@ -14,7 +14,7 @@ import (
 // Discover returns the live instances of serviceName (deadline not passed
 // and data present), sorted by ID. Expired instances are swept first, so
 // their removal reaches watchers even when no Discovery sweeps this service.
-func (d *Discovery) Discover(ctx context.Context, serviceName string) ([]backends.ServiceInfo, error) {
+func (d *registry) Discover(ctx context.Context, serviceName string) ([]backends.ServiceInfo, error) {
 	const op = "redis discovery: discover"
 	if err := backends.ValidateName("service name", serviceName); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -47,7 +47,7 @@ type discSnapshot struct {
 
 // snapshot sweeps, then lists the live instances and the log position in
 // one script. With start, a missing log epoch is created (watches need one).
-func (d *Discovery) snapshot(ctx context.Context, op, service string, start bool) (discSnapshot, error) {
+func (d *registry) snapshot(ctx context.Context, op, service string, start bool) (discSnapshot, error) {
 	cl, err := d.conn.client()
 	if err != nil {
 		return discSnapshot{}, fmt.Errorf("%s: %w", op, err)
@@ -81,7 +81,7 @@ func (d *Discovery) snapshot(ctx context.Context, op, service string, start bool
 
 // decode parses stored instance JSON; data that is not ours is logged and
 // skipped rather than failing every reader.
-func (d *Discovery) decode(service, id, raw string) (backends.ServiceInfo, bool) {
+func (d *registry) decode(service, id, raw string) (backends.ServiceInfo, bool) {
 	var svc backends.ServiceInfo
 	if err := json.Unmarshal([]byte(raw), &svc); err != nil {
 		d.logger.Warn("skipping undecodable instance", "service", service, "id", id, "err", err)

@@ -21,7 +21,7 @@ import (
 // name removes it from the old one first). The write uses ctx and its
 // failure is returned: a failed first Register keeps nothing, a failed
 // update keeps the previous registration alive.
-func (d *Discovery) Register(ctx context.Context, svc backends.ServiceInfo, ttl time.Duration) error {
+func (d *registry) Register(ctx context.Context, svc backends.ServiceInfo, ttl time.Duration) error {
 	const op = "redis discovery: register"
 	if err := svc.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -78,7 +78,7 @@ func (d *Discovery) Register(ctx context.Context, svc backends.ServiceInfo, ttl 
 }
 
 // registerNew is called with d.mu held and releases it.
-func (d *Discovery) registerNew(ctx context.Context, svc backends.ServiceInfo, info string, ttl time.Duration) error {
+func (d *registry) registerNew(ctx context.Context, svc backends.ServiceInfo, info string, ttl time.Duration) error {
 	const op = "redis discovery: register"
 	r := &discReg{
 		id:   svc.ID,
@@ -118,7 +118,7 @@ func (d *Discovery) registerNew(ctx context.Context, svc backends.ServiceInfo, i
 }
 
 // write runs a register-style script (id, info, ttl) with the caller's ctx.
-func (d *Discovery) write(ctx context.Context, op string, s *goredis.Script, service, id, info string, ttl time.Duration) error {
+func (d *registry) write(ctx context.Context, op string, s *goredis.Script, service, id, info string, ttl time.Duration) error {
 	cl, err := d.conn.client()
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -138,7 +138,7 @@ func discCallTimeout(ttl time.Duration) time.Duration {
 }
 
 // keepAlive refreshes r every ttl/3 and restores it when it was lost.
-func (d *Discovery) keepAlive(r *discReg, ttl time.Duration) {
+func (d *registry) keepAlive(r *discReg, ttl time.Duration) {
 	defer d.wg.Done()
 	defer close(r.done)
 	lost := false
@@ -190,7 +190,7 @@ func (d *Discovery) keepAlive(r *discReg, ttl time.Duration) {
 
 // refresh runs one keep-alive under r.mu. alive is false when the instance
 // had vanished and has just been registered again.
-func (d *Discovery) refresh(r *discReg) (alive bool, ttl time.Duration, err error) {
+func (d *registry) refresh(r *discReg) (alive bool, ttl time.Duration, err error) {
 	const op = "redis discovery: keep-alive"
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -211,7 +211,7 @@ func (d *Discovery) refresh(r *discReg) (alive bool, ttl time.Duration, err erro
 }
 
 // report queues a registration event for OnRegistration.
-func (d *Discovery) report(r *discReg, state backends.RegistrationState, cause error) {
+func (d *registry) report(r *discReg, state backends.RegistrationState, cause error) {
 	d.logger.Debug("registration "+state.String(), "service", r.name, "id", r.id, "err", cause)
 	if d.opts.OnRegistration == nil {
 		return
@@ -232,7 +232,7 @@ func (d *Discovery) report(r *discReg, state backends.RegistrationState, cause e
 
 // dispatchLoop calls OnRegistration in order, one event at a time, until
 // Close; events still queued then are dropped.
-func (d *Discovery) dispatchLoop() {
+func (d *registry) dispatchLoop() {
 	defer d.wg.Done()
 	for {
 		select {
@@ -272,7 +272,7 @@ func discBackoff(lo, hi time.Duration, attempt int) time.Duration {
 // registration with that ID. The local registration is dropped even when
 // the server cannot be reached; the error is returned and the instance then
 // expires with its TTL.
-func (d *Discovery) Deregister(ctx context.Context, serviceID string) error {
+func (d *registry) Deregister(ctx context.Context, serviceID string) error {
 	const op = "redis discovery: deregister"
 	if err := backends.ValidateName("service id", serviceID); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -304,7 +304,7 @@ func (d *Discovery) Deregister(ctx context.Context, serviceID string) error {
 	return d.remove(ctx, op, svc, info)
 }
 
-func (d *Discovery) remove(ctx context.Context, op string, svc backends.ServiceInfo, info string) error {
+func (d *registry) remove(ctx context.Context, op string, svc backends.ServiceInfo, info string) error {
 	cl, err := d.conn.client()
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)

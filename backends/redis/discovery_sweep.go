@@ -7,7 +7,7 @@ import (
 
 // sweepLoop removes expired instances of the services in use here, so their
 // removal is logged (and watchers told) even when their owner died.
-func (d *Discovery) sweepLoop() {
+func (d *registry) sweepLoop() {
 	defer d.wg.Done()
 	t := time.NewTicker(discSweepInterval)
 	defer t.Stop()

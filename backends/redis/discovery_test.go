@@ -15,9 +15,9 @@ import (
 )
 
 // discNew returns a Discovery closed at cleanup, with short retries.
-func discNew(t *testing.T, conn *Connector, ns backends.Namespace, onReg func(backends.RegistrationEvent)) *Discovery {
+func discNew(t *testing.T, conn *Connector, ns backends.Namespace, onReg func(backends.RegistrationEvent)) *registry {
 	t.Helper()
-	d, err := NewDiscovery(conn, backends.DiscoveryOptions{
+	d, err := newRegistry(conn, backends.DiscoveryOptions{
 		Namespace:      ns,
 		OnRegistration: onReg,
 		RetryMin:       20 * time.Millisecond,
@@ -187,13 +187,13 @@ func TestDiscoveryRegisterDiscover(t *testing.T) {
 func TestDiscoveryInvalidInput(t *testing.T) {
 	_, conn := kitRedis(t)
 	ctx := t.Context()
-	_, err := NewDiscovery(nil, backends.DiscoveryOptions{Namespace: backends.Namespace{Env: "test"}})
+	_, err := newRegistry(nil, backends.DiscoveryOptions{Namespace: backends.Namespace{Env: "test"}})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = NewDiscovery(conn, backends.DiscoveryOptions{})
+	_, err = newRegistry(conn, backends.DiscoveryOptions{})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument, "env is required")
-	_, err = NewDiscovery(conn, backends.DiscoveryOptions{Namespace: backends.Namespace{Env: "test"}, RetryMin: -1})
+	_, err = newRegistry(conn, backends.DiscoveryOptions{Namespace: backends.Namespace{Env: "test"}, RetryMin: -1})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = NewDiscovery(conn, backends.DiscoveryOptions{Namespace: backends.Namespace{Env: "test"}, RetryMin: time.Second, RetryMax: time.Millisecond})
+	_, err = newRegistry(conn, backends.DiscoveryOptions{Namespace: backends.Namespace{Env: "test"}, RetryMin: time.Second, RetryMax: time.Millisecond})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 
 	d := discNew(t, conn, kitNS(t, "test"), nil)
@@ -345,7 +345,7 @@ func TestDiscoverySelfHealing(t *testing.T) {
 func TestDiscoveryCallbackMayDeregister(t *testing.T) {
 	_, conn := kitRedis(t)
 	ctx := t.Context()
-	var d *Discovery
+	var d *registry
 	deregistered := make(chan error, 1)
 	d = discNew(t, conn, kitNS(t, "test"), func(ev backends.RegistrationEvent) {
 		if ev.State == backends.RegistrationLost {

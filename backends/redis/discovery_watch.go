@@ -24,7 +24,7 @@ import (
 // would not change the watcher's view (a repeated add, an identical update,
 // removing an unknown ID) are not sent. Removed events carry the last
 // ServiceInfo the watcher saw.
-func (d *Discovery) Watch(ctx context.Context, serviceName string) (<-chan backends.ServiceEvent, error) {
+func (d *registry) Watch(ctx context.Context, serviceName string) (<-chan backends.ServiceEvent, error) {
 	const op = "redis discovery: watch"
 	if err := backends.ValidateName("service name", serviceName); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -85,7 +85,7 @@ func (d *Discovery) Watch(ctx context.Context, serviceName string) (<-chan backe
 
 // discWatch is the state of one Watch goroutine.
 type discWatch struct {
-	d       *Discovery
+	d       *registry
 	service string
 	keys    discKeys
 	ch      chan backends.ServiceEvent

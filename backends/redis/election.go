@@ -29,11 +29,8 @@ var (
 	electResignScript   = goredis.NewScript(electResignSrc)
 )
 
-// Elector is a backends.Elector on Redis. The leader key holds
-// "<candidate id>|<epoch>|<value>" with a PX TTL that the leader renews at
-// TTL/3; the epoch comes from a per-election counter bumped by the same
-// script that takes leadership.
-type Elector struct {
+// electionStore is the Elector NewElector returns.
+type electionStore struct {
 	conn *Connector
 	ns   backends.Namespace
 	ttl  time.Duration
@@ -44,12 +41,24 @@ type Elector struct {
 }
 
 var (
-	_ backends.Elector    = (*Elector)(nil)
+	_ backends.Elector    = (*electionStore)(nil)
 	_ backends.Leadership = (*leadership)(nil)
 )
 
-// NewElector returns an Elector on conn (TTL default 10s).
-func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error) {
+// NewElector returns an Elector on conn (TTL default 10s). The leader key
+// holds "<candidate id>|<epoch>|<value>" with a PX TTL the leader renews at
+// TTL/3; the epoch comes from a per-election counter bumped by the script
+// that takes leadership.
+func NewElector(conn *Connector, opts backends.ElectorOptions) (backends.Elector, error) {
+	s, err := newElectionStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newElectionStore is NewElector with the concrete type, for this package's tests.
+func newElectionStore(conn *Connector, opts backends.ElectorOptions) (*electionStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "nil", "must not be nil")
 	}
@@ -68,7 +77,7 @@ func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error)
 	if ttl < 3*time.Millisecond {
 		return nil, backends.Invalid("ttl", opts.TTL, "must be at least 3ms")
 	}
-	e := &Elector{conn: conn, ns: ns, ttl: ttl, log: conn.Logger()}
+	e := &electionStore{conn: conn, ns: ns, ttl: ttl, log: conn.Logger()}
 	e.terms.init()
 	e.hub = newLockHub(conn, channelPattern(ns, backends.ComponentElection))
 	return e, nil
@@ -76,7 +85,7 @@ func NewElector(conn *Connector, opts backends.ElectorOptions) (*Elector, error)
 
 // electKeys returns the keys and channel of one election; the {hash tag}
 // keeps leader key and epoch counter in one Redis Cluster slot.
-func (e *Elector) electKeys(election string) (leader, epoch, channel string) {
+func (e *electionStore) electKeys(election string) (leader, epoch, channel string) {
 	p := e.ns.Prefix(backends.ComponentElection, lockHashTag(election))
 	return p + "leader", p + "epoch", p + "events"
 }
@@ -89,7 +98,7 @@ func electClosedErr(op string) error {
 // notification: until the current leader key would expire, but at most
 // TTL/4, jittered by ±10%. Take-over and resign publish; expiry does not,
 // which is what this bound catches.
-func (e *Elector) electFallback(pttl time.Duration) time.Duration {
+func (e *electionStore) electFallback(pttl time.Duration) time.Duration {
 	d := e.ttl / 4
 	if pttl >= 0 && pttl+time.Millisecond < d { // 0: under a millisecond left
 		d = pttl + time.Millisecond
@@ -100,7 +109,7 @@ func (e *Elector) electFallback(pttl time.Duration) time.Duration {
 // Campaign blocks until this candidate leads election, ctx ends (the error
 // wraps ctx.Err()) or the Elector is closed. Candidates are not served in
 // FIFO order.
-func (e *Elector) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
+func (e *electionStore) Campaign(ctx context.Context, election, value string) (backends.Leadership, error) {
 	if err := backends.ValidateName("election name", election); err != nil {
 		return nil, err
 	}
@@ -155,11 +164,11 @@ func (e *Elector) Campaign(ctx context.Context, election, value string) (backend
 	}
 }
 
-func (e *Elector) electAbandon(cl goredis.UniversalClient, leaderKey, id, channel string) {
+func (e *electionStore) electAbandon(cl goredis.UniversalClient, leaderKey, id, channel string) {
 	giveBackNow(e.log, "redis election", electResignScript, cl, leaderKey, id, channel)
 }
 
-func (e *Elector) startTerm(cl goredis.UniversalClient, election, value, id string, epoch uint64, start time.Time) (*leadership, error) {
+func (e *electionStore) startTerm(cl goredis.UniversalClient, election, value, id string, epoch uint64, start time.Time) (*leadership, error) {
 	leaderKey, _, channel := e.electKeys(election)
 	ld := &leadership{
 		e: e, election: election, value: value, id: id, epoch: epoch,
@@ -173,7 +182,7 @@ func (e *Elector) startTerm(cl goredis.UniversalClient, election, value, id stri
 }
 
 // Leader returns the current leader, or ErrNotFound.
-func (e *Elector) Leader(ctx context.Context, election string) (backends.LeaderInfo, error) {
+func (e *electionStore) Leader(ctx context.Context, election string) (backends.LeaderInfo, error) {
 	if err := backends.ValidateName("election name", election); err != nil {
 		return backends.LeaderInfo{}, err
 	}
@@ -185,7 +194,7 @@ func (e *Elector) Leader(ctx context.Context, election string) (backends.LeaderI
 }
 
 // electRead returns the leader and the remaining TTL of its key.
-func (e *Elector) electRead(ctx context.Context, election string) (backends.LeaderInfo, time.Duration, error) {
+func (e *electionStore) electRead(ctx context.Context, election string) (backends.LeaderInfo, time.Duration, error) {
 	none := backends.LeaderInfo{Election: election}
 	cl, err := e.conn.client()
 	if err != nil {
@@ -226,7 +235,7 @@ func parseLeader(election, raw string) (backends.LeaderInfo, bool) {
 // noticed through the take-over/resign notifications, and expiries within
 // TTL/4. A slow reader may miss intermediate leaders: it always receives
 // the latest one.
-func (e *Elector) Observe(ctx context.Context, election string) (<-chan backends.LeaderInfo, error) {
+func (e *electionStore) Observe(ctx context.Context, election string) (<-chan backends.LeaderInfo, error) {
 	if err := backends.ValidateName("election name", election); err != nil {
 		return nil, err
 	}
@@ -245,7 +254,7 @@ func (e *Elector) Observe(ctx context.Context, election string) (<-chan backends
 	return out, nil
 }
 
-func (e *Elector) observe(ctx context.Context, election string, w *hubWaiter, out chan<- backends.LeaderInfo) {
+func (e *electionStore) observe(ctx context.Context, election string, w *hubWaiter, out chan<- backends.LeaderInfo) {
 	defer e.terms.wg.Done()
 	defer close(out)
 	defer w.stop()
@@ -281,14 +290,14 @@ func (e *Elector) observe(ctx context.Context, election string, w *hubWaiter, ou
 // Close stops renewals and observers, resigns every leadership still held
 // (best effort, bounded), and wakes blocked Campaign calls with ErrClosed.
 // It does not disconnect the Connector.
-func (e *Elector) Close() error {
+func (e *electionStore) Close() error {
 	e.terms.close(e.hub, e.conn)
 	return nil
 }
 
 // leadership is one term of leadership.
 type leadership struct {
-	e                   *Elector
+	e                   *electionStore
 	election, value, id string
 	leaderKey, channel  string
 	epoch               uint64

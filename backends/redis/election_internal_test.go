@@ -11,15 +11,15 @@ import (
 	"github.com/baton-go/baton/backends"
 )
 
-func kitElector(t testing.TB, c *Connector, ns backends.Namespace, ttl time.Duration) *Elector {
+func kitElector(t testing.TB, c *Connector, ns backends.Namespace, ttl time.Duration) *electionStore {
 	t.Helper()
-	e, err := NewElector(c, backends.ElectorOptions{Namespace: ns, TTL: ttl})
+	e, err := newElectionStore(c, backends.ElectorOptions{Namespace: ns, TTL: ttl})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Close() })
 	return e
 }
 
-func kitCampaigning(e *Elector, election string) int {
+func kitCampaigning(e *electionStore, election string) int {
 	_, _, ch := e.electKeys(election)
 	e.hub.mu.Lock()
 	defer e.hub.mu.Unlock()
@@ -168,7 +168,7 @@ func TestElectionHandoverAfterDisconnect(t *testing.T) {
 func TestElectionLossAndClose(t *testing.T) {
 	_, c := kitRedis(t)
 	ns := kitNS(t, "dev")
-	e, err := NewElector(c, backends.ElectorOptions{Namespace: ns, TTL: 300 * time.Millisecond})
+	e, err := newElectionStore(c, backends.ElectorOptions{Namespace: ns, TTL: 300 * time.Millisecond})
 	require.NoError(t, err)
 	ctx := t.Context()
 
@@ -227,7 +227,7 @@ func TestElectionLossAndClose(t *testing.T) {
 	_, err = e3.Leader(ctx, "a")
 	assert.ErrorIs(t, err, backends.ErrNotFound)
 
-	_, err = NewElector(c, backends.ElectorOptions{Namespace: ns, TTL: -time.Second})
+	_, err = newElectionStore(c, backends.ElectorOptions{Namespace: ns, TTL: -time.Second})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 	_, err = e3.Campaign(ctx, "", "v")
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)

@@ -48,9 +48,8 @@ const (
 	lockCleanupTimeout = 2 * time.Second
 )
 
-// Locker is a backends.Locker on Redis. See the package doc for the key
-// layout, the fencing tokens and the (absent) fairness guarantees.
-type Locker struct {
+// lockStore is the Locker NewLocker returns.
+type lockStore struct {
 	conn *Connector
 	ns   backends.Namespace
 	hub  *lockHub
@@ -60,14 +59,26 @@ type Locker struct {
 }
 
 var (
-	_ backends.Locker    = (*Locker)(nil)
+	_ backends.Locker    = (*lockStore)(nil)
 	_ backends.Lease     = (*lease)(nil)
 	_ backends.Handoffer = (*lease)(nil)
 )
 
-// NewLocker returns a Locker on conn. It starts nothing until the first
-// blocking Acquire, which opens the Locker's one Pub/Sub subscription.
-func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
+// NewLocker returns a Locker on conn (see the package doc for the key
+// layout, the fencing tokens and the absent fairness). It also implements
+// backends.Adopter; its leases implement backends.Handoffer and
+// backends.Detacher. It starts nothing until the first blocking Acquire,
+// which opens the Locker's one Pub/Sub subscription.
+func NewLocker(conn *Connector, opts backends.LockerOptions) (backends.Locker, error) {
+	s, err := newLockStore(conn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newLockStore is NewLocker with the concrete type, for this package's tests.
+func newLockStore(conn *Connector, opts backends.LockerOptions) (*lockStore, error) {
 	if conn == nil {
 		return nil, backends.Invalid("connector", "nil", "must not be nil")
 	}
@@ -75,7 +86,7 @@ func NewLocker(conn *Connector, opts backends.LockerOptions) (*Locker, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Locker{conn: conn, ns: ns, log: conn.Logger()}
+	l := &lockStore{conn: conn, ns: ns, log: conn.Logger()}
 	l.leases.init()
 	l.hub = newLockHub(conn, channelPattern(ns, backends.ComponentLock))
 	return l, nil
@@ -91,7 +102,7 @@ func channelPattern(ns backends.Namespace, component string) string {
 // lockKeys returns the keys and channel of one lock. The name is wrapped in
 // a {hash tag} so owner key and fencing counter share a Redis Cluster slot,
 // as the scripts require.
-func (l *Locker) lockKeys(name string) (owner, fence, channel string) {
+func (l *lockStore) lockKeys(name string) (owner, fence, channel string) {
 	p := l.ns.Prefix(backends.ComponentLock, lockHashTag(name))
 	return p + "owner", p + "fence", p + "released"
 }
@@ -108,7 +119,7 @@ func lockHashTag(name string) string {
 
 func lockClosedErr(op string) error { return fmt.Errorf("redis: lock %s: %w", op, backends.ErrClosed) }
 
-func (l *Locker) prepare(name string, opts backends.LockOptions) (backends.LockOptions, error) {
+func (l *lockStore) prepare(name string, opts backends.LockOptions) (backends.LockOptions, error) {
 	if err := backends.ValidateName("lock name", name); err != nil {
 		return opts, err
 	}
@@ -127,7 +138,7 @@ func (l *Locker) prepare(name string, opts backends.LockOptions) (backends.LockO
 
 // TryAcquire takes the lock if it is free and returns ErrNotObtained at once
 // when it is held.
-func (l *Locker) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+func (l *lockStore) TryAcquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	o, err := l.prepare(name, opts)
 	if err != nil {
 		return nil, err
@@ -144,7 +155,7 @@ func (l *Locker) TryAcquire(ctx context.Context, name string, opts backends.Lock
 // notification for this lock arrives, or at most min(remaining TTL, 1s)
 // with ±10% jitter when none does (expiry publishes nothing). Waiters are
 // not served in FIFO order: every waiter that is woken races for the lock.
-func (l *Locker) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
+func (l *lockStore) Acquire(ctx context.Context, name string, opts backends.LockOptions) (backends.Lease, error) {
 	o, err := l.prepare(name, opts)
 	if err != nil {
 		return nil, err
@@ -208,7 +219,7 @@ func jitter(d time.Duration, f float64) time.Duration {
 
 // lockTry runs the acquire script once. On ErrNotObtained it also returns
 // the holder's remaining TTL.
-func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOptions) (*lease, time.Duration, error) {
+func (l *lockStore) lockTry(ctx context.Context, name string, o backends.LockOptions) (*lease, time.Duration, error) {
 	cl, err := l.conn.client()
 	if err != nil {
 		return nil, 0, err
@@ -247,7 +258,7 @@ func (l *Locker) lockTry(ctx context.Context, name string, o backends.LockOption
 // track turns a grant (holder value and token, for ttl, requested at start)
 // into a lease with its local expiry and, with o.AutoRenew, its renewal.
 // After Close the grant is given back and ErrClosed returned.
-func (l *Locker) track(cl goredis.UniversalClient, name string, o backends.LockOptions, holder string,
+func (l *lockStore) track(cl goredis.UniversalClient, name string, o backends.LockOptions, holder string,
 	token uint64, ttl time.Duration, start time.Time) (*lease, error) {
 	ownerKey, _, channel := l.lockKeys(name)
 	ls := &lease{
@@ -269,21 +280,21 @@ func (l *Locker) track(cl goredis.UniversalClient, name string, o backends.LockO
 
 // lockGiveBack gives back, in the background, a grant to holder whose
 // reply was lost (see holdings.giveBackLater).
-func (l *Locker) lockGiveBack(ownerKey, holder, channel string) {
+func (l *lockStore) lockGiveBack(ownerKey, holder, channel string) {
 	l.leases.giveBackLater(l.conn, l.log, "redis lock", lockReleaseScript, ownerKey, holder, channel)
 }
 
 // Close stops auto-renewals, releases every lease still held (best effort,
 // bounded), wakes blocked Acquire calls with ErrClosed and closes the
 // Pub/Sub subscription. It does not disconnect the Connector.
-func (l *Locker) Close() error {
+func (l *lockStore) Close() error {
 	l.leases.close(l.hub, l.conn)
 	return nil
 }
 
 // lease is a held lock.
 type lease struct {
-	l                   *Locker
+	l                   *lockStore
 	name, owner, holder string
 	ownerKey, channel   string
 	token               uint64

@@ -20,7 +20,7 @@ var (
 )
 
 var (
-	_ backends.Adopter  = (*Locker)(nil)
+	_ backends.Adopter  = (*lockStore)(nil)
 	_ backends.Detacher = (*lease)(nil)
 )
 
@@ -42,7 +42,7 @@ func (ls *lease) Detach() {
 // Adopt implements backends.Adopter with one read-only script: the lock's
 // key must still hold the record's holder value; its remaining PTTL becomes
 // the adopted lease's local expiry.
-func (l *Locker) Adopt(ctx context.Context, rec backends.LeaseRecord, autoRenew bool) (backends.Lease, error) {
+func (l *lockStore) Adopt(ctx context.Context, rec backends.LeaseRecord, autoRenew bool) (backends.Lease, error) {
 	op := fmt.Sprintf("redis: lock %q adopt", rec.Name)
 	if err := rec.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)

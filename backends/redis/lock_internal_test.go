@@ -17,16 +17,16 @@ import (
 	"github.com/baton-go/baton/backends"
 )
 
-func kitLocker(t testing.TB, c *Connector, ns backends.Namespace) *Locker {
+func kitLocker(t testing.TB, c *Connector, ns backends.Namespace) *lockStore {
 	t.Helper()
-	l, err := NewLocker(c, backends.LockerOptions{Namespace: ns})
+	l, err := newLockStore(c, backends.LockerOptions{Namespace: ns})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 
 // kitWaiting reports how many Acquire calls of l wait on lock name.
-func kitWaiting(l *Locker, name string) int {
+func kitWaiting(l *lockStore, name string) int {
 	_, _, ch := l.lockKeys(name)
 	l.hub.mu.Lock()
 	defer l.hub.mu.Unlock()
@@ -72,7 +72,7 @@ func TestLockBasics(t *testing.T) {
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 	_, err = l.TryAcquire(ctx, "x", backends.LockOptions{TTL: -1})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
-	_, err = NewLocker(c, backends.LockerOptions{})
+	_, err = newLockStore(c, backends.LockerOptions{})
 	assert.ErrorIs(t, err, backends.ErrInvalidArgument)
 }
 
@@ -242,7 +242,7 @@ func TestLockFencingContenders(t *testing.T) {
 	r, c1 := kitRedis(t)
 	c2 := kitConnect(t, Config{URL: r.URL()})
 	ns := kitNS(t, "dev")
-	lockers := []*Locker{kitLocker(t, c1, ns), kitLocker(t, c2, ns)}
+	lockers := []*lockStore{kitLocker(t, c1, ns), kitLocker(t, c2, ns)}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
@@ -354,7 +354,7 @@ func TestLockConnectorDisconnected(t *testing.T) {
 func TestLockClose(t *testing.T) {
 	_, c := kitRedis(t)
 	ns := kitNS(t, "dev")
-	l, err := NewLocker(c, backends.LockerOptions{Namespace: ns})
+	l, err := newLockStore(c, backends.LockerOptions{Namespace: ns})
 	require.NoError(t, err)
 	ctx := t.Context()
 	a, err := l.TryAcquire(ctx, "held", backends.LockOptions{TTL: time.Minute, AutoRenew: true})

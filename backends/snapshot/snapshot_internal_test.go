@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baton-go/baton/backends"
-	"github.com/baton-go/baton/backends/redis"
 )
 
 func TestWriteFileAtomic(t *testing.T) {
@@ -54,7 +53,7 @@ func TestWriteFileAtomicFailureKeepsOldFile(t *testing.T) {
 // bookkeeping and file handling are exercised.
 func newTestSnapshot(t *testing.T, path string) *Fallback {
 	t.Helper()
-	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil) // never called
+	var cc backends.ConfigCenter = unusedCenter{} // never called
 	s, err := New(cc, path, Options{})
 	require.NoError(t, err)
 	return s
@@ -103,7 +102,7 @@ func TestSnapshotPersistsAndReloads(t *testing.T) {
 
 func TestSnapshotLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	var cc backends.ConfigCenter = (*redis.ConfigCenter)(nil)
+	var cc backends.ConfigCenter = unusedCenter{}
 
 	corrupt := filepath.Join(dir, "corrupt.json")
 	require.NoError(t, os.WriteFile(corrupt, []byte("{not json"), 0o600))
@@ -139,3 +138,7 @@ func TestSnapshotShouldFallback(t *testing.T) {
 	assert.False(t, s.shouldFallback(cancelled, cancelled, context.Canceled), "the caller gave up")
 	assert.False(t, s.shouldFallback(bg, bg, context.DeadlineExceeded), "a deadline that is not ours or the caller's")
 }
+
+// unusedCenter is a config center whose methods must never be called
+// (each would panic on the nil interface it embeds).
+type unusedCenter struct{ backends.ConfigCenter }
