@@ -26,11 +26,11 @@ import (
 
 // Defaults applied by Config.WithDefaults.
 const (
-	DefaultDialTimeout          = 2 * time.Second
-	DefaultDialKeepAliveTime    = 10 * time.Second
-	DefaultDialKeepAliveTimeout = 3 * time.Second
-	DefaultRequestTimeout       = 5 * time.Second
-	DefaultHealthCheckTimeout   = 2 * time.Second
+	defaultDialTimeout          = 2 * time.Second
+	defaultDialKeepAliveTime    = 10 * time.Second
+	defaultDialKeepAliveTimeout = 3 * time.Second
+	defaultRequestTimeout       = 5 * time.Second
+	defaultHealthCheckTimeout   = 2 * time.Second
 )
 
 // reconnectBackoff paces gRPC's reconnection attempts after a connection
@@ -106,19 +106,19 @@ func DefaultConfig() Config {
 // WithDefaults returns a copy with zero durations replaced by their defaults.
 func (c Config) WithDefaults() Config {
 	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
+		c.DialTimeout = defaultDialTimeout
 	}
 	if c.DialKeepAliveTime == 0 {
-		c.DialKeepAliveTime = DefaultDialKeepAliveTime
+		c.DialKeepAliveTime = defaultDialKeepAliveTime
 	}
 	if c.DialKeepAliveTimeout == 0 {
-		c.DialKeepAliveTimeout = DefaultDialKeepAliveTimeout
+		c.DialKeepAliveTimeout = defaultDialKeepAliveTimeout
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+		c.RequestTimeout = defaultRequestTimeout
 	}
 	if c.HealthCheckTimeout == 0 {
-		c.HealthCheckTimeout = DefaultHealthCheckTimeout
+		c.HealthCheckTimeout = defaultHealthCheckTimeout
 	}
 	return c
 }

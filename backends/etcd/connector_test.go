@@ -258,7 +258,7 @@ func TestDefaultConfig(t *testing.T) {
 	require.NoError(t, c.Validate())
 	assert.Equal(t, 2*time.Second, c.DialTimeout)
 	assert.Equal(t, 2*time.Second, c.HealthCheckTimeout)
-	assert.Equal(t, etcd.DefaultRequestTimeout, c.RequestTimeout)
+	assert.Equal(t, 5*time.Second, c.RequestTimeout, "the documented default")
 }
 
 // freeAddr returns a loopback address nothing listens on.

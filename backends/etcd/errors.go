@@ -49,7 +49,7 @@ func (c *Connector) client() (*clientv3.Client, error) {
 // instead of waiting the whole bound. A call already in flight when the
 // server dies still waits up to the bound.
 func (c *Connector) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := DefaultRequestTimeout
+	d := defaultRequestTimeout
 	if c != nil && c.cfg.RequestTimeout > 0 {
 		d = c.cfg.RequestTimeout
 	}

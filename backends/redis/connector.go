@@ -23,15 +23,15 @@ import (
 
 // Defaults applied by Config for zero fields.
 const (
-	DefaultDialTimeout        = 2 * time.Second
-	DefaultReadTimeout        = 3 * time.Second
-	DefaultHealthCheckTimeout = 2 * time.Second
-	// DefaultMaxRetries disables go-redis' automatic retries: Baton's
+	defaultDialTimeout        = 2 * time.Second
+	defaultReadTimeout        = 3 * time.Second
+	defaultHealthCheckTimeout = 2 * time.Second
+	// defaultMaxRetries disables go-redis' automatic retries: Baton's
 	// writes are Lua scripts, and resending one whose reply was lost could
 	// apply it twice (a second config version, a lock taken by ourselves
 	// and then reported as held). Failures surface as ErrUnavailable and
 	// the caller — or the connector supervisor — decides.
-	DefaultMaxRetries = -1
+	defaultMaxRetries = -1
 )
 
 // TLSConfig enables TLS from PEM files. A nil *TLSConfig with a redis:// URL
@@ -104,12 +104,12 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addrs:              []string{"127.0.0.1:6379"},
-		MaxRetries:         DefaultMaxRetries,
-		DialTimeout:        DefaultDialTimeout,
-		ReadTimeout:        DefaultReadTimeout,
-		WriteTimeout:       DefaultReadTimeout,
-		PoolTimeout:        DefaultReadTimeout + time.Second,
-		HealthCheckTimeout: DefaultHealthCheckTimeout,
+		MaxRetries:         defaultMaxRetries,
+		DialTimeout:        defaultDialTimeout,
+		ReadTimeout:        defaultReadTimeout,
+		WriteTimeout:       defaultReadTimeout,
+		PoolTimeout:        defaultReadTimeout + time.Second,
+		HealthCheckTimeout: defaultHealthCheckTimeout,
 	}
 }
 
@@ -206,10 +206,10 @@ func (c Config) options() (*goredis.UniversalOptions, error) {
 	o.MinIdleConns = c.MinIdleConns
 	o.MaxRetries = c.MaxRetries
 	if o.MaxRetries == 0 {
-		o.MaxRetries = DefaultMaxRetries
+		o.MaxRetries = defaultMaxRetries
 	}
-	o.DialTimeout = orDefault(c.DialTimeout, DefaultDialTimeout)
-	o.ReadTimeout = orDefault(c.ReadTimeout, DefaultReadTimeout)
+	o.DialTimeout = orDefault(c.DialTimeout, defaultDialTimeout)
+	o.ReadTimeout = orDefault(c.ReadTimeout, defaultReadTimeout)
 	o.WriteTimeout = orDefault(c.WriteTimeout, o.ReadTimeout)
 	o.PoolTimeout = orDefault(c.PoolTimeout, o.ReadTimeout+time.Second)
 	// One dial attempt per command try: the command-level retries already
@@ -464,7 +464,7 @@ func (c *Connector) connErr(op string, err error) error {
 }
 
 func (c *Connector) healthTimeout() time.Duration {
-	return orDefault(c.cfg.HealthCheckTimeout, DefaultHealthCheckTimeout)
+	return orDefault(c.cfg.HealthCheckTimeout, defaultHealthCheckTimeout)
 }
 
 // target names the servers in error messages.

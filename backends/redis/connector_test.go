@@ -175,7 +175,7 @@ func TestConfigValidate(t *testing.T) {
 		assert.Equal(t, []string{"127.0.0.1:6380"}, o.Addrs)
 		assert.Equal(t, 4, o.DB)
 		assert.Equal(t, "u", o.Username)
-		assert.Equal(t, DefaultDialTimeout, o.DialTimeout)
+		assert.Equal(t, defaultDialTimeout, o.DialTimeout)
 	})
 }
 

@@ -74,15 +74,15 @@ type Spec struct {
 
 // Default cluster settings.
 const (
-	DefaultName             = "baton"
-	DefaultBind             = "127.0.0.1:0"
-	DefaultMemberTTL        = 5 * time.Second
-	DefaultProbeInterval    = 500 * time.Millisecond
-	DefaultPingTimeout      = time.Second
-	DefaultSuspectAfter     = 3 * time.Second
-	DefaultMaxAbsence       = 30 * time.Second
-	DefaultGrainIdleTimeout = time.Minute
-	DefaultResolveTimeout   = 5 * time.Second
+	defaultName             = "baton"
+	defaultBind             = "127.0.0.1:0"
+	defaultMemberTTL        = 5 * time.Second
+	defaultProbeInterval    = 500 * time.Millisecond
+	defaultPingTimeout      = time.Second
+	defaultSuspectAfter     = 3 * time.Second
+	defaultMaxAbsence       = 30 * time.Second
+	defaultGrainIdleTimeout = time.Minute
+	defaultResolveTimeout   = 5 * time.Second
 )
 
 // ClientOnly reports whether the node has no backend.
@@ -90,10 +90,10 @@ func (c Spec) ClientOnly() bool { return c.Node == nil }
 
 func (c *Spec) applyDefaults() {
 	if c.Name == "" {
-		c.Name = DefaultName
+		c.Name = defaultName
 	}
 	if c.Bind == "" {
-		c.Bind = DefaultBind
+		c.Bind = defaultBind
 	}
 	if c.Env == "" {
 		c.Env = "dev"
@@ -112,9 +112,9 @@ func (c *Spec) applyDefaults() {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&c.MemberTTL, DefaultMemberTTL}, {&c.ProbeInterval, DefaultProbeInterval},
-		{&c.PingTimeout, DefaultPingTimeout}, {&c.MaxAbsence, DefaultMaxAbsence},
-		{&c.SuspectAfter, DefaultSuspectAfter}, {&c.GrainIdleTimeout, DefaultGrainIdleTimeout}, {&c.ResolveTimeout, DefaultResolveTimeout},
+		{&c.MemberTTL, defaultMemberTTL}, {&c.ProbeInterval, defaultProbeInterval},
+		{&c.PingTimeout, defaultPingTimeout}, {&c.MaxAbsence, defaultMaxAbsence},
+		{&c.SuspectAfter, defaultSuspectAfter}, {&c.GrainIdleTimeout, defaultGrainIdleTimeout}, {&c.ResolveTimeout, defaultResolveTimeout},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def

@@ -45,7 +45,7 @@ type Member struct {
 type providerConfig struct {
 	// Name is the service name members register under. Required.
 	Name string
-	// TTL of the member's registration. Default: DefaultMemberTTL.
+	// TTL of the member's registration. Default: defaultMemberTTL.
 	TTL time.Duration
 	// ProbeInterval, PingTimeout, MaxAbsence and SuspectAfter: see Config.
 	// Defaults as there.
@@ -115,19 +115,19 @@ var _ cluster.ClusterProvider = (*provider)(nil)
 // newProvider returns a provider; it does nothing until Join.
 func newProvider(cfg providerConfig) *provider {
 	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultMemberTTL
+		cfg.TTL = defaultMemberTTL
 	}
 	if cfg.ProbeInterval <= 0 {
-		cfg.ProbeInterval = DefaultProbeInterval
+		cfg.ProbeInterval = defaultProbeInterval
 	}
 	if cfg.PingTimeout <= 0 {
-		cfg.PingTimeout = DefaultPingTimeout
+		cfg.PingTimeout = defaultPingTimeout
 	}
 	if cfg.MaxAbsence <= 0 {
-		cfg.MaxAbsence = DefaultMaxAbsence
+		cfg.MaxAbsence = defaultMaxAbsence
 	}
 	if cfg.SuspectAfter <= 0 {
-		cfg.SuspectAfter = DefaultSuspectAfter
+		cfg.SuspectAfter = defaultSuspectAfter
 	}
 	log := cfg.Logger
 	if log == nil {
