@@ -31,7 +31,7 @@ type CacheClient struct {
 
 var _ backends.Cache = (*CacheClient)(nil)
 
-// NewCacheClient returns a facade for cache name served by the actor at pid.
+// newCacheClient returns a facade for cache name served by the actor at pid.
 // locker, if not nil, makes GetOrLoad exclusive across nodes.
 func newCacheClient(root *actor.RootContext, pid *actor.PID, name string, locker backends.Locker) *CacheClient {
 	return &CacheClient{root: root, pid: pid, name: name, locker: locker}

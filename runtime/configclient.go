@@ -27,8 +27,8 @@ import (
 // backends. It is safe for concurrent use.
 //
 // Watches with FromVersion 0 share the actor's one backend watch per key or
-// prefix; a watch with FromVersion > 0 gets a backend watch of its own (see
-// components.ConfigActor). When the actor reports that a watch fell behind
+// prefix; a watch with FromVersion > 0 gets a backend watch of its own
+// (docs/actors.md). When the actor reports that a watch fell behind
 // (subscriptionv1.Resync), the watch sends ConfigResync followed by the
 // difference between what it had delivered (starting from the state read
 // when the watch began) and a fresh read; a change already included in that
@@ -45,14 +45,14 @@ type ConfigClient struct {
 
 var _ backends.ConfigCenter = (*ConfigClient)(nil)
 
-// NewConfigClient returns a facade for config namespace name ("" = the
+// newConfigClient returns a facade for config namespace name ("" = the
 // actor's default namespace) served by the actor at pid.
 func newConfigClient(root *actor.RootContext, pid *actor.PID, name string) *ConfigClient {
 	life, stop := context.WithCancel(context.Background())
 	return &ConfigClient{root: root, pid: pid, name: name, life: life, stop: stop}
 }
 
-// Name returns the config namespace name given to NewConfigClient.
+// Name returns the name of the config namespace this facade serves.
 func (c *ConfigClient) Name() string { return c.name }
 
 // Close ends the watches opened through this client (their channels close);

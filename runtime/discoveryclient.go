@@ -52,7 +52,7 @@ var _ backends.ServiceDiscovery = (*DiscoveryClient)(nil)
 // closeTimeout bounds the deregistrations of Close.
 const closeTimeout = 5 * time.Second
 
-// NewDiscoveryClient returns a facade for the discovery actor at pid. Of
+// newDiscoveryClient returns a facade for the discovery actor at pid. Of
 // opts only OnRegistration is used: the namespace and retry settings are
 // the actor's.
 func newDiscoveryClient(root *actor.RootContext, pid *actor.PID, opts backends.DiscoveryOptions) *DiscoveryClient {

@@ -19,8 +19,7 @@ import (
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
 )
 
-// ElectionClient is a backends.Elector served by an election actor
-// (components.NewElectionActorProps).
+// ElectionClient is a backends.Elector served by the node's election actor.
 //
 // Leaderships stay in the actor; their loss reaches the client as a
 // LeadershipLost message. Observe subscribes the client's inbox to the

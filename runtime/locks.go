@@ -20,8 +20,8 @@ import (
 	lockv1 "github.com/baton-go/baton/messages/lock/v1"
 )
 
-// LockClient is a backends.Locker served by a lock actor
-// (components.NewLockActorProps): plain Go code gets the actor's locks, with the
+// LockClient is a backends.Locker served by the node's lock actor: plain Go
+// code gets the actor's locks, with the
 // actor's local FIFO queue and hand-off, through the same interface as a
 // direct Redis or etcd Locker.
 //
@@ -39,7 +39,7 @@ var (
 	_ backends.Lease  = (*clientLease)(nil)
 )
 
-// NewLockClient returns a client of the lock actor at pid. root sends the
+// newLockClient returns a client of the lock actor at pid. root sends the
 // requests (usually system.Root).
 func newLockClient(root *actor.RootContext, pid *actor.PID, opts nodeaccess.ClientOptions) *LockClient {
 	c := &LockClient{opts: withClientDefaults(opts)}

@@ -124,7 +124,7 @@ type ComponentSettings struct {
 	// LockHandoffLimit bounds how long the lock actor (or a cluster lock
 	// grain) passes a lock from waiter to waiter without it ever becoming
 	// free; then it is released once so contenders outside the node get a
-	// chance (see components.LockActorConfig.HandoffLimit). Default: 1s;
+	// chance. Default: 1s;
 	// negative: no limit.
 	LockHandoffLimit time.Duration `yaml:"lock_handoff_limit"`
 	// ElectionTTL is the leadership session TTL. Default: 10s.

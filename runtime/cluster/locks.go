@@ -22,8 +22,7 @@ import (
 
 // LockClient is the cluster's backends.Locker: every lock name is one lock
 // grain somewhere in the cluster, so the waiters of all nodes queue in one
-// FIFO and a release hands the lock to the next of them directly (see
-// components.LockGrain). The backend lease and its fencing token stay the
+// FIFO and a release hands the lock to the next of them directly. The backend lease and its fencing token stay the
 // source of truth.
 //
 // When the grain of a name moves (the topology changed), its member dies
