@@ -54,28 +54,11 @@ type LockActorConfig struct {
 // DefaultHandoffLimit is LockActorConfig.HandoffLimit when unset.
 const DefaultHandoffLimit = time.Second
 
-// LockActor serves locks through one backends.Locker.
-//
-// Waiting acquires (AcquireRequest.wait) never block the mailbox, and the
-// waiters of one lock name are served in arrival order: they queue in the
-// actor, only the head of the queue runs a backend Acquire (in a goroutine
-// whose context is cancelled by CancelRequest, the request's timeout or the
-// actor stopping), and while a lease obtained through this actor is held
-// the next waiter stays queued. When that lease is released, the actor
-// hands it to the next waiter with one backend write when the lease is a
-// backends.Handoffer (both backends' leases are): the lock never becomes
-// free in between, no other contender can slip in, nobody has to be woken.
-// Where a hand-off is refused (etcd: another contender, outside this actor,
-// queues in etcd and keeps its turn) or the lease was lost, the lease is
-// released and the next waiter's backend Acquire starts at once — no poll
-// interval, no timer. A lock passed along for longer than HandoffLimit is
-// released once instead and left to contenders outside the actor for 20ms
-// before the local waiters acquire again, so those are not starved. Every
-// grant, handed off or acquired, carries a fresh fencing token from the
-// backend, so tokens keep strictly increasing. A TryAcquire of a name with
-// local waiters queued is answered CODE_NOT_OBTAINED without a backend
-// call: it must not overtake them. These rules are lockQueue's, one per
-// lock name; the actor makes the backend calls and answers.
+// LockActor serves locks through one backends.Locker. Waiting acquires
+// never block the mailbox; the waiters of a name queue in the actor in
+// arrival order and a released lease is handed to the next one with one
+// backend write where the lease is a backends.Handoffer. The queue and
+// hand-off rules are lockQueue's; docs/actors.md explains them.
 //
 // Leases live in the actor and are named by lease_id; their loss is sent
 // as LeaseLost to the request's subscriber. A lease lasts until it is
