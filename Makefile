@@ -9,7 +9,7 @@ BUF         ?= $(GO) tool -modfile=tools/go.mod buf
 TEST_FLAGS  ?= -race -count=1 -timeout 25m
 PKGS        ?= ./...
 
-.PHONY: run test deps proto proto-check lint api bench fmt-check ci
+.PHONY: run test deps proto proto-check lint api bench fuzz reliability fmt-check ci
 
 ## run: the quickstart tour on the embedded default (an embedded etcd in a temp dir; nothing to install)
 run:
@@ -48,11 +48,32 @@ proto-check:
 lint:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags containers ./integration/harness/
+	$(GO) vet -tags reliability ./integration/...
 	$(GO) run $(STATICCHECK) $(PKGS)
 
 ## api: rewrite the golden `go doc -all` files of the public packages (integration/testdata/api) after a deliberate API change
 api:
 	$(GO) test ./integration -run TestPublicAPI -count=1 -update-api
+
+## fuzz: every fuzz target for FUZZTIME each (seed corpora under testdata/fuzz); a crash, hang or untyped error fails
+FUZZTIME    ?= 10s
+fuzz:
+	@set -e; grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do \
+		pkg="./$$(dirname "$$f")"; \
+		for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' "$$f" | cut -d' ' -f2); do \
+			echo "fuzz: $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) "$$pkg" >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 1x "$$pkg"; exit 1; }; \
+		done; \
+	done
+
+## reliability: fault scenarios with checked histories, then the fuzz targets; ends with one summary line (fails on any loss, double grant, stale write or hang)
+REL_DIR     ?= $(CURDIR)/.reliability
+reliability: deps
+	@rm -rf $(REL_DIR) && mkdir -p $(REL_DIR)
+	BATON_RELIABILITY_REPORT=$(REL_DIR)/report.jsonl $(GO) test -tags reliability -count=1 -timeout 14m -run '^TestReliability' ./integration/... 2>&1 | tee $(REL_DIR)/test.log | grep -E '^(---|ok|FAIL|panic)' || true
+	@grep -q '^FAIL' $(REL_DIR)/test.log && { grep -B5 -A30 -- '--- FAIL' $(REL_DIR)/test.log | head -200; exit 1; } || true
+	@$(MAKE) --no-print-directory fuzz
+	@$(GO) run ./integration/cmd/reliability-summary -list $(REL_DIR)/report.jsonl
 
 ## fmt-check: gofmt must print nothing
 fmt-check:
