@@ -1,9 +1,10 @@
+//go:build reliability
+
 package integration
 
 import (
 	"cmp"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/baton-go/baton/backends"
 	"github.com/baton-go/baton/integration/harness"
 	"github.com/baton-go/baton/integration/internal/history"
+	"github.com/baton-go/baton/integration/internal/reliability"
 	"github.com/baton-go/baton/runtime/cluster"
 )
 
@@ -48,7 +50,7 @@ const (
 	grainHostStallBound = historyTTL + 2*time.Second
 )
 
-// TestClusterLockHistory: nodes loop on one lock (acquire, fenced write,
+// TestReliabilityClusterLocks: nodes loop on one lock (acquire, fenced write,
 // 150–500 ms of work, a second write while the lease is still usable,
 // release) and record every step, while the cluster changes under them:
 // two nodes join (the lock's grain moves to each while a holder, frozen
@@ -58,17 +60,14 @@ const (
 // then judges the whole record: no two valid leases at once, increasing
 // tokens, no write accepted after a newer grant. And a stopped grain host
 // must not stall the lock for longer than grainHostStallBound.
-func TestClusterLockHistory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("about 40 s per backend")
-	}
+func TestReliabilityClusterLocks(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		srv := harness.StartRedis(t)
-		runLockHistory(t, []string{"-redis", srv.URL()}, srv.Restart)
+		runLockHistory(t, "redis", []string{"-redis", srv.URL()}, srv.Restart)
 	})
 	t.Run("etcd", func(t *testing.T) {
 		srv := harness.StartEtcdProcess(t)
-		runLockHistory(t, []string{"-etcd", strings.Join(srv.Endpoints(), ",")}, srv.Restart)
+		runLockHistory(t, "etcd", []string{"-etcd", strings.Join(srv.Endpoints(), ",")}, srv.Restart)
 	})
 }
 
@@ -78,7 +77,7 @@ type fault struct {
 	start, end time.Time // end: when it was undone (a pause), or start
 }
 
-func runLockHistory(t *testing.T, backend []string, restartBackend func()) {
+func runLockHistory(t *testing.T, name string, backend []string, restartBackend func()) {
 	res, err := history.StartResource()
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = res.Close() })
@@ -284,6 +283,10 @@ func runLockHistory(t *testing.T, backend []string, restartBackend func()) {
 	} else {
 		t.Logf("history: %s", rep)
 	}
+	reliability.Record(t, reliability.Report{
+		Scenario: "locks/" + name + "/cluster-grains", Faults: len(faults), Operations: len(events),
+		DoubleGrants: rep.DoubleGrants + rep.TokenRegressions, StaleAccepted: rep.StaleWritesAccepted,
+	})
 
 	// The grain host's pause stalls the lock for at most the bound.
 	stall, from := longestStall(leases, hostPause.start, hostPause.end)
@@ -300,19 +303,6 @@ func stopAll(procs []*clusterProc) {
 		wg.Go(p.stop)
 	}
 	wg.Wait()
-}
-
-// loopbackAddrs returns n distinct free 127.0.0.1 addresses.
-func loopbackAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close() // held until all are chosen: distinct
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs
 }
 
 // sleepFor waits d: for a fault that lasts d, the wait is the fault.

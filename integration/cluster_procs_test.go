@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,4 +334,17 @@ func (p *clusterProc) checkStderr() {
 	if bytes.Contains(data, []byte("WARNING: DATA RACE")) {
 		p.t.Errorf("%s: data race in the node process:\n%s", p.name, string(data))
 	}
+}
+
+// loopbackAddrs returns n distinct free 127.0.0.1 addresses.
+func loopbackAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close() // held until all are chosen: distinct
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
 }

@@ -5,8 +5,9 @@
 //
 // Servers come from the harness subpackage (a real redis-server process and a
 // real etcd, on free loopback ports); nothing is mocked. Lock histories
-// recorded across node processes are judged by the history subpackage (see
-// TestClusterLockHistory). The package itself has no API: everything is in
+// recorded across node processes are judged by integration/internal/history
+// (see TestReliabilityClusterLocks, part of the reliability suite: build tag
+// reliability, `make reliability`). The package itself has no API: everything is in
 // its tests.
 //
 //	go test ./integration/ -run TestConformance -v
