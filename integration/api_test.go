@@ -25,7 +25,7 @@ func publicPackage(path string) bool {
 	case strings.Contains(rel, "internal"),
 		strings.HasPrefix(rel, "examples/"),
 		strings.HasPrefix(rel, "integration/cmd/"),
-		rel == "integration", rel == "integration/bench", rel == "messages":
+		rel == "integration", rel == "integration/bench", rel == "integration/reliability", rel == "messages":
 		return false
 	case strings.HasPrefix(rel, "messages/"):
 		return rel == "messages/status/v1"
