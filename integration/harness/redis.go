@@ -164,7 +164,8 @@ func (r *Redis) Start() {
 	}
 }
 
-// Restart is Stop then Start: same port, empty data.
+// Restart is Stop then Start: same port and directory (empty data unless the
+// server was started with persistence, e.g. WithRedisArgs("--appendonly", "yes")).
 func (r *Redis) Restart() {
 	r.t.Helper()
 	r.Stop()
