@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/internal/nodeaccess"
+	"github.com/baton-go/baton/internal/protoconv"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -96,14 +97,7 @@ func (c *ElectionClient) Leader(ctx context.Context, election string) (backends.
 	if err != nil {
 		return backends.LeaderInfo{}, fmt.Errorf("runtime: leader %q: %w", election, err)
 	}
-	return leaderInfo(election, resp.GetLeader()), nil
-}
-
-func leaderInfo(election string, m *electionv1.LeaderInfo) backends.LeaderInfo {
-	if m.GetElection() != "" {
-		election = m.GetElection()
-	}
-	return backends.LeaderInfo{Election: election, Value: m.GetValue(), Epoch: m.GetEpoch()}
+	return protoconv.LeaderInfoFromProto(election, resp.GetLeader()), nil
 }
 
 // Observe sends the current leader (if any) and then every change until
@@ -302,7 +296,7 @@ func (o *observer) run(ctx context.Context, out chan<- backends.LeaderInfo) {
 		}
 		switch m := msg.(type) {
 		case *electionv1.LeaderChanged:
-			if !emit(leaderInfo(o.election, m.GetLeader())) {
+			if !emit(protoconv.LeaderInfoFromProto(o.election, m.GetLeader())) {
 				return
 			}
 			o.ack(m.GetSeq())

@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/baton-go/baton/backends"
+	"github.com/baton-go/baton/internal/protoconv"
 	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 	subscriptionv1 "github.com/baton-go/baton/messages/subscription/v1"
@@ -415,15 +416,11 @@ func (a *ElectionActor) onLeader(ctx actor.Context, m *electionv1.LeaderRequest)
 		respond(ctx, &electionv1.LeaderResponse{Status: statusv1.FromError(err)})
 		return
 	}
-	respond(ctx, &electionv1.LeaderResponse{Status: statusv1.OK(), Leader: leaderInfoMsg(info)})
-}
-
-func leaderInfoMsg(info backends.LeaderInfo) *electionv1.LeaderInfo {
-	return &electionv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
+	respond(ctx, &electionv1.LeaderResponse{Status: statusv1.OK(), Leader: protoconv.LeaderInfoToProto(info)})
 }
 
 func leaderChanged(info backends.LeaderInfo) func(id string, seq uint64) any {
-	msg := leaderInfoMsg(info)
+	msg := protoconv.LeaderInfoToProto(info)
 	return func(id string, seq uint64) any {
 		return &electionv1.LeaderChanged{SubscriptionId: id, Seq: seq, Leader: msg}
 	}

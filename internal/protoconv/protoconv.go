@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-go/baton/backends"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 )
@@ -220,4 +221,18 @@ func MessageName(msg any) string {
 		return "a string"
 	}
 	return "a value that is not a protobuf message"
+}
+
+// LeaderInfoToProto converts a backends.LeaderInfo.
+func LeaderInfoToProto(info backends.LeaderInfo) *electionv1.LeaderInfo {
+	return &electionv1.LeaderInfo{Election: info.Election, Value: info.Value, Epoch: info.Epoch}
+}
+
+// LeaderInfoFromProto converts an electionv1.LeaderInfo of election (nil:
+// no leader); the message's own election name wins when it has one.
+func LeaderInfoFromProto(election string, m *electionv1.LeaderInfo) backends.LeaderInfo {
+	if m.GetElection() != "" {
+		election = m.GetElection()
+	}
+	return backends.LeaderInfo{Election: election, Value: m.GetValue(), Epoch: m.GetEpoch()}
 }
