@@ -149,6 +149,7 @@ func (h *host) kinds() []*cluster.Kind {
 
 // locker returns the shared Locker of ns and its release.
 func (h *host) locker(rt *runtime.Node, ns backends.Namespace) (backends.Locker, func(), error) {
+	in := nodeaccess.Of(rt)
 	key := ns.Root + "/" + ns.Env
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -159,10 +160,10 @@ func (h *host) locker(rt *runtime.Node, ns backends.Namespace) (backends.Locker,
 			err error
 		)
 		opts := backends.LockerOptions{Namespace: ns}
-		if nodeaccess.Of(rt).Backend(backends.ComponentLock) == backends.BackendRedis {
-			l, err = redis.NewLocker(nodeaccess.Of(rt).Redis, opts)
+		if in.Backend(backends.ComponentLock) == backends.BackendRedis {
+			l, err = redis.NewLocker(in.Redis, opts)
 		} else {
-			l, err = etcd.NewLocker(nodeaccess.Of(rt).Etcd, opts)
+			l, err = etcd.NewLocker(in.Etcd, opts)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -216,6 +217,7 @@ func (h *host) activateLock(ctx actor.Context) (components.LockActorConfig, stri
 	if err != nil {
 		return cfg, "", nil, err
 	}
+	in := nodeaccess.Of(rt)
 	locker, release, err := h.locker(rt, id.ns)
 	if err != nil {
 		return cfg, "", nil, err
@@ -236,7 +238,7 @@ func (h *host) activateLock(ctx actor.Context) (components.LockActorConfig, stri
 	}
 	sc := rt.Spec()
 	return components.LockActorConfig{
-		Locker: locker, Backend: nodeaccess.Of(rt).Backend(backends.ComponentLock), Supervisor: nodeaccess.Of(rt).Supervisor,
+		Locker: locker, Backend: in.Backend(backends.ComponentLock), Supervisor: in.Supervisor,
 		OpTimeout: sc.Components.OpTimeout, DefaultTTL: sc.Components.LockTTL,
 		HandoffLimit: sc.Components.LockHandoffLimit, Owner: sc.NodeID, Logger: h.log,
 	}, id.name, release, nil
@@ -273,20 +275,21 @@ func (h *host) buildCache(ctx actor.Context) (*actor.Props, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	in := nodeaccess.Of(rt)
 	sc := rt.Spec()
 	opts := backends.CacheOptions{Namespace: id.ns, Name: id.name, MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize)}
-	backend := nodeaccess.Of(rt).Backend(backends.ComponentCache)
+	backend := in.Backend(backends.ComponentCache)
 	props := components.NewCacheActorProps(components.CacheActorConfig{
 		NewCache: func(name string) (backends.Cache, error) {
 			if name != id.name {
 				return nil, backends.Invalid("cache name", name, "this grain serves cache "+id.name)
 			}
 			if backend == backends.BackendRedis {
-				return redis.NewCache(nodeaccess.Of(rt).Redis, opts)
+				return redis.NewCache(in.Redis, opts)
 			}
-			return etcd.NewCache(nodeaccess.Of(rt).Etcd, opts)
+			return etcd.NewCache(in.Etcd, opts)
 		},
-		Backend: backend, Supervisor: nodeaccess.Of(rt).Supervisor, OpTimeout: sc.Components.OpTimeout,
+		Backend: backend, Supervisor: in.Supervisor, OpTimeout: sc.Components.OpTimeout,
 		MaxBatch: sc.Components.CacheMaxBatch, DefaultTTL: sc.Components.CacheDefaultTTL, Logger: h.log,
 	})
 	return props, func() {}, nil
@@ -297,21 +300,22 @@ func (h *host) buildConfig(ctx actor.Context) (*actor.Props, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	in := nodeaccess.Of(rt)
 	sc := rt.Spec()
 	opts := backends.ConfigOptions{Namespace: id.ns, Name: id.name,
 		MaxValueSize: valueLimit(id.numbers[0], sc.Components.MaxValueSize), HistoryLimit: id.numbers[1]}
-	backend := nodeaccess.Of(rt).Backend(backends.ComponentConfig)
+	backend := in.Backend(backends.ComponentConfig)
 	var center backends.ConfigCenter
 	if backend == backends.BackendRedis {
-		center, err = redis.NewConfigCenter(nodeaccess.Of(rt).Redis, opts)
+		center, err = redis.NewConfigCenter(in.Redis, opts)
 	} else {
-		center, err = etcd.NewConfigCenter(nodeaccess.Of(rt).Etcd, opts)
+		center, err = etcd.NewConfigCenter(in.Etcd, opts)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	props := components.NewConfigActorProps(components.ConfigActorConfig{
-		Center: center, Name: id.name, Backend: backend, Supervisor: nodeaccess.Of(rt).Supervisor,
+		Center: center, Name: id.name, Backend: backend, Supervisor: in.Supervisor,
 		OpTimeout: sc.Components.OpTimeout, Logger: h.log,
 	})
 	release := func() {
