@@ -295,13 +295,22 @@ func (c *configStore) ListItems(ctx context.Context, prefix string) ([]backends.
 	}
 	items := make([]backends.ConfigItem, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		items = append(items, backends.ConfigItem{
-			Key:     strings.TrimPrefix(string(kv.Key), c.prefix),
-			Value:   string(kv.Value),
-			Version: uint64(kv.ModRevision),
-		})
+		key, ok := c.itemKey(kv)
+		if !ok {
+			continue
+		}
+		items = append(items, backends.ConfigItem{Key: key, Value: string(kv.Value), Version: uint64(kv.ModRevision)})
 	}
 	return items, nil
+}
+
+// itemKey returns the config key of a stored kv, and false for a key no
+// ConfigCenter call writes (the bare namespace prefix, a NUL byte, too
+// long): written by someone else, it is skipped by lists and watches alike
+// rather than handed out as a key that every other call refuses.
+func (c *configStore) itemKey(kv *mvccpb.KeyValue) (string, bool) {
+	key, ok := strings.CutPrefix(string(kv.Key), c.prefix)
+	return key, ok && backends.ValidateKey(key) == nil
 }
 
 // History returns up to limit versions of key, newest first, including the
@@ -415,7 +424,9 @@ func (c *configStore) WatchWith(ctx context.Context, key string, opts backends.W
 	}
 	if opts.FromVersion == 0 {
 		for _, kv := range resp.Kvs {
-			cw.view[strings.TrimPrefix(string(kv.Key), c.prefix)] = kv.ModRevision
+			if key, ok := c.itemKey(kv); ok {
+				cw.view[key] = kv.ModRevision
+			}
 		}
 	} else {
 		for k, v := range opts.Known {
@@ -467,7 +478,10 @@ func (s *configWatch) send(ctx context.Context, ev backends.ConfigEvent) error {
 
 func (s *configWatch) events(ctx context.Context, evs []*mvccpb.Event) error {
 	for _, ev := range evs {
-		key := strings.TrimPrefix(string(ev.Kv.Key), s.c.prefix)
+		key, ok := s.c.itemKey(ev.Kv)
+		if !ok {
+			continue
+		}
 		item := backends.ConfigItem{Key: key, Version: uint64(ev.Kv.ModRevision)}
 		typ := backends.ConfigPut
 		if ev.Type == mvccpb.Event_DELETE {
@@ -494,7 +508,10 @@ func (s *configWatch) resync(ctx context.Context, kvs []*mvccpb.KeyValue, rev in
 	}
 	now := make(map[string]int64, len(kvs))
 	for _, kv := range kvs {
-		key := strings.TrimPrefix(string(kv.Key), s.c.prefix)
+		key, ok := s.c.itemKey(kv)
+		if !ok {
+			continue
+		}
 		now[key] = kv.ModRevision
 		if held, ok := s.view[key]; ok && held == kv.ModRevision {
 			continue

@@ -40,16 +40,23 @@ func (d *registry) list(ctx context.Context, service string) (*clientv3.GetRespo
 	return cli.Get(octx, d.prefix(service), clientv3.WithPrefix())
 }
 
-// decode parses one instance; ok is false for foreign or corrupt values.
+// decode parses one instance; ok is false for foreign or corrupt values,
+// and for instances Register would have refused (ServiceInfo.Validate: no
+// address, a negative weight, a key below the instance's own, …), so a
+// reader never gets one.
 func (d *registry) decode(service string, kv *mvccpb.KeyValue) (id string, svc backends.ServiceInfo, ok bool) {
 	id = strings.TrimPrefix(string(kv.Key), d.prefix(service))
-	if err := json.Unmarshal(kv.Value, &svc); err != nil {
-		d.log.Warn("etcd discovery: skipping an undecodable instance", "key", string(kv.Key), "error", err)
-		return id, svc, false
+	err := json.Unmarshal(kv.Value, &svc)
+	if err == nil {
+		// The key is authoritative: a hand-written value cannot pose as
+		// another instance or service.
+		svc.ID, svc.Name = id, service
+		err = svc.Validate()
 	}
-	// The key is authoritative: a hand-written value cannot pose as
-	// another instance or service.
-	svc.ID, svc.Name = id, service
+	if err != nil {
+		d.log.Warn("etcd discovery: skipping an undecodable instance", "key", string(kv.Key), "error", err)
+		return id, backends.ServiceInfo{}, false
+	}
 	return id, svc, true
 }
 

@@ -297,11 +297,22 @@ func (c *configStore) list(ctx context.Context, cl goredis.Scripter, op, prefix 
 	if err != nil {
 		return cfgList{}, mapErr(op, err)
 	}
+	return c.decodeList(op, vals)
+}
+
+// decodeList reads the list script's reply: epoch, namespace version, then
+// key, value, version per item. An item whose version or key is not one
+// the scripts write is logged and skipped, as History skips undecodable
+// records: one damaged entry must not fail every list and every watch
+// resync of the namespace. A reply of another shape, or a namespace
+// version that is not a number, is an error.
+func (c *configStore) decodeList(op string, vals []string) (cfgList, error) {
 	if len(vals) < 2 || (len(vals)-2)%3 != 0 {
 		return cfgList{}, fmt.Errorf("%s: unexpected reply of %d values", op, len(vals))
 	}
 	out := cfgList{epoch: vals[0]}
 	if vals[1] != "" {
+		var err error
 		if out.version, err = cfgParseVersion(op, vals[1]); err != nil {
 			return cfgList{}, err
 		}
@@ -309,8 +320,9 @@ func (c *configStore) list(ctx context.Context, cl goredis.Scripter, op, prefix 
 	out.items = make([]backends.ConfigItem, 0, (len(vals)-2)/3)
 	for i := 2; i < len(vals); i += 3 {
 		v, err := cfgParseVersion(op, vals[i+2])
-		if err != nil {
-			return cfgList{}, err
+		if err != nil || backends.ValidateKey(vals[i]) != nil {
+			c.logger.Warn("skipping undecodable item", "key", vals[i], "version", vals[i+2])
+			continue
 		}
 		out.items = append(out.items, backends.ConfigItem{Key: vals[i], Value: vals[i+1], Version: v})
 	}
@@ -539,22 +551,30 @@ func (w *cfgWatch) probeCmd(ctx context.Context, cl goredis.Scripter, last strin
 }
 
 // apply delivers one log entry if its key is watched. It returns false when
-// ctx ended first.
+// ctx ended first. An entry the scripts do not write (a key that is not
+// valid, a put without a value, an unknown type) is logged and skipped.
 func (w *cfgWatch) apply(ctx context.Context, version uint64, values map[string]any) bool {
 	k, _ := values["k"].(string)
+	if backends.ValidateKey(k) != nil {
+		w.c.logger.Warn("skipping log entry without a valid key", "type", values["t"])
+		return true
+	}
 	if !w.matches(k) {
 		return true
 	}
 	switch t, _ := values["t"].(string); t {
 	case "p":
-		v, _ := values["v"].(string)
+		v, ok := values["v"].(string)
+		if !ok {
+			break
+		}
 		w.view[k] = version
 		return sendEvent(ctx, w.ch, backends.ConfigEvent{Type: backends.ConfigPut, Item: backends.ConfigItem{Key: k, Value: v, Version: version}})
 	case "d":
 		delete(w.view, k)
 		return sendEvent(ctx, w.ch, backends.ConfigEvent{Type: backends.ConfigDelete, Item: backends.ConfigItem{Key: k, Version: version}})
 	}
-	w.c.logger.Warn("skipping unknown log entry", "type", values["t"])
+	w.c.logger.Warn("skipping undecodable log entry", "key", k, "type", values["t"])
 	return true
 }
 

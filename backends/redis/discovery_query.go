@@ -60,11 +60,20 @@ func (d *registry) snapshot(ctx context.Context, op, service string, start bool)
 	if err != nil {
 		return discSnapshot{}, mapErr(op, err)
 	}
+	return d.decodeSnapshot(op, service, vals)
+}
+
+// decodeSnapshot reads the snapshot script's reply: epoch, log sequence,
+// then id and instance JSON per instance. Instances that do not decode are
+// skipped (see decode); a reply of another shape, or a sequence that is not
+// a number, is an error.
+func (d *registry) decodeSnapshot(op, service string, vals []string) (discSnapshot, error) {
 	if len(vals) < 2 || len(vals)%2 != 0 {
 		return discSnapshot{}, fmt.Errorf("%s: unexpected snapshot reply of %d values", op, len(vals))
 	}
 	snap := discSnapshot{epoch: vals[0]}
 	if vals[1] != "" {
+		var err error
 		if snap.seq, err = strconv.ParseUint(vals[1], 10, 64); err != nil {
 			return discSnapshot{}, fmt.Errorf("%s: bad log sequence %q", op, vals[1])
 		}
@@ -80,13 +89,21 @@ func (d *registry) snapshot(ctx context.Context, op, service string, start bool)
 }
 
 // decode parses stored instance JSON; data that is not ours is logged and
-// skipped rather than failing every reader.
+// skipped rather than failing every reader. The id and service name come
+// from where the instance is stored, and the result must pass
+// ServiceInfo.Validate as every registration does, so a reader never gets
+// an instance Register would have refused (no address, a negative weight,
+// an id that is not a name).
 func (d *registry) decode(service, id, raw string) (backends.ServiceInfo, bool) {
 	var svc backends.ServiceInfo
-	if err := json.Unmarshal([]byte(raw), &svc); err != nil {
-		d.logger.Warn("skipping undecodable instance", "service", service, "id", id, "err", err)
-		return svc, false
+	err := json.Unmarshal([]byte(raw), &svc)
+	if err == nil {
+		svc.ID, svc.Name = id, service
+		err = svc.Validate()
 	}
-	svc.ID, svc.Name = id, service
+	if err != nil {
+		d.logger.Warn("skipping undecodable instance", "service", service, "id", id, "err", err)
+		return backends.ServiceInfo{}, false
+	}
 	return svc, true
 }

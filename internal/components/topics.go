@@ -114,7 +114,7 @@ func (s *topicSet[T]) notifyCount() {
 func (s *topicSet[T]) handle(ctx actor.Context, msg any) bool {
 	switch m := msg.(type) {
 	case *subscriptionv1.UnsubscribeRequest:
-		s.removeSub(ctx, m.GetSubscriptionId())
+		s.removeSub(ctx, m.GetSubscriptionId(), errUnsubscribed)
 		respond(ctx, &subscriptionv1.UnsubscribeResponse{Status: statusv1.OK()})
 	case *subscriptionv1.Ack:
 		s.hub.Ack(ctx, m.GetSubscriptionId(), m.GetSeq(), s.resync)
@@ -163,7 +163,7 @@ func watchSubscriber(ctx actor.Context, subID string, s *subscriptionv1.Subscrib
 // request was answered already (the watch was running).
 func subscribeTopic[T, E any](ctx actor.Context, s *topicSet[T], subID string, pid *actor.PID,
 	key, label string, state T, open func(context.Context) (<-chan E, error)) (*topic[T], bool) {
-	s.removeSub(ctx, subID)
+	s.removeSub(ctx, subID, errUnsubscribed)
 	t := s.byKey[key]
 	if t == nil {
 		t = &topic[T]{key: key, label: label, state: state}
@@ -212,7 +212,7 @@ func (s *topicSet[T]) failPending(ctx actor.Context, t *topic[T], err error) {
 	t.pending = nil
 	for _, p := range pending {
 		if sub := s.subs[p.subID]; sub != nil && sub.topic == t {
-			s.removeSub(ctx, p.subID)
+			s.removeSub(ctx, p.subID, errUnsubscribed)
 		}
 		if p.sender != nil {
 			ctx.Send(p.sender, s.answer(st))
@@ -237,7 +237,7 @@ func (s *topicSet[T]) watchEnded(ctx actor.Context, m *topicWatchEnded) {
 	for id, sub := range s.subs {
 		if sub.topic == t {
 			ctx.Send(sub.pid, &subscriptionv1.Ended{SubscriptionId: id, Status: st})
-			s.removeSub(ctx, id)
+			s.removeSub(ctx, id, errUnsubscribed)
 		}
 	}
 	if s.byKey[t.key] == t {
@@ -245,9 +245,20 @@ func (s *topicSet[T]) watchEnded(ctx actor.Context, m *topicWatchEnded) {
 	}
 }
 
+// Why a watch request still waiting for its backend watch is answered
+// when its subscription is dropped: on request (an unsubscribe, or a new
+// watch request with the same subscription id), or because the subscriber
+// stopped first. The latter is not the requester's cancellation, and an
+// actor that answered context.Canceled to a caller whose context is live
+// would make it look like one.
+var (
+	errUnsubscribed      = fmt.Errorf("unsubscribed before the watch started: %w", context.Canceled)
+	errSubscriberStopped = fmt.Errorf("the subscriber stopped before the watch started: %w", backends.ErrClosed)
+)
+
 // removeSub drops subscription id; the topic's backend watch stops with its
-// last subscriber.
-func (s *topicSet[T]) removeSub(ctx actor.Context, id string) {
+// last subscriber. A watch request of id still pending is answered with why.
+func (s *topicSet[T]) removeSub(ctx actor.Context, id string, why error) {
 	sub, ok := s.subs[id]
 	if !ok {
 		return
@@ -259,8 +270,7 @@ func (s *topicSet[T]) removeSub(ctx actor.Context, id string) {
 		if p.subID == id {
 			t.pending = append(t.pending[:i], t.pending[i+1:]...)
 			if p.sender != nil {
-				ctx.Send(p.sender, s.answer(statusv1.FromError(
-					fmt.Errorf("%s: watch %q: unsubscribed before the watch started: %w", s.kind, t.label, context.Canceled))))
+				ctx.Send(p.sender, s.answer(statusv1.FromError(fmt.Errorf("%s: watch %q: %w", s.kind, t.label, why))))
 			}
 			break
 		}
@@ -275,7 +285,7 @@ func (s *topicSet[T]) removeSub(ctx actor.Context, id string) {
 func (s *topicSet[T]) subscriberStopped(ctx actor.Context, pid *actor.PID) {
 	for id, sub := range s.subs {
 		if sub.pid.Equal(pid) {
-			s.removeSub(ctx, id)
+			s.removeSub(ctx, id, errSubscriberStopped)
 		}
 	}
 	s.hub.RemovePID(ctx, pid) // nothing left normally; keeps the hub exact
