@@ -103,8 +103,9 @@ func releaseIfGranted(lease backends.Lease, err error) error {
 // the backend before the input, the fault's. Each call runs twice:
 // right after the fault began (it reaches the backend and waits) and once
 // the node's health check has noticed (it may fail fast). An overrun, or a
-// call that never returns, counts as a hang; an untyped error fails the
-// test. Once the fault is undone the node must serve again.
+// call that never returns, counts as a hang — unless the test process
+// itself was not scheduled for most of the overrun (see faultTimedCall),
+// which is logged; an untyped error fails the test. Once the fault is undone the node must serve again.
 func TestReliabilityDeadlines(t *testing.T) {
 	for _, kind := range faultBackends {
 		for _, fault := range []string{"blackhole", "sigstop"} {
@@ -129,12 +130,12 @@ func runFaultDeadlines(t *testing.T, kind, fault string) {
 	}
 	on()
 	t.Cleanup(off) // undone already, unless a check below ends the test early
-	calls, hangs, masked := 0, 0, 0
+	calls, hangs, masked, stalls := 0, 0, 0, 0
 	var worst time.Duration
 	for round := range 2 {
 		for _, op := range ops {
 			calls++
-			took, returned, err := faultTimedCall(op, node)
+			took, stall, returned, err := faultTimedCall(op, node)
 			worst = max(worst, took)
 			what := fmt.Sprintf("%s (round %d) after %v", op.name, round+1, took.Round(time.Millisecond))
 			switch {
@@ -142,6 +143,12 @@ func runFaultDeadlines(t *testing.T, kind, fault string) {
 				hangs++
 				t.Errorf("%s: never returned", what)
 				continue
+			case took > faultOpDeadline+faultOpSlack && stall >= took-faultOpDeadline-faultOpSlack/2:
+				// The test process itself went unserved for most of the
+				// overrun: the machine, not the call.
+				stalls++
+				t.Logf("%s: overran its %v deadline, but this process was not scheduled for %v meanwhile: not counted",
+					what, faultOpDeadline, stall.Round(time.Millisecond))
 			case took > faultOpDeadline+faultOpSlack:
 				hangs++
 				t.Errorf("%s: overran its %v deadline: %v", what, faultOpDeadline, err)
@@ -165,8 +172,8 @@ func runFaultDeadlines(t *testing.T, kind, fault string) {
 		}
 	}
 	off()
-	t.Logf("%s/%s: %d calls, slowest %v (deadline %v), %d hangs; %d of the calls with bad input got the fault's error, not ErrInvalidArgument",
-		kind, fault, calls, worst.Round(time.Millisecond), faultOpDeadline, hangs, masked)
+	t.Logf("%s/%s: %d calls, slowest %v (deadline %v), %d hangs, %d overruns while the process stalled; %d of the calls with bad input got the fault's error, not ErrInvalidArgument",
+		kind, fault, calls, worst.Round(time.Millisecond), faultOpDeadline, hangs, stalls, masked)
 
 	served := faultWait(20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -185,17 +192,30 @@ func runFaultDeadlines(t *testing.T, kind, fault string) {
 
 // faultTimedCall runs op with a faultOpDeadline context and reports how
 // long it took; returned is false when it had not returned 10s after its
-// deadline (it is left running, and the test fails).
-func faultTimedCall(op faultOp, node *runtime.Node) (took time.Duration, returned bool, err error) {
+// deadline (it is left running, and the test fails). stall is the longest
+// stretch in which a ticker of this process, beside the call, was not
+// served: on a machine shared with other suites the whole process can go
+// unscheduled for seconds, and that is not the call's doing.
+func faultTimedCall(op faultOp, node *runtime.Node) (took, stall time.Duration, returned bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), faultOpDeadline)
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- op.call(ctx, node) }()
-	select {
-	case err = <-done:
-		return time.Since(start), true, err
-	case <-time.After(faultOpDeadline + 10*time.Second):
-		return time.Since(start), false, nil
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	giveUp := time.NewTimer(faultOpDeadline + 10*time.Second)
+	defer giveUp.Stop()
+	last := start
+	for {
+		select {
+		case err = <-done:
+			now := time.Now()
+			return now.Sub(start), max(stall, now.Sub(last)), true, err
+		case now := <-tick.C:
+			stall, last = max(stall, time.Since(last)), now
+		case <-giveUp.C:
+			return time.Since(start), stall, false, nil
+		}
 	}
 }
