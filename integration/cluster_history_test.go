@@ -65,7 +65,7 @@ func TestReliabilityClusterLocks(t *testing.T) {
 		// Mutual exclusion across a kill -9 and restart is a durability
 		// claim: it holds for a Redis that fsyncs every write (a Redis
 		// restarted empty has forgotten its locks, by definition).
-		srv := harness.StartRedis(t, harness.WithRedisArgs("--appendonly", "yes", "--appendfsync", "always"))
+		srv := harness.StartRedis(t, harness.WithRedisAOF())
 		runLockHistory(t, "redis", []string{"-redis", srv.URL()}, srv.Restart)
 	})
 	t.Run("etcd", func(t *testing.T) {

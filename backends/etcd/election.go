@@ -2,11 +2,13 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/baton-go/baton/backends"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -95,6 +97,23 @@ func (e *electionStore) Campaign(ctx context.Context, election, value string) (b
 			lockRevoke(ctx, e.conn, cli, en.id)
 			return nil, e.waitErr(ctx, op, err)
 		}
+	}
+	if en.waited {
+		// The wait kept the session alive, but not from a moment known
+		// here: renew it once, so that its local deadline (see
+		// lockHold.renew) counts from this request.
+		start := time.Now()
+		octx, cancel := e.conn.opContext(wctx)
+		resp, err := cli.KeepAliveOnce(octx, en.id)
+		cancel()
+		if err != nil {
+			lockRevoke(ctx, e.conn, cli, en.id)
+			if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+				err = errLockLeaseLost
+			}
+			return nil, e.waitErr(ctx, op, err)
+		}
+		en.granted, en.ttl = start, time.Duration(resp.TTL)*time.Second
 	}
 	// A leader's session is always kept alive: leadership ends only by
 	// Resign, Close or losing the session.

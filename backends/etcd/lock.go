@@ -412,12 +412,13 @@ func (h *lockHold) monitor(ctx context.Context) {
 		if !h.autoRenew {
 			return true
 		}
-		var kctx context.Context
-		kctx, kcancel = context.WithCancel(ctx)
+		kctx, cancel := context.WithCancel(ctx)
 		kaID = h.lease()
-		ch, err := h.cli.KeepAlive(kctx, kaID)
-		if err != nil {
-			return false
+		ch := h.renew(kctx, kaID)
+		kcancel = func() {
+			cancel()
+			for range ch { // until the renewing goroutine has returned
+			}
 		}
 		kach = ch
 		return true
@@ -463,6 +464,65 @@ func (h *lockHold) monitor(ctx context.Context) {
 			from = resp.Header.Revision + 1
 		}
 	}
+}
+
+// renew keeps lease id alive, one KeepAliveOnce every TTL/3, and sends
+// each answer on the channel it returns. It closes the channel when ctx
+// ends, when etcd no longer knows the lease, and when no renewal has
+// succeeded by the hold's local deadline: the start of the last request
+// that restarted the TTL (a renewal or a Refresh) plus the TTL. etcd
+// restarts a TTL when the request arrives, never before it was sent, so
+// the hold ends here before etcd can let the lock go to someone else.
+// clientv3's KeepAlive stream cannot promise that: it counts from when an
+// answer arrived, looks only every 500ms, and waits DialTimeout+1s for the
+// first answer, longer than a 2s lease.
+func (h *lockHold) renew(ctx context.Context, id clientv3.LeaseID) <-chan *clientv3.LeaseKeepAliveResponse {
+	ch := make(chan *clientv3.LeaseKeepAliveResponse, 1)
+	go func() {
+		defer close(ch)
+		for {
+			h.mu.Lock()
+			deadline, every := h.granted.Add(h.ttl), max(h.ttl/3, 10*time.Millisecond)
+			h.mu.Unlock()
+			left := time.Until(deadline)
+			if left <= 0 {
+				return // nothing renewed it in time: lost
+			}
+			timer := time.NewTimer(min(every, left))
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			h.mu.Lock()
+			deadline = h.granted.Add(h.ttl) // a Refresh may have moved it
+			h.mu.Unlock()
+			start := time.Now()
+			if !start.Before(deadline) {
+				continue
+			}
+			rctx, cancel := context.WithDeadline(ctx, deadline)
+			resp, err := h.cli.KeepAliveOnce(rctx, id)
+			cancel()
+			if err != nil {
+				if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+					return
+				}
+				continue // unreachable for now: try again until the deadline
+			}
+			h.mu.Lock()
+			if h.id == id && start.After(h.granted) {
+				h.granted, h.ttl = start, time.Duration(resp.TTL)*time.Second
+			}
+			h.mu.Unlock()
+			select {
+			case ch <- resp:
+			default: // the monitor only needs to know it is alive
+			}
+		}
+	}()
+	return ch
 }
 
 func (h *lockHold) watchLoop(ctx context.Context, started <-chan clientv3.WatchChan, kach *<-chan *clientv3.LeaseKeepAliveResponse,

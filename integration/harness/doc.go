@@ -43,7 +43,9 @@
 //
 // Stop, Start and Restart keep the address: a restarted server listens on the same port(s).
 // A restarted etcd keeps its data (same data dir); [Etcd.Wipe] stops it and deletes the data
-// dir so that the next Start begins with an empty store. A restarted Redis is always empty.
+// dir so that the next Start begins with an empty store. A restarted Redis is empty, unless it
+// runs [WithRedisAOF] (an fsync per write: a SIGKILLed server comes back with every write it
+// acknowledged); [Redis.Wipe] deletes its files, for a restart with empty data.
 // Stop on a stopped server and Start on a running one do nothing. Pause freezes a server in
 // its own process (StartRedis, StartEtcdProcess) with SIGSTOP and Resume thaws it (SIGCONT):
 // a stalled server that keeps its connections, the fault that timeouts rather than refused
@@ -54,6 +56,16 @@
 // Waiting is bounded polling (10s for Redis, 30s for etcd readiness), never a bare sleep. No
 // server writes to the test's stdout or stderr: logs go to files in the server's temp dir,
 // and a server that fails to start fails the test with the tail of its log.
+//
+// # Network faults and node processes
+//
+// [StartProxy] puts a TCP proxy on a loopback port between a client and a server: it adds
+// latency, blackholes the traffic (a partition that keeps the connections open, so only the
+// peers' own timeouts notice) and resets every connection, without root or a network
+// namespace. [StartNodeProcess] runs a Baton node (the command integration/cmd/clusternode,
+// built once per test binary) as a process of its own, driven through its stdin and stdout,
+// which Pause freezes with SIGSTOP and Kill ends with SIGKILL: a holder that stops while it
+// holds a lock.
 //
 // # Programs
 //

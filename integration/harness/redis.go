@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -50,8 +51,15 @@ func WithRedisPassword(password string) RedisOption {
 	}
 }
 
-// Redis is a redis-server process on a loopback port, owned by one test. It has no
-// persistence: every start begins with an empty data set.
+// WithRedisAOF turns the append-only file on with an fsync after every write
+// (--appendonly yes --appendfsync always), so a server killed with SIGKILL comes back from
+// Start with every write it acknowledged. Wipe deletes the file: the next Start is empty.
+func WithRedisAOF() RedisOption {
+	return WithRedisArgs("--appendonly", "yes", "--appendfsync", "always")
+}
+
+// Redis is a redis-server process on a loopback port, owned by one test. Without
+// WithRedisAOF it has no persistence: every start begins with an empty data set.
 type Redis struct {
 	t    reporter
 	cfg  redisConfig
@@ -150,8 +158,9 @@ func (r *Redis) Stop() {
 	}
 }
 
-// Start starts the server again on the same port, with empty data, and waits until it answers.
-// Start on a running server does nothing.
+// Start starts the server again on the same port and waits until it answers. Its data is
+// empty, unless WithRedisAOF kept it (and Wipe did not delete it). Start on a running server
+// does nothing.
 func (r *Redis) Start() {
 	r.t.Helper()
 	r.mu.Lock()
@@ -164,12 +173,36 @@ func (r *Redis) Start() {
 	}
 }
 
-// Restart is Stop then Start: same port and directory (empty data unless the
-// server was started with persistence, e.g. WithRedisArgs("--appendonly", "yes")).
+// Restart is Stop then Start: same port and directory; empty data unless the
+// server persists (WithRedisAOF).
 func (r *Redis) Restart() {
 	r.t.Helper()
 	r.Stop()
 	r.Start()
+}
+
+// Wipe kills the server (as Stop does) and deletes its persistence files (the RDB snapshot
+// and the append-only file), so that the next Start begins with an empty data set even with
+// WithRedisAOF: a server that lost its disk. It does not start the server.
+func (r *Redis) Wipe() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctr != nil {
+		if err := r.ctr.wipe(); err != nil {
+			r.t.Fatalf("harness: redis wipe: %v", err)
+		}
+		return
+	}
+	if err := r.stopLocked(); err != nil {
+		r.t.Fatalf("harness: redis wipe: %v", err)
+	}
+	// Redis 7 keeps the AOF in a directory, older servers in one file.
+	for _, name := range []string{"dump.rdb", "appendonlydir", "appendonly.aof"} {
+		if err := os.RemoveAll(filepath.Join(r.dir, name)); err != nil {
+			r.t.Fatalf("harness: redis wipe: %v", err)
+		}
+	}
 }
 
 // kill is the cleanup: it stops the server and reports, without stopping the test, if the port

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -126,6 +127,11 @@ type heldLease struct {
 	requestID  string
 	lease      backends.Lease
 	subscriber *actor.PID
+
+	// leaving is set while the actor releases or hands off the lease: its
+	// Done closing then is no loss to report. told is set once LeaseLost
+	// has been sent, by whichever of watchLease and onLeaseEnded is first.
+	leaving, told atomic.Bool
 }
 
 // Continuation messages sent by the actor's goroutines and timers.
@@ -472,11 +478,12 @@ func (a *LockActor) hold(name, requestID string, lease backends.Lease, subscribe
 // knows).
 func (a *LockActor) record(name, requestID string, lease backends.Lease, subscriber *actor.PID, grantedAt time.Time) *lockv1.Lease {
 	id := newHandle()
-	a.leases[id] = &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
+	h := &heldLease{id: id, name: name, requestID: requestID, lease: lease, subscriber: subscriber}
+	a.leases[id] = h
 	if requestID != "" {
 		a.granted[requestID] = id
 	}
-	a.notifyWhenDone(lease.Done(), &lockLeaseEnded{stamp: a.stamp(), id: id})
+	a.watchLease(h)
 	granted := &lockv1.Lease{
 		Name: name, Owner: lease.Owner(), Ttl: durationpb.New(lease.TTL()),
 		Token: lease.Token(), LeaseId: id,
@@ -488,6 +495,37 @@ func (a *LockActor) record(name, requestID string, lease backends.Lease, subscri
 		granted.TtlLeft = durationpb.New(max(lease.TTL()-time.Since(grantedAt), 0))
 	}
 	return granted
+}
+
+// watchLease waits for h's lease to end. A lease that ends while the actor
+// is not giving it up was lost, and its holder is told at once from here,
+// not from the mailbox: the actor may be inside a backend call that waits
+// for up to OpTimeout on a backend it cannot reach (the very fault that
+// lost the lease), and a holder told only afterwards would go on using a
+// lock the backend has meanwhile granted to someone else. The actor then
+// hears of it too (lockLeaseEnded), to drop the lease and serve the queue.
+func (a *LockActor) watchLease(h *heldLease) {
+	life, root, self := a.life, a.root, a.self
+	ended := &lockLeaseEnded{stamp: a.stamp(), id: h.id}
+	a.spawn(func() {
+		select {
+		case <-h.lease.Done():
+		case <-life.Done():
+			return
+		}
+		if !h.leaving.Load() {
+			tellLost(root, h)
+		}
+		root.Send(self, ended)
+	})
+}
+
+// tellLost sends h's holder LeaseLost, once.
+func tellLost(sender actor.SenderContext, h *heldLease) {
+	if h.told.CompareAndSwap(false, true) {
+		sender.Send(h.subscriber, &lockv1.LeaseLost{Name: h.name, LeaseId: h.id, Cause: statusv1.FromError(
+			fmt.Errorf("lock %q: lease expired or taken over: %w", h.name, backends.ErrNotHeld))})
+	}
 }
 
 // onAdopt takes over a lease granted by another lock actor (a grain that
@@ -581,6 +619,7 @@ func (a *LockActor) onRelease(ctx actor.Context, m *lockv1.ReleaseRequest) {
 // succeeds or the lease is over (an auto-renewed lease would otherwise stay
 // held for good).
 func (a *LockActor) leave(ctx actor.Context, h *heldLease, gone bool) error {
+	h.leaving.Store(true)
 	if w := a.handoffTarget(ctx, h); w != nil {
 		err := a.handoff(ctx, h, w)
 		if err == nil {
@@ -604,6 +643,7 @@ func (a *LockActor) leave(ctx actor.Context, h *heldLease, gone bool) error {
 // left finishes leave after the backend call answered err.
 func (a *LockActor) left(ctx actor.Context, h *heldLease, gone bool, err error) error {
 	if err != nil && !errors.Is(err, backends.ErrNotHeld) && !gone {
+		h.leaving.Store(false) // still held: a loss from now on is reported again
 		return err
 	}
 	if err != nil && !errors.Is(err, backends.ErrNotHeld) {
@@ -729,8 +769,7 @@ func (a *LockActor) onLeaseEnded(ctx actor.Context, id string) {
 		return
 	}
 	a.drop(h)
-	ctx.Send(h.subscriber, &lockv1.LeaseLost{Name: h.name, LeaseId: id, Cause: statusv1.FromError(
-		fmt.Errorf("lock %q: lease expired or taken over: %w", h.name, backends.ErrNotHeld))})
+	tellLost(ctx, h)
 	a.startNext(ctx, h.name)
 	a.tidy(h.name)
 }

@@ -18,6 +18,7 @@
 //
 //	acquire <id> <lock> <ttl> [autorenew]  → acquired <id> <token> | error <id> <text>
 //	release <id>                           → released <id> | error <id> <text>
+//	write <id> <resource-url>              → written <id> <accepted|rejected> | error <id> <text>
 //	contend <id> <lock> <contenders> <rounds> <ttl> <redis-url> <key>
 //	    → grant <id> <node> <contender> <round> <token> <sent-ns> <granted-ns> (one per grant)
 //	    → done <id> <errors> <overlaps> <token-regressions>
@@ -245,6 +246,8 @@ func (d *driver) exec(ctx context.Context, f []string) {
 		err = d.acquire(ctx, f)
 	case "release":
 		err = d.release(ctx, id)
+	case "write":
+		err = d.write(ctx, f)
 	case "contend":
 		err = d.contend(ctx, f)
 	case "lockloop":
@@ -303,6 +306,37 @@ func (d *driver) release(ctx context.Context, id string) error {
 		return err
 	}
 	d.o.printf("released %s", id)
+	return nil
+}
+
+// write posts the token of lease id (taken with acquire) to a fenced
+// resource (integration/internal/history) without looking at the lease's
+// deadline or Done: what a holder does that was paused between checking
+// its lease and writing. The resource, not the holder, must fence it off.
+func (d *driver) write(ctx context.Context, f []string) error {
+	if err := args(f, 3); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	lease := d.held[f[1]]
+	d.mu.Unlock()
+	if lease == nil {
+		return fmt.Errorf("no lease %q", f[1])
+	}
+	tr := &http.Transport{Proxy: nil}
+	defer tr.CloseIdleConnections()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ok, err := history.WriteTo(wctx, &http.Client{Transport: tr}, f[2],
+		history.Write{Process: d.label(), Lock: lease.Name(), Lease: f[1], Token: lease.Token()})
+	if err != nil {
+		return err
+	}
+	verdict := "rejected"
+	if ok {
+		verdict = "accepted"
+	}
+	d.o.printf("written %s %s", f[1], verdict)
 	return nil
 }
 
