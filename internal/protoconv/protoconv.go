@@ -13,8 +13,8 @@ import (
 
 	"github.com/baton-go/baton/backends"
 	configv1 "github.com/baton-go/baton/messages/config/v1"
-	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	discoveryv1 "github.com/baton-go/baton/messages/discovery/v1"
+	electionv1 "github.com/baton-go/baton/messages/election/v1"
 	statusv1 "github.com/baton-go/baton/messages/status/v1"
 )
 
