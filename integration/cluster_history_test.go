@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -503,4 +504,23 @@ func truncated(rep history.Report, n int) string {
 		return fmt.Sprintf("%s\n  … and %d more", rep, more)
 	}
 	return rep.String()
+}
+
+// linesSince returns the lines from index from on and the index after
+// them.
+func (p *clusterProc) linesSince(from int) ([]string, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	from = min(from, len(p.lines))
+	return append([]string(nil), p.lines[from:]...), len(p.lines)
+}
+
+// pause stops the process with SIGSTOP. Its sockets stay open, so the
+// kernel still accepts TCP connections to it: to its peers it looks alive
+// but answers nothing. Cleanup resumes a paused process before stopping
+// or killing it.
+func (p *clusterProc) pause() {
+	p.t.Helper()
+	p.paused.Store(true) // first, so that a cleanup running now resumes it
+	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGSTOP), "%s: SIGSTOP", p.name)
 }

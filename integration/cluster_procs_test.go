@@ -274,25 +274,6 @@ func (p *clusterProc) stderrTail() string {
 	return string(data)
 }
 
-// linesSince returns the lines from index from on and the index after
-// them.
-func (p *clusterProc) linesSince(from int) ([]string, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	from = min(from, len(p.lines))
-	return append([]string(nil), p.lines[from:]...), len(p.lines)
-}
-
-// pause stops the process with SIGSTOP. Its sockets stay open, so the
-// kernel still accepts TCP connections to it: to its peers it looks alive
-// but answers nothing. Cleanup resumes a paused process before stopping
-// or killing it.
-func (p *clusterProc) pause() {
-	p.t.Helper()
-	p.paused.Store(true) // first, so that a cleanup running now resumes it
-	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGSTOP), "%s: SIGSTOP", p.name)
-}
-
 // resume sends SIGCONT to a paused process.
 func (p *clusterProc) resume() {
 	if p.paused.Swap(false) {
