@@ -106,8 +106,9 @@ func runFaultPausedHolder(t *testing.T, kind string) {
 	require.NoError(t, err)
 	require.True(t, ok, "the new holder's write was rejected")
 
-	// The frozen process gets its write while stopped and sends it the
-	// moment it resumes.
+	// It stays frozen for a second past its TTL in any case, then gets its
+	// write while still stopped and sends it the moment it resumes.
+	faultHold(t, time.Until(paused.Add(faultLockTTL+time.Second)))
 	e := ev(holder.Name(), "h1", history.WriteInvoked)
 	e.Token = token
 	hist.add(e)
