@@ -187,6 +187,7 @@ type heldLeadership struct {
 	requestID  string
 	leadership backends.Leadership
 	subscriber *actor.PID
+	retrying   bool // a failed Resign is retried in the background
 }
 
 // leaderWatch is the one backend Observe of an election, shared by every
@@ -368,8 +369,8 @@ func (a *ElectionActor) onResign(ctx actor.Context, m *electionv1.ResignRequest)
 	var err error
 	if h == nil || (m.GetElection() != "" && m.GetElection() != h.election) {
 		err = fmt.Errorf("election %q: leadership %q: %w", m.GetElection(), m.GetLeadershipId(), backends.ErrNotHeld)
-	} else {
-		err = a.gate.Err()
+	} else if err = a.gate.Err(); err != nil {
+		a.resignInBackground(h)
 	}
 	if err != nil {
 		respond(ctx, &electionv1.ResignResponse{Status: statusv1.FromError(err)})
@@ -380,8 +381,22 @@ func (a *ElectionActor) onResign(ctx actor.Context, m *electionv1.ResignRequest)
 	cancel()
 	if err == nil || errors.Is(err, backends.ErrNotHeld) {
 		a.dropLeadership(h)
+	} else {
+		a.resignInBackground(h)
 	}
 	respond(ctx, &electionv1.ResignResponse{Status: statusv1.FromError(err)})
+}
+
+// resignInBackground keeps resigning h after a Resign its holder was
+// answered an error for: h stays recorded, so the holder may resign again,
+// but a leader that walks away does not stay leader through an
+// auto-renewed lease. When the background resign succeeds the
+// leadership's Done closes and the holder is told it is over.
+func (a *ElectionActor) resignInBackground(h *heldLeadership) {
+	if !h.retrying {
+		h.retrying = true
+		a.giveUpLater(h.leadership.Done(), h.leadership.Resign)
+	}
 }
 
 // onLeadershipEnded handles a leadership whose Done closed. One still

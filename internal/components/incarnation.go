@@ -2,11 +2,14 @@ package components
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/baton-go/baton/backends"
 )
 
 // incarnation is one life of a component actor that runs backend calls in
@@ -85,6 +88,37 @@ func (i *incarnation) spawn(f func()) {
 		defer i.wg.Done()
 		f()
 	}()
+}
+
+// giveUpLater retries give (a Release or a Resign) with backoff until it
+// succeeds, answers ErrNotHeld, or done closes (the lease or leadership is
+// over anyway). A lease or leadership whose give-up failed is otherwise
+// kept alive by its auto-renewal for good when its holder does not try
+// again — and a holder that was answered an error often does not. When
+// the incarnation ends first it tries once more, bounded by opTimeout.
+func (i *incarnation) giveUpLater(done <-chan struct{}, give func(context.Context) error) {
+	life, timeout := i.life, i.opTimeout
+	i.spawn(func() {
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			t := time.NewTimer(backoff)
+			ctx := life
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-life.Done():
+				t.Stop()
+				ctx = context.Background()
+			case <-t.C:
+			}
+			octx, cancel := context.WithTimeout(ctx, timeout)
+			err := give(octx)
+			cancel()
+			if err == nil || errors.Is(err, backends.ErrNotHeld) || life.Err() != nil {
+				return
+			}
+		}
+	})
 }
 
 // notifyWhenDone sends msg to the actor when done closes, unless the

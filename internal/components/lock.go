@@ -132,6 +132,8 @@ type heldLease struct {
 	// Done closing then is no loss to report. told is set once LeaseLost
 	// has been sent, by whichever of watchLease and onLeaseEnded is first.
 	leaving, told atomic.Bool
+	// retrying is set once a failed Release is retried in the background.
+	retrying atomic.Bool
 }
 
 // Continuation messages sent by the actor's goroutines and timers.
@@ -595,10 +597,12 @@ func (a *LockActor) lookupLease(name, id string) (*heldLease, error) {
 
 func (a *LockActor) onRelease(ctx actor.Context, m *lockv1.ReleaseRequest) {
 	h, err := a.lookupLease(m.GetName(), m.GetLeaseId())
-	if err == nil {
-		err = a.gate.Err()
-	}
 	if err != nil {
+		respond(ctx, &lockv1.ReleaseResponse{Status: statusv1.FromError(err)})
+		return
+	}
+	if err := a.gate.Err(); err != nil {
+		a.releaseInBackground(h)
 		respond(ctx, &lockv1.ReleaseResponse{Status: statusv1.FromError(err)})
 		return
 	}
@@ -644,11 +648,12 @@ func (a *LockActor) leave(ctx actor.Context, h *heldLease, gone bool) error {
 func (a *LockActor) left(ctx actor.Context, h *heldLease, gone bool, err error) error {
 	if err != nil && !errors.Is(err, backends.ErrNotHeld) && !gone {
 		h.leaving.Store(false) // still held: a loss from now on is reported again
+		a.releaseInBackground(h)
 		return err
 	}
 	if err != nil && !errors.Is(err, backends.ErrNotHeld) {
 		a.log.Warn("baton: release for a holder that is gone failed; retrying", "lock", h.name, "err", err)
-		a.releaseLater(h.lease)
+		a.giveUpLater(h.lease.Done(), h.lease.Release)
 	}
 	a.drop(h)
 	a.startNext(ctx, h.name)
@@ -656,32 +661,16 @@ func (a *LockActor) left(ctx actor.Context, h *heldLease, gone bool, err error) 
 	return err
 }
 
-// releaseLater retries the release of a lease nobody holds any more, with
-// backoff, until it is released or over. When the incarnation ends first it
-// tries once more, bounded by OpTimeout.
-func (a *LockActor) releaseLater(lease backends.Lease) {
-	life, timeout := a.life, a.cfg.OpTimeout
-	a.spawn(func() {
-		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-			t := time.NewTimer(backoff)
-			ctx := life
-			select {
-			case <-lease.Done():
-				t.Stop()
-				return
-			case <-life.Done():
-				t.Stop()
-				ctx = context.Background()
-			case <-t.C:
-			}
-			octx, cancel := context.WithTimeout(ctx, timeout)
-			err := lease.Release(octx)
-			cancel()
-			if err == nil || errors.Is(err, backends.ErrNotHeld) || life.Err() != nil {
-				return
-			}
-		}
-	})
+// releaseInBackground keeps releasing h's lease after a Release its holder
+// was answered an error for (the backend unreachable, or the call timed
+// out): h stays recorded, so the holder may release again, but a holder
+// that walks away does not leave the lock held by an auto-renewed lease.
+// When the background release succeeds the lease's Done closes and the
+// holder is told the lease is over, as for any lease that ends.
+func (a *LockActor) releaseInBackground(h *heldLease) {
+	if h.retrying.CompareAndSwap(false, true) {
+		a.giveUpLater(h.lease.Done(), h.lease.Release)
+	}
 }
 
 // handoffTarget returns the waiter h's lease can be handed to, when the
