@@ -58,13 +58,13 @@ func forEachLockBackend(t *testing.T, f func(t *testing.T, env *lockEnv)) {
 	}
 }
 
-func newLockEnv(t *testing.T, backend string) *lockEnv {
+func newLockEnv(t *testing.T, backend string, redisOpts ...harness.RedisOption) *lockEnv {
 	t.Helper()
 	ns := backends.Namespace{Env: "test"}
 	env := &lockEnv{backend: backend}
 	switch backend {
 	case backends.BackendRedis:
-		r := harness.StartRedis(t)
+		r := harness.StartRedis(t, redisOpts...)
 		env.stop, env.start = r.Stop, r.Start
 		env.newConn = func(t *testing.T) backends.Connector {
 			cfg := redis.DefaultConfig()
