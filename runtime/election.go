@@ -30,6 +30,10 @@ import (
 // it changed, and the channel closes when ctx ends (or the actor ends the
 // subscription for good). Close resigns every leadership still held, ends
 // every observation and removes the inbox.
+//
+// A Resign that returns an error other than ErrNotHeld may be called
+// again; if it is not, the actor goes on resigning in the background until
+// the backend answers, and the leadership's Done closes then.
 type ElectionClient struct {
 	base clientBase[*clientLeadership]
 	opts nodeaccess.ClientOptions

@@ -29,6 +29,12 @@ import (
 // reaches the client as a LeaseLost message, delivered to one small inbox
 // process per client, which closes the lease's Done channel. Close releases
 // every lease the client still holds and removes the inbox.
+//
+// A Release that returns an error other than ErrNotHeld (the backend was
+// unreachable, or ctx ended) may be called again; if it is not, the actor
+// goes on releasing the lease in the background until the backend answers,
+// and Done closes then. A lease is never left renewed for good by a failed
+// Release.
 type LockClient struct {
 	base clientBase[*clientLease]
 	opts nodeaccess.ClientOptions
